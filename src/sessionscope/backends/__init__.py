@@ -1,0 +1,45 @@
+"""Backends: one typed async interface over every platform's session API."""
+
+from sessionscope.backends.base import (
+    AuthError,
+    Backend,
+    BackendConfig,
+    BackendError,
+    Capability,
+    Conflict,
+    ConnectError,
+    Gone,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    SessionQuery,
+    Unsupported,
+    ValidationFailed,
+    WatchState,
+    WatchStateCallback,
+)
+from sessionscope.backends.registry import available, create_backend, register
+
+__all__ = [
+    "AuthError",
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "Capability",
+    "Conflict",
+    "ConnectError",
+    "Gone",
+    "NotFound",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "SessionQuery",
+    "Unsupported",
+    "ValidationFailed",
+    "WatchState",
+    "WatchStateCallback",
+    "available",
+    "create_backend",
+    "register",
+]

@@ -1,0 +1,351 @@
+"""The one interface the console talks to. Every platform adapter implements ``Backend``.
+
+No Textual and no server imports here (enforced by import-linter contracts in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sessionscope.models import (
+    ActionDecisionResult,
+    Artifact,
+    CloseResult,
+    Event,
+    OrgChange,
+    Page,
+    PendingAction,
+    Replay,
+    Session,
+    SessionCreate,
+    SessionStatus,
+    SessionUpdate,
+    TimelineEntry,
+    ToolCall,
+    ToolResult,
+)
+
+
+class Capability(StrEnum):
+    LIST_SESSIONS = "list_sessions"
+    CREATE_SESSION = "create_session"
+    UPDATE_SESSION = "update_session"
+    DELETE = "delete"
+    CLOSE = "close"
+    COMPLETE = "complete"
+    MESSAGES = "messages"
+    EVENTS = "events"
+    HIDE_EVENTS = "hide_events"
+    LIVE_STREAM = "live_stream"
+    ORG_STREAM = "org_stream"
+    TIMELINE = "timeline"
+    REPLAY = "replay"
+    ARTIFACTS = "artifacts"
+    TOOL_CALLS = "tool_calls"
+    PENDING_ACTIONS = "pending_actions"
+    VARIABLES = "variables"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors. Every message is fit to show an operator and never contains a credential.
+# ---------------------------------------------------------------------------------------------
+
+
+class BackendError(Exception):
+    """Base of every error a backend raises. ``str(error)`` is an operator-facing sentence."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Unsupported(BackendError):
+    def __init__(self, capability: Capability, backend_name: str) -> None:
+        super().__init__(f"{backend_name} does not support {capability.value.replace('_', ' ')}")
+        self.capability = capability
+
+
+class ConnectError(BackendError):
+    """The server could not be reached (refused, DNS, timeout)."""
+
+
+class AuthError(BackendError):
+    """401/403: missing or wrong credentials."""
+
+
+class NotFound(BackendError):
+    pass
+
+
+class Conflict(BackendError):
+    """409: e.g. a different decision on an already decided action."""
+
+
+class Gone(BackendError):
+    """410: e.g. the pending action expired."""
+
+
+class ValidationFailed(BackendError):
+    """400/422: the server rejected the input; ``errors`` names the fields."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.errors = errors or []
+
+
+class RateLimited(BackendError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class ServerError(BackendError):
+    """5xx."""
+
+
+class ProtocolError(BackendError):
+    """A reply that is not what the API promises: bad JSON, wrong shape, HTML error page."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Live watch state, reported so the console can show live / reconnecting / polling / offline.
+# ---------------------------------------------------------------------------------------------
+
+
+class WatchState(StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    POLLING = "polling"
+    OFFLINE = "offline"
+
+
+WatchStateCallback = Callable[[WatchState, str | None], None]
+"""Called with the new state and an optional operator-facing detail (e.g. the last error)."""
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    status: SessionStatus | None = None
+    agent_id: str | None = None
+    task_id: str | None = None
+    tag: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """What a registry needs to build a backend. Credentials live here and nowhere else."""
+
+    name: str = "native"
+    url: str = "http://127.0.0.1:8765"
+    api_key: str | None = field(default=None, repr=False)
+    #: Polling interval for backends (or fallbacks) without a live stream.
+    poll_interval: float = 2.0
+    timeout: float = 10.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """Async interface to one platform. Methods a backend cannot serve raise ``Unsupported``;
+    ``capabilities`` says beforehand which ones those are."""
+
+    #: Short dialect name, e.g. "native".
+    name: str = "backend"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def _unsupported(self, capability: Capability) -> Unsupported:
+        return Unsupported(capability, self.name)
+
+    @property
+    @abc.abstractmethod
+    def display_name(self) -> str:
+        """Server name to show in the console (e.g. host:port); never contains credentials."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- server ---------------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        raise self._unsupported(Capability.LIST_SESSIONS)
+
+    # -- sessions -------------------------------------------------------------------------------
+    async def list_sessions(
+        self, query: SessionQuery | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Session]:
+        raise self._unsupported(Capability.LIST_SESSIONS)
+
+    async def iter_sessions(
+        self, query: SessionQuery | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[Session]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(query, cursor=cursor, limit=page_size)
+            for session in page.data:
+                yield session
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def get_session(self, session_id: str) -> Session:
+        raise self._unsupported(Capability.LIST_SESSIONS)
+
+    async def create_session(self, spec: SessionCreate) -> Session:
+        raise self._unsupported(Capability.CREATE_SESSION)
+
+    async def update_session(self, session_id: str, update: SessionUpdate) -> Session:
+        raise self._unsupported(Capability.UPDATE_SESSION)
+
+    async def delete_session(self, session_id: str) -> None:
+        raise self._unsupported(Capability.DELETE)
+
+    async def close_session(self, session_id: str) -> CloseResult:
+        raise self._unsupported(Capability.CLOSE)
+
+    async def complete_session(self, session_id: str) -> Session:
+        raise self._unsupported(Capability.COMPLETE)
+
+    async def send_message(self, session_id: str, content: str) -> Event:
+        raise self._unsupported(Capability.MESSAGES)
+
+    # -- events ---------------------------------------------------------------------------------
+    async def list_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        limit: int = 500,
+        types: list[str] | None = None,
+        include_hidden: bool = False,
+    ) -> Page[Event]:
+        raise self._unsupported(Capability.EVENTS)
+
+    async def iter_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        page_size: int = 1000,
+        types: list[str] | None = None,
+        include_hidden: bool = False,
+    ) -> AsyncIterator[Event]:
+        while True:
+            page = await self.list_events(
+                session_id, after=after, limit=page_size, types=types, include_hidden=include_hidden
+            )
+            for event in page.data:
+                after = max(after, event.sequence)
+                yield event
+            if not page.next_cursor or not page.data:
+                return
+
+    async def get_event(self, session_id: str, event_id: str) -> Event:
+        raise self._unsupported(Capability.EVENTS)
+
+    async def delete_event(self, session_id: str, event_id: str) -> None:
+        raise self._unsupported(Capability.HIDE_EVENTS)
+
+    async def hide_event(self, session_id: str, event_id: str) -> Event:
+        raise self._unsupported(Capability.HIDE_EVENTS)
+
+    async def unhide_event(self, session_id: str, event_id: str) -> Event:
+        raise self._unsupported(Capability.HIDE_EVENTS)
+
+    async def timeline(self, session_id: str) -> list[TimelineEntry]:
+        raise self._unsupported(Capability.TIMELINE)
+
+    async def replay(self, session_id: str) -> Replay:
+        raise self._unsupported(Capability.REPLAY)
+
+    # -- artifacts ------------------------------------------------------------------------------
+    async def list_artifacts(
+        self, session_id: str, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Artifact]:
+        raise self._unsupported(Capability.ARTIFACTS)
+
+    async def get_artifact(self, session_id: str, artifact_id: str) -> Artifact:
+        raise self._unsupported(Capability.ARTIFACTS)
+
+    def read_artifact(
+        self,
+        session_id: str,
+        artifact_id: str,
+        *,
+        offset: int = 0,
+        max_bytes: int | None = None,
+        chunk_size: int = 65536,
+    ) -> AsyncIterator[bytes]:
+        """Stream the artifact's bytes from ``offset``, stopping after ``max_bytes``."""
+        raise self._unsupported(Capability.ARTIFACTS)
+
+    # -- client tool calls ----------------------------------------------------------------------
+    async def list_tool_calls(self, session_id: str) -> list[ToolCall]:
+        raise self._unsupported(Capability.TOOL_CALLS)
+
+    async def submit_tool_result(
+        self,
+        session_id: str,
+        call_id: str,
+        result: ToolResult,
+        *,
+        idempotency_key: str | None = None,
+    ) -> ToolCall:
+        raise self._unsupported(Capability.TOOL_CALLS)
+
+    # -- pending actions ------------------------------------------------------------------------
+    async def list_pending_actions(self) -> list[PendingAction]:
+        """The organisation's inbox: pending actions, oldest first."""
+        raise self._unsupported(Capability.PENDING_ACTIONS)
+
+    async def list_session_actions(self, session_id: str) -> list[PendingAction]:
+        raise self._unsupported(Capability.PENDING_ACTIONS)
+
+    async def get_action(self, session_id: str, action_id: str) -> PendingAction:
+        raise self._unsupported(Capability.PENDING_ACTIONS)
+
+    async def decide_action(
+        self,
+        session_id: str,
+        action_id: str,
+        confirmed: bool,
+        *,
+        idempotency_key: str | None = None,
+    ) -> ActionDecisionResult:
+        """Send a decision exactly once. The backend generates an idempotency key when none is
+        given and reuses it on every retry of this call; pass one to extend that across calls."""
+        raise self._unsupported(Capability.PENDING_ACTIONS)
+
+    # -- live -----------------------------------------------------------------------------------
+    def watch_session(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        on_state: WatchStateCallback | None = None,
+    ) -> AsyncIterator[Event]:
+        """Yield the session's events with sequence > ``after``, forever, reconnecting and
+        resuming as needed: each event once, in order."""
+        raise self._unsupported(Capability.LIVE_STREAM)
+
+    def watch_org(
+        self, *, after: int | None = None, on_state: WatchStateCallback | None = None
+    ) -> AsyncIterator[OrgChange]:
+        """Yield organisation-wide changes (sessions created/updated/deleted, actions
+        pending/resolved), forever, reconnecting and resuming as needed."""
+        raise self._unsupported(Capability.ORG_STREAM)

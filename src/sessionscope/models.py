@@ -1,0 +1,348 @@
+"""Shared data models: what the server sends, what the client parses, what the console shows.
+
+Pydantic v2 only; no Textual, FastAPI or SQLAlchemy imports, so any layer can use them.
+
+Every model tolerates unknown fields (``extra="allow"``) so an older console keeps working against a
+newer server, and serialises timestamps as ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+T = TypeVar("T")
+
+#: Context variable keys, per ag2trust-sessions.txt: UPPERCASE_SNAKE_CASE.
+VARIABLE_KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
+MAX_CONTEXT_VARIABLES = 20
+MAX_CONTEXT_VARIABLES_BYTES = 4096
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Base for all wire models: unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, use_enum_values=False)
+
+
+class SessionStatus(StrEnum):
+    CREATED = "created"
+    ACTIVE = "active"
+    IDLE = "idle"
+    PAUSED = "paused"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CLOSED)
+
+
+class EventType(StrEnum):
+    """Event types the reference server emits. Other backends may send types outside this set:
+    ``Event.type`` is a plain string so that they survive; use ``EventType`` for comparisons."""
+
+    SESSION_CREATED = "session.created"
+    SESSION_UPDATED = "session.updated"
+    SESSION_STATUS = "session.status"
+    SESSION_CLOSED = "session.closed"
+    SESSION_COMPLETED = "session.completed"
+    SESSION_FAILED = "session.failed"
+    MESSAGE_USER = "message.user"
+    MESSAGE_AGENT = "message.agent"
+    THINKING = "thinking"
+    TOOL_STARTED = "tool.started"
+    TOOL_COMPLETED = "tool.completed"
+    TOOL_FAILED = "tool.failed"
+    TOOL_CALL_REQUESTED = "tool_call.requested"
+    TOOL_CALL_RESULT = "tool_call.result"
+    ARTIFACT_CREATED = "artifact.created"
+    ACTION_PENDING = "action.pending"
+    ACTION_CONFIRMED = "action.confirmed"
+    ACTION_CANCELLED = "action.cancelled"
+    ACTION_EXPIRED = "action.expired"
+    ACTION_COMPLETED = "action.completed"
+    ACTION_FAILED = "action.failed"
+    VARIABLES_UPDATED = "variables.updated"
+    ERROR = "error"
+    LOG = "log"
+
+
+class Usage(Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Session(Model):
+    id: str
+    title: str = ""
+    agent_id: str | None = None
+    task_id: str | None = None
+    model_id: str | None = None
+    status: SessionStatus = SessionStatus.CREATED
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    context_variables: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    last_active_at: datetime | None = None
+    finished_at: datetime | None = None
+    closed_at: datetime | None = None
+    message_count: int = 0
+    event_count: int = 0
+    pending_action_count: int = 0
+    #: Highest event sequence number in the session (0 when it has none).
+    last_sequence: int = 0
+    preview: str | None = None
+    output_preview: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    billable: bool | None = None
+    duration_seconds: int | None = None
+
+
+class SessionCreate(Model):
+    title: str = ""
+    agent_id: str | None = None
+    task_id: str | None = None
+    model_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    context_variables: dict[str, str] = Field(default_factory=dict)
+    #: Optional first user message.
+    prompt: str | None = None
+
+
+def validate_context_variables(variables: dict[str, str]) -> dict[str, str]:
+    """Apply the API's rules; raises ValueError naming the offending key. Shared by server and
+    console so both enforce the same limits."""
+    if len(variables) > MAX_CONTEXT_VARIABLES:
+        raise ValueError(f"at most {MAX_CONTEXT_VARIABLES} context variables are allowed")
+    total = 0
+    for key, value in variables.items():
+        if not VARIABLE_KEY_PATTERN.match(key):
+            raise ValueError(f"context variable key {key!r} must be UPPERCASE_SNAKE_CASE")
+        total += len(key.encode()) + len(str(value).encode())
+    if total > MAX_CONTEXT_VARIABLES_BYTES:
+        raise ValueError(
+            f"context variables take {total} bytes; "
+            f"at most {MAX_CONTEXT_VARIABLES_BYTES} are allowed"
+        )
+    return variables
+
+
+class SessionUpdate(Model):
+    title: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    status: SessionStatus | None = None
+    context_variables: dict[str, str] | None = None
+
+    @field_validator("context_variables")
+    @classmethod
+    def _check_variables(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else validate_context_variables(value)
+
+
+class CloseResult(Model):
+    id: str
+    status: SessionStatus = SessionStatus.CLOSED
+    closed_at: datetime
+    duration_seconds: int
+    billable: bool
+
+
+class Event(Model):
+    id: str
+    session_id: str
+    #: Per-session sequence number; only grows. The resume cursor for live streams.
+    sequence: int
+    type: str
+    created_at: datetime = Field(default_factory=utcnow)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    hidden: bool = False
+    hide_reason: str | None = None
+
+
+class EventCreate(Model):
+    type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Artifact(Model):
+    """Artifact metadata; the content is fetched separately."""
+
+    id: str
+    session_id: str
+    name: str
+    mime_type: str = "application/octet-stream"
+    size_bytes: int = 0
+    checksum_sha256: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ArtifactWithContent(Artifact):
+    #: Base64 of the bytes.
+    data: str
+
+
+class ActionStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self is not ActionStatus.PENDING
+
+
+class PendingAction(Model):
+    id: str
+    session_id: str
+    tool: str
+    #: What the action will do, for a human to judge: e.g. {to, subject, body} or {command}.
+    preview: dict[str, Any] = Field(default_factory=dict)
+    status: ActionStatus = ActionStatus.PENDING
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    decided_at: datetime | None = None
+    callback_id: str | None = None
+    outcome: dict[str, Any] | None = None
+    #: Filled in by list endpoints so an inbox can show where an action comes from.
+    session_title: str | None = None
+    destructive: bool = False
+
+
+class ActionCreate(Model):
+    tool: str
+    preview: dict[str, Any] = Field(default_factory=dict)
+    expires_at: datetime | None = None
+    destructive: bool = False
+
+
+class ActionDecision(Model):
+    confirmed: bool
+
+
+class ActionDecisionResult(Model):
+    session_id: str
+    action_id: str
+    status: ActionStatus
+    callback_id: str | None = None
+    message: str = ""
+
+
+class ToolCallArgument(Model):
+    name: str
+    value: Any = None
+    #: Derived from a secret: mask on screen and in logs until revealed.
+    secret: bool = False
+
+
+class ToolCall(Model):
+    """An outstanding client tool call: the agent waits for the client to run a tool."""
+
+    id: str
+    session_id: str
+    tool: str
+    arguments: list[ToolCallArgument] = Field(default_factory=list)
+    status: Literal["pending", "succeeded", "failed"] = "pending"
+    created_at: datetime = Field(default_factory=utcnow)
+    result: Any = None
+    error: str | None = None
+
+
+class ToolCallCreate(Model):
+    tool: str
+    arguments: list[ToolCallArgument] = Field(default_factory=list)
+
+
+class ToolResult(Model):
+    """The client's answer to a tool call: an output or an error."""
+
+    output: Any = None
+    error: str | None = None
+
+
+class MessageCreate(Model):
+    content: str = Field(min_length=1)
+
+
+class ReplayStep(Model):
+    index: int
+    timestamp: datetime
+    action: str
+    input: Any = None
+    output: Any = None
+    duration_ms: int = 0
+
+
+class Replay(Model):
+    session_id: str
+    steps: list[ReplayStep] = Field(default_factory=list)
+
+
+class TimelineEntry(Model):
+    """A condensed, human-oriented view of one or more events."""
+
+    sequence: int
+    timestamp: datetime
+    kind: str
+    summary: str = ""
+    event_id: str | None = None
+    duration_ms: int | None = None
+
+
+class Page(Model, Generic[T]):
+    """A cursor page. ``next_cursor`` is opaque; ``None`` means the last page."""
+
+    data: list[T] = Field(default_factory=list)
+    next_cursor: str | None = None
+    total: int | None = None
+
+
+class OrgChange(Model):
+    """One frame of the organisation-wide stream (``GET /v1/stream``)."""
+
+    #: Monotonic id of the frame within the organisation's stream; the resume cursor.
+    id: int
+    #: session.created | session.updated | session.deleted | action.pending | action.resolved;
+    #: a plain string so kinds added by newer servers do not break older consoles.
+    kind: str
+    session_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+    session: Session | None = None
+    action: PendingAction | None = None
+
+
+class Problem(Model):
+    """RFC 9457 problem details, as the reference server sends them."""
+
+    type: str = "about:blank"
+    title: str = ""
+    status: int = 0
+    detail: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Health(Model):
+    status: str = "ok"
+    name: str = "sessionscope"
+    version: str = ""
