@@ -195,6 +195,17 @@ class Artifact(Model):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ArtifactCreate(Model):
+    """An agent's upload (``POST /v1/sessions/{id}/artifacts``)."""
+
+    name: str = Field(min_length=1)
+    mime_type: str = "application/octet-stream"
+    #: Base64 of the bytes.
+    data: str
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class ArtifactWithContent(Artifact):
     #: Base64 of the bytes.
     data: str
