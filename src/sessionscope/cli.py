@@ -62,3 +62,39 @@ def demo(rate: float, seed: int | None) -> None:
         seed=seed,
         temporary=True,
     )
+
+
+@main.command("export")
+@click.argument("session_id")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, writable=True),
+    help="Folder to write into; rerun with the same folder to resume.",
+)
+@click.option("--url", envvar="SESSIONSCOPE_URL", default=None, help="Sessions API base URL.")
+@click.option("--api-key", envvar="SESSIONSCOPE_API_KEY", default=None, help="API key.")
+@click.option("--backend", "backend_name", default="native", show_default=True)
+def export_command(
+    session_id: str, out_dir: str, url: str | None, api_key: str | None, backend_name: str
+) -> None:
+    """Export a session, its events (JSON Lines) and its artifacts to a folder; resumable."""
+    from sessionscope.backends.base import BackendConfig, BackendError
+    from sessionscope.backends.registry import create_backend
+    from sessionscope.export import ExportError, run_export_command
+
+    config = BackendConfig(name=backend_name, api_key=api_key)
+    if url:
+        config = BackendConfig(name=backend_name, url=url, api_key=api_key)
+    try:
+        result = run_export_command(create_backend(config), session_id, out_dir)
+    except (BackendError, ExportError) as error:
+        raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; run the same command again to resume") from None
+    click.echo(
+        f"exported {result.events_written:,} events ({result.events_added:,} new) and "
+        f"{result.artifacts_written + result.artifacts_skipped:,} artifacts to {result.out_dir}",
+        err=True,
+    )
