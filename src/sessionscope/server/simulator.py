@@ -299,7 +299,7 @@ class _Paced:
             else:
                 # The first unit is due at once, the next one 1/rate later, and so on.
                 due = int((now - started) * self.rate) + 1 - scheduled
-                if due > self.rate * MAX_BACKLOG_SECONDS:
+                if due > max(1.0, self.rate * MAX_BACKLOG_SECONDS):
                     started, scheduled = now, 0
                     due = 1
                 if due <= 0:
