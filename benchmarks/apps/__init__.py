@@ -1,0 +1,1 @@
+"""Baseline programs, run in their own process by the benchmarks."""

@@ -1,0 +1,230 @@
+"""Run a console program in a pseudo-terminal and watch what it paints, from the outside.
+
+Black-box on purpose: the time that counts is when bytes reach the terminal, measured the same way
+for sessionscope and for every baseline, with no hooks inside the program under test. Process
+figures (RSS, CPU) are read from /proc/<pid> by this side.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# CSI/OSC/other escape sequences; what is left is the text a person would see (minus layout).
+_ESCAPES = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
+    rb"|\x1b[PX^_][^\x1b]*\x1b\\"  # DCS, SOS, PM, APC
+    rb"|\x1b[@-Z\\-_]"  # two-byte sequences
+)
+
+KEYS = {
+    "down": b"\x1b[B",
+    "up": b"\x1b[A",
+    "pagedown": b"\x1b[6~",
+    "pageup": b"\x1b[5~",
+    "home": b"\x1b[H",
+    "end": b"\x1b[F",
+    "enter": b"\r",
+    "escape": b"\x1b",
+    "ctrl+q": b"\x11",
+}
+
+
+def visible_text(data: bytes) -> bytes:
+    return _ESCAPES.sub(b"", data)
+
+
+@dataclass
+class Chunk:
+    at: float  # time.monotonic() when read
+    data: bytes
+    text: bytes  # data without escape sequences
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (KiB) of a live process; empty if it is gone."""
+    figures: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    figures[key] = int(value.split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return figures
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class TerminalTimeout(Exception):
+    pass
+
+
+class PtyProgram:
+    """A program attached to a pseudo-terminal of a fixed size. Always ``close()`` it."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        size: tuple[int, int] = (120, 40),
+        cwd: str | None = None,
+    ) -> None:
+        master, slave = os.openpty()
+        columns, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        full_env = dict(os.environ)
+        full_env.update({"TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)})
+        full_env.pop("TEXTUAL_DRIVER", None)
+        if env:
+            full_env.update(env)
+        self.chunks: list[Chunk] = []
+        self._master = master
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+        os.close(slave)
+        self._text = bytearray()
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pump(self, timeout: float) -> bool:
+        """Read whatever arrives within ``timeout`` seconds; False once the program has exited."""
+        ready, _, _ = select.select([self._master], [], [], max(0.0, timeout))
+        if not ready:
+            return self.process.poll() is None
+        try:
+            data = os.read(self._master, 1 << 16)
+        except OSError:
+            return False
+        if not data:
+            return False
+        text = visible_text(data)
+        self.chunks.append(Chunk(time.monotonic(), data, text))
+        self._text += text
+        if len(self._text) > 1 << 20:
+            del self._text[: len(self._text) - (1 << 19)]
+        return True
+
+    def wait_for_text(self, needle: str, timeout: float, *, since: int = 0) -> float:
+        """Time (monotonic) of the first chunk, from index ``since`` on, by which the visible text
+        contains ``needle``."""
+        encoded = needle.encode()
+        seen = bytearray()
+        index = since
+        deadline = time.monotonic() + timeout
+        while True:
+            while index < len(self.chunks):
+                chunk = self.chunks[index]
+                window_start = max(0, len(seen) - len(encoded))
+                seen += chunk.text
+                index += 1
+                if encoded in seen[window_start:]:
+                    return chunk.at
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TerminalTimeout(f"{needle!r} not painted within {timeout:.1f}s")
+            if not self.pump(min(remaining, 0.05)) and index >= len(self.chunks):
+                raise TerminalTimeout(
+                    f"program exited ({self.process.poll()}) before painting {needle!r}; "
+                    f"last output: {self.tail()!r}"
+                )
+
+    def wait_for_output(self, timeout: float, *, since: int) -> float | None:
+        """Time of the first chunk with index >= ``since``, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(self.chunks) <= since:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.pump(min(remaining, 0.05)):
+                if len(self.chunks) > since:
+                    break
+                if remaining <= 0:
+                    return None
+        return self.chunks[since].at
+
+    def settle(self, quiet: float = 0.15, timeout: float = 5.0) -> None:
+        """Read until nothing arrives for ``quiet`` seconds (or ``timeout`` passes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = len(self.chunks)
+            if not self.pump(quiet) or len(self.chunks) == before:
+                return
+
+    def send(self, key: str) -> float:
+        """Write one key (a name from KEYS or literal text); returns the time it was written."""
+        data = KEYS.get(key, key.encode())
+        at = time.monotonic()
+        os.write(self._master, data)
+        return at
+
+    def text(self) -> str:
+        return self._text.decode(errors="replace")
+
+    def tail(self, size: int = 400) -> str:
+        return self._text[-size:].decode(errors="replace")
+
+    def status(self) -> dict[str, int]:
+        return proc_status(self.pid)
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Ask politely (ctrl+q), then SIGTERM, then SIGKILL — this one process group only."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.process.poll() is None:
+                try:
+                    os.write(self._master, KEYS["ctrl+q"])
+                except OSError:
+                    pass
+                deadline = time.monotonic() + timeout
+                while self.process.poll() is None and time.monotonic() < deadline:
+                    self.pump(0.05)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if self.process.poll() is not None:
+                    break
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    continue
+        finally:
+            os.close(self._master)
+
+    def __enter__(self) -> PtyProgram:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
