@@ -492,7 +492,11 @@ class NativeBackend(Backend):
                 detail = "the server ended the stream"
                 target = WatchState.RECONNECTING
             except _StreamMissing:
-                await stream_missing()
+                try:
+                    await stream_missing()
+                except BackendError as exc:
+                    state(WatchState.OFFLINE, exc.message)
+                    raise
                 polling = True
                 state(
                     WatchState.POLLING,
