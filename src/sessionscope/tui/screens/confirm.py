@@ -1,0 +1,144 @@
+"""A yes/no modal for every destructive flow. The safe answer (No) has the focus, so a stray
+``enter`` never destroys anything."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from sessionscope.backends.base import BackendError, ValidationFailed
+from sessionscope.tui.safe import plain
+from sessionscope.tui.styles import stylesheet
+
+
+class ConfirmationModal(ModalScreen[bool]):
+    """Dismisses with ``True`` only on ``y`` or the Yes button. ``title`` and ``body`` are shown
+    as plain text, so they may carry untrusted strings such as a session's title."""
+
+    CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "confirm", "Yes", id="confirm.yes", tooltip="Go ahead"),
+        Binding("n", "refuse", "No", id="confirm.no", tooltip="Do nothing"),
+        Binding("escape", "refuse", "Cancel", id="confirm.cancel", tooltip="Do nothing"),
+        Binding("left,right", "switch_focus", "Switch", id="confirm.switch", show=False),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        body: str,
+        *,
+        confirm_label: str = "Yes",
+        refuse_label: str = "No",
+        destructive: bool = True,
+    ) -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+        self._confirm_label = confirm_label
+        self._refuse_label = refuse_label
+        self._destructive = destructive
+        self._answered = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-dialog", classes="dialog"):
+            yield Static(plain(self._title, "bold"), id="confirm-title", classes="dialog-title")
+            yield Static(plain(self._body), id="confirm-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(
+                    f"{self._confirm_label} (y)",
+                    id="confirm-yes",
+                    variant="error" if self._destructive else "primary",
+                )
+                yield Button(f"{self._refuse_label} (n)", id="confirm-no", variant="default")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-no", Button).focus()
+
+    def _answer(self, value: bool) -> None:
+        # A key repeat or a double press must not dismiss twice (the second would pop the
+        # screen underneath).
+        if self._answered:
+            return
+        self._answered = True
+        self.dismiss(value)
+
+    def action_confirm(self) -> None:
+        self._answer(True)
+
+    def action_refuse(self) -> None:
+        self._answer(False)
+
+    def action_switch_focus(self) -> None:
+        yes = self.query_one("#confirm-yes", Button)
+        no = self.query_one("#confirm-no", Button)
+        (no if yes.has_focus else yes).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self._answer(event.button.id == "confirm-yes")
+
+
+class InfoModal(ModalScreen[None]):
+    """A read-and-dismiss message, e.g. the outcome of closing a session."""
+
+    CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter", "close", "Close", id="info.close", tooltip="Close this message"),
+    ]
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="info-dialog", classes="dialog"):
+            yield Static(plain(self._title, "bold"), id="info-title", classes="dialog-title")
+            yield Static(plain(self._body), id="info-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", id="info-ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#info-ok", Button).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operator feedback shared by the mutating screens.
+# ---------------------------------------------------------------------------------------------
+
+READ_ONLY_MESSAGE = "Read-only mode: this console was started with --read-only and changes nothing."
+
+
+def is_read_only(app: object) -> bool:
+    return bool(getattr(app, "read_only", False))
+
+
+def describe_error(error: BaseException) -> str:
+    """An operator-facing sentence for any failure; the result is untrusted text (it may quote
+    the server), so render it with ``safe.plain``."""
+    if isinstance(error, ValidationFailed):
+        details = []
+        for item in error.errors:
+            location = item.get("loc") or item.get("field") or ""
+            if isinstance(location, list | tuple):
+                location = ".".join(str(part) for part in location if part != "body")
+            message = item.get("msg") or item.get("message") or item.get("detail") or ""
+            details.append(f"{location}: {message}" if location else str(message))
+        text = str(error) or "the server rejected the input"
+        return "\n".join([text, *(f"  • {line}" for line in details if line)])
+    if isinstance(error, BackendError):
+        return str(error) or type(error).__name__
+    return f"unexpected error ({type(error).__name__}); the operation may not have happened"

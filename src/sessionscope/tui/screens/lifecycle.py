@@ -1,0 +1,509 @@
+"""Session lifecycle: create, edit, close, complete, delete; hide/unhide/delete an event.
+
+Screens dismiss with what they produced (or ``None``), so the sessions and session screens push
+them with one line. The destructive flows (close, complete, delete, delete event) always pass
+through :class:`ConfirmationModal`, which names the session in plain text.
+
+The ``*_flow`` coroutines wait for modals and so must run in a worker; the functions without the
+suffix start that worker on the app (so it outlives the screen that asked, e.g. after a delete).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static, TextArea
+from textual.worker import Worker
+
+from sessionscope.backends.base import Backend, BackendError
+from sessionscope.models import CloseResult, Event, Session, SessionCreate, SessionUpdate
+from sessionscope.tui.safe import one_line, plain
+from sessionscope.tui.screens.confirm import (
+    READ_ONLY_MESSAGE,
+    ConfirmationModal,
+    InfoModal,
+    describe_error,
+    is_read_only,
+)
+from sessionscope.tui.styles import stylesheet
+
+T = TypeVar("T")
+
+
+def _backend(app: App[Any]) -> Backend:
+    backend: Backend = app.backend  # type: ignore[attr-defined]
+    return backend
+
+
+def session_label(session: Session) -> str:
+    """How a confirmation names a session: its title (neutralised, one line) and id."""
+    title = one_line(session.title, 80) if session.title else "untitled session"
+    return f"“{title}” ({session.id})"
+
+
+def format_duration(seconds: int) -> str:
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def parse_tags(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+class _FormScreen(ModalScreen[T]):
+    """Shared behaviour: a status line for the server's answer, read-only refusal, and one
+    submission at a time."""
+
+    CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
+    mutating: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._submitting = False
+
+    def read_only_notice(self) -> Static:
+        notice = Static(READ_ONLY_MESSAGE, classes="read-only-notice", id="read-only-notice")
+        notice.display = self.mutating and is_read_only(self.app)
+        return notice
+
+    def status_line(self) -> Static:
+        return Static("", id="form-status", classes="form-status")
+
+    def show_status(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one("#form-status", Static)
+        status.update(plain(text))
+        status.set_class(error, "-error")
+
+    def refuse_if_read_only(self) -> bool:
+        if self.mutating and is_read_only(self.app):
+            self.show_status(READ_ONLY_MESSAGE, error=True)
+            return True
+        return False
+
+    @property
+    def backend(self) -> Backend:
+        return _backend(self.app)
+
+    def submit(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._submitting or self.refuse_if_read_only():
+            return
+        self._submitting = True
+
+        async def guarded() -> None:
+            try:
+                await work()
+            except Exception as error:  # every failure becomes words, never a traceback
+                self.show_status(describe_error(error), error=True)
+            finally:
+                self._submitting = False
+
+        self.run_worker(guarded(), group="submit", exclusive=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Create
+# ---------------------------------------------------------------------------------------------
+
+
+class CreateSessionScreen(_FormScreen[Session | None]):
+    """``n`` on the sessions screen. Dismisses with the new session."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "create", "Create", id="create.submit", tooltip="Create the session"),
+        Binding("escape", "cancel", "Cancel", id="create.cancel", tooltip="Close without creating"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="create-dialog", classes="dialog -wide"):
+            yield Static("New session", classes="dialog-title")
+            yield self.read_only_notice()
+            yield Label("Agent", classes="form-label")
+            yield Input(placeholder="agent id", id="create-agent")
+            yield Label("Title", classes="form-label")
+            yield Input(placeholder="what this session is for", id="create-title")
+            yield Label("Tags (comma separated)", classes="form-label")
+            yield Input(placeholder="billing, urgent", id="create-tags")
+            yield Label("First prompt (optional)", classes="form-label")
+            yield TextArea(id="create-prompt", soft_wrap=True)
+            yield self.status_line()
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create (ctrl+s)", id="create-submit", variant="primary")
+                yield Button("Cancel (esc)", id="create-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#create-agent", Input).focus()
+
+    def spec(self) -> SessionCreate:
+        prompt = self.query_one("#create-prompt", TextArea).text
+        return SessionCreate(
+            agent_id=self.query_one("#create-agent", Input).value.strip() or None,
+            title=self.query_one("#create-title", Input).value.strip(),
+            tags=parse_tags(self.query_one("#create-tags", Input).value),
+            prompt=prompt if prompt.strip() else None,
+        )
+
+    def action_create(self) -> None:
+        spec = self.spec()
+
+        async def create() -> None:
+            self.show_status("Creating…")
+            session = await self.backend.create_session(spec)
+            self.app.notify(f"Created session {session_label(session)}", title="Session created")
+            self.dismiss(session)
+
+        self.submit(create)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "create-submit":
+            self.action_create()
+        else:
+            self.action_cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# Edit
+# ---------------------------------------------------------------------------------------------
+
+
+class EditSessionScreen(_FormScreen[Session | None]):
+    """Edit title, tags and metadata (a JSON object). Dismisses with the updated session."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Send the changes"),
+        Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving"),
+    ]
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.session: Session | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="edit-dialog", classes="dialog -wide"):
+            yield Static(plain(f"Edit session {self.session_id}"), classes="dialog-title")
+            yield self.read_only_notice()
+            yield Label("Title", classes="form-label")
+            yield Input(id="edit-title")
+            yield Label("Tags (comma separated)", classes="form-label")
+            yield Input(id="edit-tags")
+            yield Label("Metadata (a JSON object)", classes="form-label")
+            yield TextArea(id="edit-metadata", language=None, soft_wrap=True)
+            yield Static("", id="edit-metadata-error", classes="form-error")
+            yield self.status_line()
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (ctrl+s)", id="edit-save", variant="primary")
+                yield Button("Cancel (esc)", id="edit-cancel")
+
+    def on_mount(self) -> None:
+        self.show_status("Loading…")
+        self.run_worker(self._load(), group="load", exclusive=True)
+
+    async def _load(self) -> None:
+        try:
+            session = await self.backend.get_session(self.session_id)
+        except Exception as error:
+            self.show_status(describe_error(error), error=True)
+            return
+        self.session = session
+        self.query_one("#edit-title", Input).value = session.title
+        self.query_one("#edit-tags", Input).value = ", ".join(session.tags)
+        self.query_one("#edit-metadata", TextArea).text = json.dumps(
+            session.metadata, indent=2, ensure_ascii=False
+        )
+        self.show_status("")
+        self.query_one("#edit-title", Input).focus()
+
+    def metadata(self) -> dict[str, Any] | None:
+        """The metadata field parsed, or ``None`` with the reason shown beside it."""
+        error_line = self.query_one("#edit-metadata-error", Static)
+        text = self.query_one("#edit-metadata", TextArea).text.strip() or "{}"
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            error_line.update(plain(f"Metadata is not valid JSON: {error}"))
+            return None
+        if not isinstance(value, dict):
+            error_line.update("Metadata must be a JSON object ({…}).")
+            return None
+        error_line.update("")
+        return value
+
+    def action_save(self) -> None:
+        if self.session is None:
+            self.show_status("The session has not loaded yet.", error=True)
+            return
+        metadata = self.metadata()
+        if metadata is None:
+            return
+        update = SessionUpdate(
+            title=self.query_one("#edit-title", Input).value.strip(),
+            tags=parse_tags(self.query_one("#edit-tags", Input).value),
+            metadata=metadata,
+        )
+
+        async def save() -> None:
+            self.show_status("Saving…")
+            session = await self.backend.update_session(self.session_id, update)
+            self.app.notify("Session saved", title=one_line(session.title or session.id, 60))
+            self.dismiss(session)
+
+        self.submit(save)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "edit-save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# Close, complete, delete
+# ---------------------------------------------------------------------------------------------
+
+
+def _refuse_read_only(app: App[Any]) -> bool:
+    if is_read_only(app):
+        app.notify(READ_ONLY_MESSAGE, severity="warning", title="Read-only")
+        return True
+    return False
+
+
+async def _load_for_confirmation(app: App[Any], session_id: str) -> Session | None:
+    try:
+        return await _backend(app).get_session(session_id)
+    except Exception as error:
+        app.notify(describe_error(error), severity="error", title="Could not load the session")
+        return None
+
+
+async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | None:
+    """Confirm, close, then show the duration and whether it was billable."""
+    if _refuse_read_only(app):
+        return None
+    session = await _load_for_confirmation(app, session_id)
+    if session is None:
+        return None
+    confirmed = await app.push_screen_wait(
+        ConfirmationModal(
+            "Close session?",
+            f"Close session {session_label(session)}?\n"
+            "The agent stops and the session cannot be resumed.",
+            confirm_label="Close",
+        )
+    )
+    if not confirmed:
+        return None
+    try:
+        result = await _backend(app).close_session(session_id)
+    except Exception as error:
+        app.notify(describe_error(error), severity="error", title="Could not close the session")
+        return None
+    await app.push_screen_wait(
+        InfoModal(
+            "Session closed",
+            f"Session {session_label(session)} is closed.\n"
+            f"Duration: {format_duration(result.duration_seconds)}\n"
+            f"Billable: {'yes' if result.billable else 'no'}",
+        )
+    )
+    return result
+
+
+async def complete_session_flow(app: App[Any], session_id: str) -> Session | None:
+    if _refuse_read_only(app):
+        return None
+    session = await _load_for_confirmation(app, session_id)
+    if session is None:
+        return None
+    confirmed = await app.push_screen_wait(
+        ConfirmationModal(
+            "Complete session?",
+            f"Mark session {session_label(session)} as completed?\n"
+            "The session ends; this cannot be undone.",
+            confirm_label="Complete",
+        )
+    )
+    if not confirmed:
+        return None
+    try:
+        completed = await _backend(app).complete_session(session_id)
+    except Exception as error:
+        app.notify(describe_error(error), severity="error", title="Could not complete the session")
+        return None
+    app.notify(f"Session {session_label(completed)} completed", title="Session completed")
+    return completed
+
+
+async def delete_session_flow(app: App[Any], session_id: str) -> bool:
+    """``True`` when the session was deleted (the caller should leave its screen)."""
+    if _refuse_read_only(app):
+        return False
+    session = await _load_for_confirmation(app, session_id)
+    if session is None:
+        return False
+    confirmed = await app.push_screen_wait(
+        ConfirmationModal(
+            "Delete session?",
+            f"Delete session {session_label(session)} with all its events and artifacts?\n"
+            "This cannot be undone.",
+            confirm_label="Delete",
+        )
+    )
+    if not confirmed:
+        return False
+    try:
+        await _backend(app).delete_session(session_id)
+    except Exception as error:
+        app.notify(describe_error(error), severity="error", title="Could not delete the session")
+        return False
+    app.notify(f"Session {session_label(session)} deleted", title="Session deleted")
+    return True
+
+
+def _start(
+    app: App[Any],
+    flow: Coroutine[Any, Any, T],
+    on_done: Callable[[T], object] | None,
+    name: str,
+) -> Worker[T | None]:
+    async def run() -> T | None:
+        result = await flow
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    return app.run_worker(run(), name=name, group="lifecycle", exclusive=False)
+
+
+def close_session(
+    app: App[Any], session_id: str, on_done: Callable[[CloseResult | None], object] | None = None
+) -> Worker[Any]:
+    return _start(app, close_session_flow(app, session_id), on_done, "close-session")
+
+
+def complete_session(
+    app: App[Any], session_id: str, on_done: Callable[[Session | None], object] | None = None
+) -> Worker[Any]:
+    return _start(app, complete_session_flow(app, session_id), on_done, "complete-session")
+
+
+def delete_session(
+    app: App[Any], session_id: str, on_done: Callable[[bool], object] | None = None
+) -> Worker[Any]:
+    return _start(app, delete_session_flow(app, session_id), on_done, "delete-session")
+
+
+# ---------------------------------------------------------------------------------------------
+# Event visibility
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisibilityOutcome:
+    #: "hidden", "unhidden" or "deleted".
+    action: str
+    #: The event as the server now has it; ``None`` after a delete.
+    event: Event | None
+
+
+class EventVisibilityModal(ModalScreen[str | None]):
+    """Asks what to do with one event: hide (or unhide) or delete. Dismisses with the choice."""
+
+    CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("h", "choose('hide')", "Hide", id="event_visibility.hide", tooltip="Hide event"),
+        Binding(
+            "u", "choose('unhide')", "Unhide", id="event_visibility.unhide", tooltip="Show again"
+        ),
+        Binding(
+            "d", "choose('delete')", "Delete", id="event_visibility.delete", tooltip="Delete event"
+        ),
+        Binding("escape", "choose('')", "Cancel", id="event_visibility.cancel", tooltip="Back"),
+    ]
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event_record = event
+
+    def compose(self) -> ComposeResult:
+        event = self.event_record
+        state = "hidden" if event.hidden else "visible"
+        with Vertical(id="event-visibility-dialog", classes="dialog"):
+            yield Static(
+                plain(f"Event #{event.sequence} · {one_line(event.type, 60)} · {state}"),
+                classes="dialog-title",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                if event.hidden:
+                    yield Button("Unhide (u)", id="visibility-unhide", variant="primary")
+                else:
+                    yield Button("Hide (h)", id="visibility-hide", variant="primary")
+                yield Button("Delete (d)", id="visibility-delete", variant="error")
+                yield Button("Cancel (esc)", id="visibility-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#visibility-cancel", Button).focus()
+
+    def action_choose(self, choice: str) -> None:
+        if choice == "hide" and self.event_record.hidden:
+            return
+        if choice == "unhide" and not self.event_record.hidden:
+            return
+        self.dismiss(choice or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        choice = (event.button.id or "").removeprefix("visibility-")
+        self.action_choose("" if choice == "cancel" else choice)
+
+
+async def decide_event_visibility(
+    app: App[Any], session_id: str, event: Event
+) -> VisibilityOutcome | None:
+    """Ask, then hide, unhide or (after a confirmation) delete ``event``. Run in a worker."""
+    if _refuse_read_only(app):
+        return None
+    choice = await app.push_screen_wait(EventVisibilityModal(event))
+    if choice is None:
+        return None
+    backend = _backend(app)
+    try:
+        if choice == "hide":
+            return VisibilityOutcome("hidden", await backend.hide_event(session_id, event.id))
+        if choice == "unhide":
+            return VisibilityOutcome("unhidden", await backend.unhide_event(session_id, event.id))
+        confirmed = await app.push_screen_wait(
+            ConfirmationModal(
+                "Delete event?",
+                f"Delete event #{event.sequence} ({one_line(event.type, 60)}) "
+                f"of session {session_id}?\nThis cannot be undone.",
+                confirm_label="Delete",
+            )
+        )
+        if not confirmed:
+            return None
+        await backend.delete_event(session_id, event.id)
+        return VisibilityOutcome("deleted", None)
+    except BackendError as error:
+        app.notify(describe_error(error), severity="error", title="Could not change the event")
+        return None
