@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(render_table(metrics))
+    notes = [metric for metric in metrics if metric.note]
+    if notes:
+        print()
+        for metric in notes:
+            print(f"note: {metric.benchmark} / {metric.name}: {metric.note}")
     print()
     for name, outcome in outcomes.items():
         print(f"{name}: {outcome}")
