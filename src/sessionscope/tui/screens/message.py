@@ -1,0 +1,66 @@
+"""Send a message to a session: ``m`` on the session screen. Multi-line; ``ctrl+s`` sends."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static, TextArea
+
+from sessionscope.models import Event
+from sessionscope.tui.safe import plain
+from sessionscope.tui.screens.lifecycle import _FormScreen
+
+
+class MessageScreen(_FormScreen[Event | None]):
+    """Dismisses with the ``message.user`` event the server recorded, or ``None``."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "ctrl+s", "send", "Send", id="message.send", tooltip="Send the message", priority=True
+        ),
+        Binding("escape", "cancel", "Cancel", id="message.cancel", tooltip="Close without sending"),
+    ]
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="message-dialog", classes="dialog -wide"):
+            yield Static(plain(f"Message to session {self.session_id}"), classes="dialog-title")
+            yield self.read_only_notice()
+            yield TextArea(id="message-input", soft_wrap=True, show_line_numbers=False)
+            yield self.status_line()
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Send (ctrl+s)", id="message-send", variant="primary")
+                yield Button("Cancel (esc)", id="message-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#message-input", TextArea).focus()
+
+    def action_send(self) -> None:
+        content = self.query_one("#message-input", TextArea).text
+        if not content.strip():
+            self.show_status("Write something first.", error=True)
+            return
+
+        async def send() -> None:
+            self.show_status("Sending…")
+            event = await self.backend.send_message(self.session_id, content)
+            self.app.notify(f"Message sent (event #{event.sequence})", title="Message")
+            self.dismiss(event)
+
+        self.submit(send)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "message-send":
+            self.action_send()
+        else:
+            self.action_cancel()

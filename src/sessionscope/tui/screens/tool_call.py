@@ -1,0 +1,183 @@
+"""Answer a client tool call: its arguments (secret ones masked; ``v`` reveals them for
+``REVEAL_SECONDS``), and a form to submit a result (text or JSON) or an error."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Button, Checkbox, Static, TextArea
+
+from sessionscope.models import ToolCall, ToolCallArgument, ToolResult
+from sessionscope.tui.safe import SECRET_MASK, plain_line
+from sessionscope.tui.screens.lifecycle import _FormScreen
+
+
+def _argument_text(argument: ToolCallArgument) -> str:
+    value = argument.value
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def render_arguments(arguments: list[ToolCallArgument], *, revealed: bool) -> Text:
+    if not arguments:
+        return Text("(no arguments)", style="dim", end="")
+    text = Text(end="")
+    for position, argument in enumerate(arguments):
+        if position:
+            text.append("\n")
+        text.append_text(plain_line(argument.name, "bold", limit=60))
+        text.append(" = ")
+        if argument.secret and not revealed:
+            text.append(SECRET_MASK, style="dim")
+            text.append("  (secret: v reveals)", style="dim italic")
+        else:
+            text.append_text(plain_line(_argument_text(argument), limit=2000))
+            if argument.secret:
+                text.append("  (secret, revealed)", style="italic yellow")
+    return text
+
+
+class ToolResultScreen(_FormScreen[ToolCall | None]):
+    """Dismisses with the tool call as the server has it after the submission."""
+
+    #: How long ``v`` leaves secret values visible. A class attribute so tests can shorten it.
+    REVEAL_SECONDS: ClassVar[float] = 10.0
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "reveal", "Reveal", id="tool_result.reveal", tooltip="Show secrets briefly"),
+        Binding(
+            "ctrl+s",
+            "submit_result",
+            "Submit",
+            id="tool_result.submit",
+            tooltip="Send as result",
+            priority=True,
+        ),
+        Binding(
+            "ctrl+e",
+            "submit_error",
+            "Error",
+            id="tool_result.error",
+            tooltip="Send as an error",
+            priority=True,
+        ),
+        Binding("escape", "cancel", "Cancel", id="tool_result.cancel", tooltip="Close"),
+    ]
+
+    def __init__(self, session_id: str, tool_call: ToolCall) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.tool_call = tool_call
+        self.revealed = False
+        self._mask_timer: Timer | None = None
+        # One key for this form: a retry or a double press records one result.
+        self._idempotency_key = f"tool-result-{uuid.uuid4()}"
+
+    def compose(self) -> ComposeResult:
+        call = self.tool_call
+        with Vertical(id="tool-result-dialog", classes="dialog -wide"):
+            title = Text("Tool call ", style="bold", end="")
+            title.append_text(plain_line(call.tool, "bold", limit=60))
+            title.append(f"  ·  {call.id}", style="dim")
+            yield Static(title, classes="dialog-title")
+            yield self.read_only_notice()
+            with VerticalScroll(id="tool-arguments"):
+                yield Static(render_arguments(call.arguments, revealed=False), id="tool-args-text")
+            yield Static("Result, or the error text", classes="form-label")
+            yield TextArea(id="tool-result-input", soft_wrap=True)
+            yield Checkbox("Parse as JSON", id="tool-result-json")
+            yield self.status_line()
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Submit result (ctrl+s)", id="tool-submit-result", variant="primary")
+                yield Button("Submit error (ctrl+e)", id="tool-submit-error", variant="warning")
+                yield Button("Cancel (esc)", id="tool-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#tool-result-input", TextArea).focus()
+
+    # -- secrets --------------------------------------------------------------------------------
+    def _render_arguments(self) -> None:
+        self.query_one("#tool-args-text", Static).update(
+            render_arguments(self.tool_call.arguments, revealed=self.revealed)
+        )
+
+    def action_reveal(self) -> None:
+        if not any(argument.secret for argument in self.tool_call.arguments):
+            self.notify("This call has no secret arguments.")
+            return
+        self.revealed = True
+        self._render_arguments()
+        if self._mask_timer is not None:
+            self._mask_timer.stop()
+        self._mask_timer = self.set_timer(self.REVEAL_SECONDS, self.mask_secrets)
+
+    def mask_secrets(self) -> None:
+        self.revealed = False
+        self._mask_timer = None
+        self._render_arguments()
+
+    # -- submit ---------------------------------------------------------------------------------
+    def _result_from_form(self, as_error: bool) -> ToolResult | None:
+        text = self.query_one("#tool-result-input", TextArea).text
+        if as_error:
+            if not text.strip():
+                self.show_status("Describe the error first.", error=True)
+                return None
+            return ToolResult(error=text)
+        output: Any = text
+        if self.query_one("#tool-result-json", Checkbox).value:
+            try:
+                output = json.loads(text)
+            except json.JSONDecodeError as error:
+                self.show_status(f"Not valid JSON: {error}", error=True)
+                return None
+        return ToolResult(output=output)
+
+    def _submit(self, as_error: bool) -> None:
+        result = self._result_from_form(as_error)
+        if result is None:
+            return
+
+        async def send() -> None:
+            self.show_status("Submitting…")
+            call = await self.backend.submit_tool_result(
+                self.session_id,
+                self.tool_call.id,
+                result,
+                idempotency_key=self._idempotency_key,
+            )
+            self.app.notify(
+                f"{'Error' if as_error else 'Result'} submitted for {call.tool}", title="Tool call"
+            )
+            self.dismiss(call)
+
+        self.submit(send)
+
+    def action_submit_result(self) -> None:
+        self._submit(as_error=False)
+
+    def action_submit_error(self) -> None:
+        self._submit(as_error=True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "tool-submit-result":
+            self.action_submit_result()
+        elif event.button.id == "tool-submit-error":
+            self.action_submit_error()
+        else:
+            self.action_cancel()
