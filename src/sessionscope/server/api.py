@@ -1,0 +1,494 @@
+"""The HTTP API, all under ``/v1``.
+
+Every list endpoint replies ``{data, next_cursor, total}`` (``Page``); ``next_cursor`` is null on
+the last page. Errors are ``application/problem+json``. Organisations are isolated: another
+organisation's objects answer 404.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+import sessionscope
+from sessionscope.models import (
+    ActionCreate,
+    ActionDecision,
+    ActionDecisionResult,
+    ActionStatus,
+    Artifact,
+    ArtifactCreate,
+    ArtifactWithContent,
+    CloseResult,
+    Event,
+    EventCreate,
+    Health,
+    MessageCreate,
+    Page,
+    PendingAction,
+    Replay,
+    Session,
+    SessionCreate,
+    SessionStatus,
+    SessionUpdate,
+    TimelineEntry,
+    ToolCall,
+    ToolCallCreate,
+    ToolResult,
+)
+from sessionscope.server import streams
+from sessionscope.server.broker import Broker
+from sessionscope.server.errors import ApiError, field_error
+from sessionscope.server.settings import ServerSettings
+from sessionscope.server.store import Store, org_channel, session_channel
+
+router = APIRouter(prefix="/v1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies.
+# ---------------------------------------------------------------------------------------------
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def require_org(request: Request) -> str:
+    presented = _presented_key(request)
+    if presented is not None:
+        settings: ServerSettings = request.app.state.settings
+        org_found: str | None = None
+        for org, key in settings.api_keys:
+            # Compare against every key in constant time so timing reveals nothing.
+            if hmac.compare_digest(presented.encode(), key.encode()):
+                org_found = org
+        if org_found is not None:
+            return org_found
+    raise ApiError(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    return broker
+
+
+def get_settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+Org = Annotated[str, Depends(require_org)]
+StoreDep = Annotated[Store, Depends(get_store)]
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+
+
+def _split_values(values: list[str] | None) -> list[str]:
+    """Accept both ``?x=a&x=b`` and ``?x=a,b``."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Health.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    return Health(status="ok", name="sessionscope", version=sessionscope.__version__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/sessions", response_model=Page[Session])
+async def list_sessions(
+    org: Org,
+    store: StoreDep,
+    status: Annotated[list[str] | None, Query()] = None,
+    agent_id: str | None = None,
+    task_id: str | None = None,
+    tag: str | None = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[Session]:
+    statuses: list[SessionStatus] = []
+    for value in _split_values(status):
+        try:
+            statuses.append(SessionStatus(value))
+        except ValueError:
+            allowed = ", ".join(s.value for s in SessionStatus)
+            raise field_error("status", f"unknown status {value!r}; one of {allowed}") from None
+    return await store.list_sessions(
+        org,
+        statuses=statuses,
+        agent_id=agent_id,
+        task_id=task_id,
+        tag=tag,
+        text=q,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.post("/sessions", status_code=201, response_model=Session)
+async def create_session(org: Org, store: StoreDep, spec: SessionCreate) -> Session:
+    return await store.create_session(org, spec)
+
+
+@router.get("/sessions/{session_id}", response_model=Session)
+async def get_session(org: Org, store: StoreDep, session_id: str) -> Session:
+    return await store.get_session(org, session_id)
+
+
+@router.patch("/sessions/{session_id}", response_model=Session)
+async def update_session(
+    org: Org, store: StoreDep, session_id: str, change: SessionUpdate
+) -> Session:
+    return await store.update_session(org, session_id, change)
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(org: Org, store: StoreDep, session_id: str) -> Response:
+    await store.delete_session(org, session_id)
+    return Response(status_code=204)
+
+
+@router.post("/sessions/{session_id}/close", response_model=CloseResult)
+async def close_session(org: Org, store: StoreDep, session_id: str) -> CloseResult:
+    return await store.close_session(org, session_id)
+
+
+@router.post("/sessions/{session_id}/complete", response_model=Session)
+async def complete_session(org: Org, store: StoreDep, session_id: str) -> Session:
+    return await store.complete_session(org, session_id)
+
+
+@router.post("/sessions/{session_id}/messages", status_code=201, response_model=Event)
+async def send_message(org: Org, store: StoreDep, session_id: str, message: MessageCreate) -> Event:
+    return await store.send_message(org, session_id, message.content)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/sessions/{session_id}/events", response_model=Page[Event])
+async def list_events(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    types: Annotated[list[str] | None, Query()] = None,
+    include_hidden: bool = False,
+) -> Page[Event]:
+    if cursor:
+        # The events cursor is the last sequence seen: the same as ``after``.
+        if not cursor.isdigit():
+            raise field_error("cursor", "the cursor is not one this server issued", status=400)
+        after = max(after, int(cursor))
+    return await store.list_events(
+        org,
+        session_id,
+        after=after,
+        limit=limit,
+        types=_split_values(types),
+        include_hidden=include_hidden,
+    )
+
+
+@router.post("/sessions/{session_id}/events", status_code=201, response_model=Event)
+async def append_event(org: Org, store: StoreDep, session_id: str, spec: EventCreate) -> Event:
+    if not spec.type.strip():
+        raise field_error("type", "the event type must not be empty")
+    return await store.append_event(org, session_id, spec.type, spec.payload)
+
+
+@router.get("/sessions/{session_id}/events/stream", response_class=StreamingResponse)
+async def stream_session_events(
+    org: Org,
+    store: StoreDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+    session_id: str,
+    last_event_id: LastEventId = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    include_hidden: bool = False,
+) -> StreamingResponse:
+    start = streams.resume_point(last_event_id, after)
+    await store.get_session(org, session_id)
+
+    async def backlog(after_sequence: int, limit: int) -> list[Event]:
+        return await store.events_after(
+            org, session_id, after_sequence, limit, include_hidden=include_hidden
+        )
+
+    return streams.session_stream(
+        broker=broker,
+        channel=session_channel(org, session_id),
+        settings=settings,
+        after=start,
+        include_hidden=include_hidden,
+        backlog=backlog,
+    )
+
+
+@router.get("/sessions/{session_id}/events/{event_id}", response_model=Event)
+async def get_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
+    return await store.get_event(org, session_id, event_id)
+
+
+@router.delete("/sessions/{session_id}/events/{event_id}", status_code=204)
+async def delete_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Response:
+    await store.delete_event(org, session_id, event_id)
+    return Response(status_code=204)
+
+
+@router.post("/sessions/{session_id}/events/{event_id}/hide", response_model=Event)
+async def hide_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
+    return await store.set_event_hidden(org, session_id, event_id, True)
+
+
+@router.post("/sessions/{session_id}/events/{event_id}/unhide", response_model=Event)
+async def unhide_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
+    return await store.set_event_hidden(org, session_id, event_id, False)
+
+
+@router.get("/sessions/{session_id}/timeline", response_model=Page[TimelineEntry])
+async def timeline(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Page[TimelineEntry]:
+    entries = await store.timeline(org, session_id, after=after, limit=limit)
+    return Page[TimelineEntry](data=entries)
+
+
+@router.post("/sessions/{session_id}/replay", response_model=Replay)
+async def replay(org: Org, store: StoreDep, session_id: str) -> Replay:
+    return await store.replay(org, session_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Organisation stream.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream_org(
+    org: Org,
+    store: StoreDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    if last_event_id is None and after is None:
+        # A fresh subscriber wants what happens from now on, not the organisation's history.
+        start = await store.last_org_change_id(org)
+    else:
+        start = streams.resume_point(last_event_id, after)
+
+    async def backlog(after_id: int, limit: int) -> list:  # type: ignore[type-arg]
+        return await store.org_changes_after(org, after_id, limit)
+
+    return streams.org_stream(
+        broker=broker, channel=org_channel(org), settings=settings, after=start, backlog=backlog
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifacts.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/sessions/{session_id}/artifacts", response_model=Page[Artifact])
+async def list_artifacts(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[Artifact]:
+    return await store.list_artifacts(org, session_id, cursor=cursor, limit=limit)
+
+
+@router.post("/sessions/{session_id}/artifacts", status_code=201, response_model=Artifact)
+async def create_artifact(
+    org: Org, store: StoreDep, session_id: str, spec: ArtifactCreate
+) -> Artifact:
+    return await store.create_artifact(org, session_id, spec)
+
+
+@router.get("/sessions/{session_id}/artifacts/{artifact_id}", response_model=ArtifactWithContent)
+async def get_artifact(
+    org: Org, store: StoreDep, session_id: str, artifact_id: str
+) -> ArtifactWithContent:
+    return await store.get_artifact_with_content(org, session_id, artifact_id)
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single ``Range``; None means serve everything (RFC 9110 lets a
+    server ignore ranges it does not support, e.g. several at once)."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        return None
+    if not match[1]:
+        suffix = int(match[2])
+        if suffix == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - suffix), size - 1
+    first = int(match[1])
+    last = min(int(match[2]), size - 1) if match[2] else size - 1
+    if first >= size or first > last:
+        raise _unsatisfiable(size)
+    return first, last
+
+
+def _unsatisfiable(size: int) -> ApiError:
+    return ApiError(
+        416,
+        "the requested range is outside the content",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+@router.get("/sessions/{session_id}/artifacts/{artifact_id}/content")
+async def artifact_content(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    artifact_id: str,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    artifact, content = await store.get_artifact(org, session_id, artifact_id)
+    size = len(content)
+    headers = {
+        "Accept-Ranges": "bytes",
+        # The name comes from an agent: percent-encode it rather than trust it in a header.
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(artifact.name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{artifact.checksum_sha256}"',
+    }
+    chosen = _byte_range(range_header, size) if range_header else None
+    if chosen is None:
+        return Response(content, media_type=artifact.mime_type, headers=headers)
+    first, last = chosen
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return Response(
+        content[first : last + 1], status_code=206, media_type=artifact.mime_type, headers=headers
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Client tool calls.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/sessions/{session_id}/tool-calls", response_model=Page[ToolCall])
+async def list_tool_calls(org: Org, store: StoreDep, session_id: str) -> Page[ToolCall]:
+    calls = await store.list_tool_calls(org, session_id)
+    return Page[ToolCall](data=calls, total=len(calls))
+
+
+@router.post("/sessions/{session_id}/tool-calls", status_code=201, response_model=ToolCall)
+async def create_tool_call(
+    org: Org, store: StoreDep, session_id: str, spec: ToolCallCreate
+) -> ToolCall:
+    return await store.create_tool_call(org, session_id, spec)
+
+
+@router.post("/sessions/{session_id}/tool-calls/{call_id}/result", response_model=ToolCall)
+async def submit_tool_result(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    call_id: str,
+    result: ToolResult,
+    idempotency_key: IdempotencyKey = None,
+) -> ToolCall:
+    return await store.submit_tool_result(org, session_id, call_id, result, idempotency_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pending actions.
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/actions", response_model=Page[PendingAction])
+async def list_actions(
+    org: Org,
+    store: StoreDep,
+    status: ActionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Page[PendingAction]:
+    actions = await store.list_actions(org, status=status, limit=limit)
+    return Page[PendingAction](data=actions, total=len(actions))
+
+
+@router.get("/sessions/{session_id}/actions", response_model=Page[PendingAction])
+async def list_session_actions(org: Org, store: StoreDep, session_id: str) -> Page[PendingAction]:
+    actions = await store.list_session_actions(org, session_id)
+    return Page[PendingAction](data=actions, total=len(actions))
+
+
+@router.post("/sessions/{session_id}/actions", status_code=201, response_model=PendingAction)
+async def create_action(
+    org: Org, store: StoreDep, session_id: str, spec: ActionCreate
+) -> PendingAction:
+    return await store.create_action(org, session_id, spec)
+
+
+@router.get("/sessions/{session_id}/actions/{action_id}", response_model=PendingAction)
+async def get_action(org: Org, store: StoreDep, session_id: str, action_id: str) -> PendingAction:
+    return await store.get_action(org, session_id, action_id)
+
+
+@router.post(
+    "/sessions/{session_id}/actions/{action_id}",
+    response_model=ActionDecisionResult,
+    responses={202: {"model": ActionDecisionResult}, 409: {}, 410: {}},
+)
+async def decide_action(
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    action_id: str,
+    decision: ActionDecision,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    status_code, result = await store.decide_action(
+        org, session_id, action_id, decision.confirmed, idempotency_key
+    )
+    return JSONResponse(result.model_dump(mode="json"), status_code=status_code)

@@ -1,0 +1,98 @@
+"""The FastAPI application: schema on startup, expiry sweeper, optional simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import sessionscope
+from sessionscope.server.api import router
+from sessionscope.server.broker import Broker
+from sessionscope.server.db import make_engine, prepare_schema
+from sessionscope.server.errors import install_error_handlers
+from sessionscope.server.settings import ServerSettings, sqlite_path
+from sessionscope.server.store import Store
+
+log = logging.getLogger("sessionscope.server")
+
+
+async def _sweep_forever(store: Store, settings: ServerSettings) -> None:
+    # Confirmed actions normally finish on their own timer; the sweeper catches those a restart
+    # interrupted, with generous slack so it never races the timer.
+    stale_after = max(settings.action_completion_delay * 4, 5.0)
+    while True:
+        try:
+            await store.sweep(stale_after=stale_after)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("action sweep failed; retrying")
+        await asyncio.sleep(settings.sweep_interval)
+
+
+def _start_simulator(app: FastAPI, settings: ServerSettings) -> asyncio.Task[object] | None:
+    try:
+        module = importlib.import_module("sessionscope.server.simulator")
+    except ModuleNotFoundError as error:
+        if error.name != "sessionscope.server.simulator":
+            raise
+        log.warning("the simulator is not available in this build")
+        return None
+    result = module.run_simulator(app, settings)
+    if inspect.isawaitable(result):
+        return asyncio.ensure_future(result)
+    return None
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db_file = sqlite_path(settings.db_url)
+        if db_file is not None:
+            db_file.parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.db_url)
+        await prepare_schema(engine)
+        broker = Broker(settings.stream_queue_size)
+        store = Store(engine, broker, action_completion_delay=settings.action_completion_delay)
+        app.state.engine = engine
+        app.state.broker = broker
+        app.state.store = store
+        tasks: list[asyncio.Task[object]] = [
+            asyncio.create_task(_sweep_forever(store, settings), name="sessionscope-sweeper")
+        ]
+        if settings.simulate:
+            simulator = _start_simulator(app, settings)
+            if simulator is not None:
+                tasks.append(simulator)
+        try:
+            yield
+        finally:
+            broker.close_all()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await store.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="sessionscope Sessions API",
+        version=sessionscope.__version__,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    first = settings.first_key
+    #: The simulator reports into the first key's organisation, through the API, with this key.
+    app.state.org = first[0] if first else None
+    app.state.api_key = first[1] if first else None
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

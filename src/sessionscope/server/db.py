@@ -1,0 +1,250 @@
+"""Schema and engine. SQLAlchemy Core with portable types only, so a PostgreSQL URL works too.
+
+Timestamps are stored as integer microseconds since the epoch (UTC): exact, cheap to index and to
+compare in keyset pagination, and identical on every database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    event,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+#: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
+SCHEMA_VERSION = 1
+
+
+class UTCMicros(TypeDecorator[datetime]):
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_micros(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_micros(value)
+
+
+def to_micros(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", UTCMicros, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org", String(128), nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("agent_id", String(255)),
+    Column("task_id", String(255)),
+    Column("model_id", String(255)),
+    Column("status", String(32), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("context_variables", JSON, nullable=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("updated_at", UTCMicros, nullable=False),
+    Column("started_at", UTCMicros),
+    Column("last_active_at", UTCMicros),
+    Column("finished_at", UTCMicros),
+    Column("closed_at", UTCMicros),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("event_count", Integer, nullable=False, default=0),
+    Column("pending_action_count", Integer, nullable=False, default=0),
+    Column("last_sequence", BigInteger, nullable=False, default=0),
+    Column("preview", Text),
+    Column("output_preview", Text),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("billable", Boolean),
+    Column("duration_seconds", Integer),
+    Index("ix_sessions_org_created", "org", "created_at", "id"),
+    Index("ix_sessions_org_status_created", "org", "status", "created_at", "id"),
+    Index("ix_sessions_org_agent_created", "org", "agent_id", "created_at", "id"),
+    Index("ix_sessions_org_task_created", "org", "task_id", "created_at", "id"),
+)
+
+# Tags live in their own table so that the tag filter is an indexed lookup on every database.
+session_tags = Table(
+    "session_tags",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id"), primary_key=True),
+    Column("tag", String(255), primary_key=True),
+    Column("org", String(128), nullable=False),
+    Index("ix_session_tags_org_tag", "org", "tag", "session_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False),
+    Column("org", String(128), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("hidden", Boolean, nullable=False, default=False),
+    Column("hide_reason", String(64)),
+    Index("ux_events_session_sequence", "session_id", "sequence", unique=True),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False),
+    Column("org", String(128), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("mime_type", String(255), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("checksum_sha256", String(64), nullable=False),
+    Column("description", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Index("ix_artifacts_session_created", "session_id", "created_at", "id"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False),
+    Column("org", String(128), nullable=False),
+    Column("tool", String(255), nullable=False),
+    Column("preview", JSON, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("destructive", Boolean, nullable=False, default=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("expires_at", UTCMicros),
+    Column("decided_at", UTCMicros),
+    Column("confirmed", Boolean),
+    Column("callback_id", String(64)),
+    Column("outcome", JSON),
+    #: The first decision's reply (status code and body), replayed to every later identical call.
+    Column("decision_reply", JSON),
+    Column("idempotency_key", String(255)),
+    Index("ix_actions_org_status_created", "org", "status", "created_at", "id"),
+    Index("ix_actions_session_created", "session_id", "created_at", "id"),
+    Index("ix_actions_status_expires", "status", "expires_at"),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False),
+    Column("org", String(128), nullable=False),
+    Column("tool", String(255), nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("resolved_at", UTCMicros),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("idempotency_key", String(255)),
+    Index("ix_tool_calls_session_status", "session_id", "status", "created_at"),
+)
+
+# The organisation-wide stream, persisted so that a reconnecting client can resume by id.
+org_changes = Table(
+    "org_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org", String(128), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("created_at", UTCMicros, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_org_changes_org_id", "org", "id"),
+    sqlite_autoincrement=True,
+)
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (streams, listings) run while a write commits; the busy timeout covers
+    # writers from other processes (e.g. bulk seeding) since in-process writes are serialised.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(db_url: str) -> AsyncEngine:
+    engine = create_async_engine(db_url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+# version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+async def prepare_schema(engine: AsyncEngine) -> int:
+    """Create the schema when missing and apply pending migrations; returns the version."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        current = await _current_version(conn)
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {current}; this server knows {SCHEMA_VERSION}"
+            )
+        for version in range(max(current, 1), SCHEMA_VERSION + 1):
+            if version > current and version > 1:
+                for statement in MIGRATIONS[version]:
+                    await conn.exec_driver_sql(statement)
+            if version > current:
+                await conn.execute(
+                    schema_version.insert().values(version=version, applied_at=datetime.now(UTC))
+                )
+    return SCHEMA_VERSION
+
+
+async def _current_version(conn: AsyncConnection) -> int:
+    result = await conn.execute(select(schema_version.c.version))
+    versions = [row[0] for row in result]
+    return max(versions, default=0)

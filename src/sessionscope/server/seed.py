@@ -1,0 +1,165 @@
+"""Bulk seeding straight into the database, for tests and benchmarks.
+
+Rows go in with ``executemany`` in large batches, bypassing the API (and its live streams), so a
+million events take seconds. Run it against a database no server is writing to at the same time,
+or accept that SQLite's busy timeout serialises the two writers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessionscope.models import EventType, SessionStatus
+from sessionscope.server import db
+from sessionscope.server.settings import database_url
+
+SESSION_BATCH = 5_000
+EVENT_BATCH = 20_000
+_STATUSES = [
+    SessionStatus.ACTIVE,
+    SessionStatus.IDLE,
+    SessionStatus.WAITING,
+    SessionStatus.COMPLETED,
+    SessionStatus.FAILED,
+    SessionStatus.CLOSED,
+]
+
+
+@asynccontextmanager
+async def _engine(target: AsyncEngine | str) -> AsyncIterator[AsyncEngine]:
+    if isinstance(target, AsyncEngine):
+        yield target
+        return
+    engine = db.make_engine(database_url(target))
+    try:
+        await db.prepare_schema(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def seed_sessions(
+    target: AsyncEngine | str,
+    org: str,
+    count: int = 100_000,
+    *,
+    start: datetime | None = None,
+    spacing: timedelta = timedelta(seconds=1),
+    agent_id: str | None = "seed-agent",
+    title_prefix: str = "Seeded session",
+    batch_size: int = SESSION_BATCH,
+) -> list[str]:
+    """Insert ``count`` sessions created ``spacing`` apart, ending at ``start`` (default: now
+    minus ``count * spacing``, so they are all older than anything created afterwards). Returns
+    their ids, oldest first."""
+    if start is None:
+        start = datetime.now(UTC) - spacing * (count + 1)
+    ids = [f"ses_seed{secrets.token_hex(6)}{n:08d}" for n in range(count)]
+    async with _engine(target) as engine:
+        for offset in range(0, count, batch_size):
+            rows: list[dict[str, Any]] = []
+            for n in range(offset, min(offset + batch_size, count)):
+                created = start + spacing * n
+                status = _STATUSES[n % len(_STATUSES)]
+                rows.append(
+                    {
+                        "id": ids[n],
+                        "org": org,
+                        "title": f"{title_prefix} {n}",
+                        "agent_id": agent_id,
+                        "task_id": f"task-{n % 100}",
+                        "model_id": "seed-model",
+                        "status": status.value,
+                        "tags": [f"batch-{n % 10}"],
+                        "metadata": {},
+                        "context_variables": {},
+                        "created_at": created,
+                        "updated_at": created,
+                        "started_at": created,
+                        "last_active_at": created,
+                        "finished_at": created if status.is_terminal else None,
+                        "closed_at": created if status is SessionStatus.CLOSED else None,
+                        "message_count": 0,
+                        "event_count": 0,
+                        "pending_action_count": 0,
+                        "last_sequence": 0,
+                        "preview": f"seeded prompt {n}",
+                        "output_preview": None,
+                        "input_tokens": 0,
+                        "output_tokens": 0,
+                        "cost_usd": 0.0,
+                        "billable": None,
+                        "duration_seconds": None,
+                    }
+                )
+            tags = [{"session_id": r["id"], "org": org, "tag": r["tags"][0]} for r in rows]
+            async with engine.begin() as conn:
+                await conn.execute(db.sessions.insert(), rows)
+                await conn.execute(db.session_tags.insert(), tags)
+    return ids
+
+
+async def seed_events(
+    target: AsyncEngine | str,
+    org: str,
+    session_id: str,
+    count: int = 1_000_000,
+    *,
+    batch_size: int = EVENT_BATCH,
+    content_bytes: int = 80,
+) -> int:
+    """Append ``count`` agent messages to an existing session, keeping its counters right.
+    Returns the session's last sequence."""
+    filler = "x" * content_bytes
+    async with _engine(target) as engine:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(db.sessions.c.last_sequence, db.sessions.c.message_count).where(
+                        db.sessions.c.id == session_id, db.sessions.c.org == org
+                    )
+                )
+            ).first()
+        if row is None:
+            raise LookupError(f"no session {session_id} in organisation {org}")
+        first_sequence = row.last_sequence + 1
+        base = datetime.now(UTC) - timedelta(microseconds=count)
+        prefix = f"evt_seed{secrets.token_hex(4)}"
+        message = EventType.MESSAGE_AGENT.value
+        for offset in range(0, count, batch_size):
+            rows = [
+                {
+                    "id": f"{prefix}{n:09d}",
+                    "session_id": session_id,
+                    "org": org,
+                    "sequence": first_sequence + n,
+                    "type": message,
+                    "created_at": base + timedelta(microseconds=n),
+                    "payload": {"content": f"message {n} {filler}"},
+                    "hidden": False,
+                    "hide_reason": None,
+                }
+                for n in range(offset, min(offset + batch_size, count))
+            ]
+            async with engine.begin() as conn:
+                await conn.execute(db.events.insert(), rows)
+        last_sequence = first_sequence + count - 1
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(db.sessions)
+                .where(db.sessions.c.id == session_id)
+                .values(
+                    last_sequence=last_sequence,
+                    event_count=db.sessions.c.event_count + count,
+                    message_count=db.sessions.c.message_count + count,
+                    last_active_at=datetime.now(UTC),
+                )
+            )
+    return last_sequence

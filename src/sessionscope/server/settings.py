@@ -1,0 +1,80 @@
+"""Server settings: everything the app, the runner and the test fixtures configure."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ORG = "default"
+API_KEYS_ENV = "SESSIONSCOPE_SERVER_API_KEYS"
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (the runner reports the one it got).
+    port: int = 8765
+    #: A SQLAlchemy async URL; see ``database_url``.
+    db_url: str = "sqlite+aiosqlite:///sessionscope.db"
+    #: (organisation, key) pairs. The first one is the simulator's.
+    api_keys: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    simulate: bool = False
+    #: Simulated events per second.
+    rate: float = 2.0
+    seed: int | None = None
+    #: Seconds between SSE heartbeat comments; the API promises at most 15.
+    heartbeat_interval: float = 15.0
+    #: The reconnect delay suggested to SSE clients (``retry:``), in milliseconds.
+    sse_retry_ms: int = 2000
+    #: Frames a live subscriber may have queued before it is disconnected (it resumes later).
+    stream_queue_size: int = 1000
+    #: Seconds between sweeps for expired actions and confirmed actions to finish.
+    sweep_interval: float = 1.0
+    #: Seconds between a confirmation and the action's outcome event.
+    action_completion_delay: float = 0.5
+    #: Uvicorn access log; off by default (tests, demo).
+    access_log: bool = False
+
+    @property
+    def first_key(self) -> tuple[str, str] | None:
+        return self.api_keys[0] if self.api_keys else None
+
+
+def parse_api_key(spec: str) -> tuple[str, str]:
+    """``[ORG:]KEY`` -> (org, key); a key without an organisation belongs to ``default``."""
+    spec = spec.strip()
+    org, sep, key = spec.partition(":")
+    if not sep:
+        return DEFAULT_ORG, spec
+    if not org or not key:
+        raise ValueError("an API key must look like KEY or ORG:KEY")
+    return org, key
+
+
+def api_keys_from_env(environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    raw = (environ if environ is not None else os.environ).get(API_KEYS_ENV, "")
+    return [parse_api_key(part) for part in raw.split(",") if part.strip()]
+
+
+def database_url(db: str | Path) -> str:
+    """A file path or a SQLAlchemy URL -> an async SQLAlchemy URL."""
+    text = str(db)
+    if "://" not in text:
+        return f"sqlite+aiosqlite:///{Path(text).expanduser().resolve()}"
+    scheme, rest = text.split("://", 1)
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    return text
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    if not db_url.startswith("sqlite"):
+        return None
+    path = db_url.split(":///", 1)[1] if ":///" in db_url else ""
+    if not path or path == ":memory:":
+        return None
+    return Path(path)

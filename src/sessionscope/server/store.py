@@ -1,0 +1,1413 @@
+"""Storage: every read and write the API makes, scoped to an organisation.
+
+Writes go through ``Store.write()``: one in-process lock (SQLite has a single writer anyway, and
+this avoids "database is locked"), one transaction, then live frames are published in commit
+order while the lock is still held, so subscribers never see a later frame before an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sessionscope.models import (
+    ActionCreate,
+    ActionDecisionResult,
+    ActionStatus,
+    Artifact,
+    ArtifactCreate,
+    ArtifactWithContent,
+    CloseResult,
+    Event,
+    EventType,
+    OrgChange,
+    Page,
+    PendingAction,
+    Replay,
+    ReplayStep,
+    Session,
+    SessionCreate,
+    SessionStatus,
+    SessionUpdate,
+    TimelineEntry,
+    ToolCall,
+    ToolCallArgument,
+    ToolCallCreate,
+    ToolResult,
+)
+from sessionscope.server import db
+from sessionscope.server.broker import Broker
+from sessionscope.server.errors import ApiError, field_error, not_found
+
+PREVIEW_CHARS = 200
+SECRET_MASK = "********"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def session_channel(org: str, session_id: str) -> Hashable:
+    return ("session", org, session_id)
+
+
+def org_channel(org: str) -> Hashable:
+    return ("org", org)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cursors: opaque to clients, base64 of the keyset position.
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([db.to_micros(created_at), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        micros, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(micros, int) or not isinstance(row_id, str):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise field_error(
+            "cursor", "the cursor is not one this server issued", status=400
+        ) from None
+    return micros, row_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Row -> model.
+# ---------------------------------------------------------------------------------------------
+
+
+def session_from_row(row: Any) -> Session:
+    m = row._mapping if isinstance(row, Row) else row
+    return Session.model_validate(
+        {
+            "id": m["id"],
+            "title": m["title"],
+            "agent_id": m["agent_id"],
+            "task_id": m["task_id"],
+            "model_id": m["model_id"],
+            "status": m["status"],
+            "tags": m["tags"],
+            "metadata": m["metadata"],
+            "context_variables": m["context_variables"],
+            "created_at": m["created_at"],
+            "updated_at": m["updated_at"],
+            "started_at": m["started_at"],
+            "last_active_at": m["last_active_at"],
+            "finished_at": m["finished_at"],
+            "closed_at": m["closed_at"],
+            "message_count": m["message_count"],
+            "event_count": m["event_count"],
+            "pending_action_count": m["pending_action_count"],
+            "last_sequence": m["last_sequence"],
+            "preview": m["preview"],
+            "output_preview": m["output_preview"],
+            "usage": {
+                "input_tokens": m["input_tokens"],
+                "output_tokens": m["output_tokens"],
+                "total_tokens": m["input_tokens"] + m["output_tokens"],
+                "cost_usd": m["cost_usd"],
+            },
+            "billable": m["billable"],
+            "duration_seconds": m["duration_seconds"],
+        }
+    )
+
+
+def event_from_row(row: Any) -> Event:
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        session_id=m["session_id"],
+        sequence=m["sequence"],
+        type=m["type"],
+        created_at=m["created_at"],
+        payload=m["payload"],
+        hidden=m["hidden"],
+        hide_reason=m["hide_reason"],
+    )
+
+
+def artifact_from_row(row: Any) -> Artifact:
+    m = row._mapping
+    return Artifact(
+        id=m["id"],
+        session_id=m["session_id"],
+        name=m["name"],
+        mime_type=m["mime_type"],
+        size_bytes=m["size_bytes"],
+        checksum_sha256=m["checksum_sha256"],
+        description=m["description"],
+        metadata=m["metadata"],
+        created_at=m["created_at"],
+    )
+
+
+def action_from_row(row: Any, session_title: str | None = None) -> PendingAction:
+    m = row._mapping if isinstance(row, Row) else row
+    return PendingAction(
+        id=m["id"],
+        session_id=m["session_id"],
+        tool=m["tool"],
+        preview=m["preview"],
+        status=ActionStatus(m["status"]),
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+        decided_at=m["decided_at"],
+        callback_id=m["callback_id"],
+        outcome=m["outcome"],
+        session_title=session_title,
+        destructive=m["destructive"],
+    )
+
+
+def tool_call_from_row(row: Any) -> ToolCall:
+    m = row._mapping if isinstance(row, Row) else row
+    return ToolCall.model_validate(
+        {
+            "id": m["id"],
+            "session_id": m["session_id"],
+            "tool": m["tool"],
+            "arguments": m["arguments"],
+            "status": m["status"],
+            "created_at": m["created_at"],
+            "result": m["result"],
+            "error": m["error"],
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Transactions.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tx:
+    conn: AsyncConnection
+    now: datetime
+    #: (channel, item) published after commit, in order.
+    outbox: list[tuple[Hashable, Any]] = field(default_factory=list)
+    #: Session rows loaded for update; written back and announced on the org stream at the end.
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    #: Confirmed actions to finish once committed.
+    confirmed_actions: list[str] = field(default_factory=list)
+
+
+SESSION_COUNTER_TYPES = {EventType.MESSAGE_USER.value, EventType.MESSAGE_AGENT.value}
+
+
+class Store:
+    def __init__(
+        self, engine: AsyncEngine, broker: Broker, *, action_completion_delay: float = 0.5
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.action_completion_delay = action_completion_delay
+        self._write_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- transaction plumbing -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        async with self._write_lock:
+            async with self.engine.begin() as conn:
+                tx = Tx(conn=conn, now=now_utc())
+                yield tx
+                await self._flush_sessions(tx)
+            for channel, item in tx.outbox:
+                self.broker.publish(channel, item)
+        for action_id in tx.confirmed_actions:
+            self._spawn(self._finish_action_later(action_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _load_session(self, tx: Tx, org: str, session_id: str) -> dict[str, Any]:
+        cached = tx.sessions.get(session_id)
+        if cached is not None:
+            return cached
+        result = await tx.conn.execute(
+            select(db.sessions)
+            .where(db.sessions.c.id == session_id, db.sessions.c.org == org)
+            .with_for_update()
+        )
+        row = result.first()
+        if row is None:
+            raise not_found("session")
+        data = dict(row._mapping)
+        tx.sessions[session_id] = data
+        return data
+
+    def _touch(self, tx: Tx, session: dict[str, Any]) -> None:
+        session["updated_at"] = tx.now
+        tx.dirty.add(session["id"])
+
+    async def _flush_sessions(self, tx: Tx) -> None:
+        for session_id in sorted(tx.dirty - tx.deleted):
+            data = tx.sessions[session_id]
+            values = {k: v for k, v in data.items() if k not in ("id", "org", "created_at")}
+            await tx.conn.execute(
+                update(db.sessions).where(db.sessions.c.id == session_id).values(**values)
+            )
+            await self._org_change(tx, data["org"], "session.updated", session_id, data)
+
+    async def _org_change(
+        self,
+        tx: Tx,
+        org: str,
+        kind: str,
+        session_id: str,
+        session: dict[str, Any] | None = None,
+        action: PendingAction | None = None,
+    ) -> None:
+        body: dict[str, Any] = {}
+        if session is not None:
+            body["session"] = session_from_row(session).model_dump(mode="json")
+        if action is not None:
+            body["action"] = action.model_dump(mode="json")
+        result = await tx.conn.execute(
+            db.org_changes.insert().values(
+                org=org, kind=kind, session_id=session_id, created_at=tx.now, body=body
+            )
+        )
+        change_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        assert change_id is not None
+        change = OrgChange.model_validate(
+            {"id": change_id, "kind": kind, "session_id": session_id, "created_at": tx.now, **body}
+        )
+        tx.outbox.append((org_channel(org), change))
+
+    async def _append_event(
+        self,
+        tx: Tx,
+        session: dict[str, Any],
+        event_type: str,
+        payload: dict[str, Any],
+    ) -> Event:
+        sequence = session["last_sequence"] + 1
+        session["last_sequence"] = sequence
+        session["event_count"] += 1
+        session["last_active_at"] = tx.now
+        _apply_event_to_session(session, event_type, payload, tx.now)
+        self._touch(tx, session)
+        event = Event(
+            id=new_id("evt"),
+            session_id=session["id"],
+            sequence=sequence,
+            type=event_type,
+            created_at=tx.now,
+            payload=payload,
+        )
+        await tx.conn.execute(
+            db.events.insert().values(
+                id=event.id,
+                session_id=event.session_id,
+                org=session["org"],
+                sequence=sequence,
+                type=event_type,
+                created_at=tx.now,
+                payload=payload,
+                hidden=False,
+                hide_reason=None,
+            )
+        )
+        tx.outbox.append((session_channel(session["org"], session["id"]), event))
+        return event
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def create_session(self, org: str, spec: SessionCreate) -> Session:
+        async with self.write() as tx:
+            session_id = new_id("ses")
+            data: dict[str, Any] = {
+                "id": session_id,
+                "org": org,
+                "title": spec.title,
+                "agent_id": spec.agent_id,
+                "task_id": spec.task_id,
+                "model_id": spec.model_id,
+                "status": SessionStatus.CREATED.value,
+                "tags": list(dict.fromkeys(spec.tags)),
+                "metadata": spec.metadata,
+                "context_variables": spec.context_variables,
+                "created_at": tx.now,
+                "updated_at": tx.now,
+                "started_at": None,
+                "last_active_at": None,
+                "finished_at": None,
+                "closed_at": None,
+                "message_count": 0,
+                "event_count": 0,
+                "pending_action_count": 0,
+                "last_sequence": 0,
+                "preview": None,
+                "output_preview": None,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+                "billable": None,
+                "duration_seconds": None,
+            }
+            await tx.conn.execute(db.sessions.insert().values(**data))
+            await self._write_tags(tx, org, session_id, data["tags"])
+            await self._org_change(tx, org, "session.created", session_id, data)
+            tx.sessions[session_id] = data
+            await self._append_event(
+                tx, data, EventType.SESSION_CREATED.value, {"title": spec.title}
+            )
+            if spec.prompt:
+                await self._append_event(
+                    tx, data, EventType.MESSAGE_USER.value, {"content": spec.prompt}
+                )
+        return session_from_row(data)
+
+    async def _write_tags(self, tx: Tx, org: str, session_id: str, tags: list[str]) -> None:
+        await tx.conn.execute(
+            delete(db.session_tags).where(db.session_tags.c.session_id == session_id)
+        )
+        if tags:
+            await tx.conn.execute(
+                db.session_tags.insert(),
+                [{"session_id": session_id, "org": org, "tag": tag} for tag in tags],
+            )
+
+    async def get_session(self, org: str, session_id: str) -> Session:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(db.sessions).where(
+                        db.sessions.c.id == session_id, db.sessions.c.org == org
+                    )
+                )
+            ).first()
+        if row is None:
+            raise not_found("session")
+        return session_from_row(row)
+
+    async def list_sessions(
+        self,
+        org: str,
+        *,
+        statuses: Sequence[SessionStatus] = (),
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Session]:
+        s = db.sessions.c
+        conditions: list[ColumnElement[bool]] = [s.org == org]
+        if statuses:
+            conditions.append(s.status.in_([status.value for status in statuses]))
+        if agent_id is not None:
+            conditions.append(s.agent_id == agent_id)
+        if task_id is not None:
+            conditions.append(s.task_id == task_id)
+        if tag is not None:
+            t = db.session_tags.c
+            conditions.append(exists().where(t.session_id == s.id, t.org == org, t.tag == tag))
+        if text:
+            conditions.append(
+                or_(
+                    s.title.icontains(text, autoescape=True),
+                    s.preview.icontains(text, autoescape=True),
+                )
+            )
+        page_conditions = list(conditions)
+        if cursor:
+            micros, last_id = decode_cursor(cursor)
+            page_conditions.append(
+                tuple_(s.created_at, s.id) < tuple_(db.from_micros(micros), last_id)
+            )
+        query = (
+            select(db.sessions)
+            .where(and_(*page_conditions))
+            .order_by(s.created_at.desc(), s.id.desc())
+            .limit(limit + 1)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            total = (
+                await conn.execute(select(func.count()).select_from(db.sessions).where(*conditions))
+            ).scalar_one()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]._mapping
+            next_cursor = encode_cursor(last["created_at"], last["id"])
+        return Page[Session](
+            data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
+        )
+
+    async def update_session(self, org: str, session_id: str, change: SessionUpdate) -> Session:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            changed: dict[str, Any] = {}
+            if change.title is not None and change.title != session["title"]:
+                session["title"] = changed["title"] = change.title
+            if change.tags is not None:
+                tags = list(dict.fromkeys(change.tags))
+                session["tags"] = changed["tags"] = tags
+                await self._write_tags(tx, org, session_id, tags)
+            if change.metadata is not None:
+                session["metadata"] = changed["metadata"] = change.metadata
+            if change.context_variables is not None:
+                session["context_variables"] = change.context_variables
+                await self._append_event(
+                    tx,
+                    session,
+                    EventType.VARIABLES_UPDATED.value,
+                    {"keys": sorted(change.context_variables)},
+                )
+            if change.status is not None and change.status.value != session["status"]:
+                await self._append_event(
+                    tx, session, EventType.SESSION_STATUS.value, {"status": change.status.value}
+                )
+            if changed:
+                await self._append_event(
+                    tx, session, EventType.SESSION_UPDATED.value, {"fields": sorted(changed)}
+                )
+            self._touch(tx, session)
+        return session_from_row(session)
+
+    async def delete_session(self, org: str, session_id: str) -> None:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            await self._cancel_pending_actions(tx, session, reason="session deleted")
+            for table in (db.events, db.artifacts, db.actions, db.tool_calls, db.session_tags):
+                await tx.conn.execute(delete(table).where(table.c.session_id == session_id))
+            await tx.conn.execute(delete(db.sessions).where(db.sessions.c.id == session_id))
+            tx.deleted.add(session_id)
+            await self._org_change(tx, org, "session.deleted", session_id, session)
+
+    async def close_session(self, org: str, session_id: str) -> CloseResult:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            if session["status"] == SessionStatus.CLOSED.value:
+                raise ApiError(409, "the session is already closed")
+            await self._cancel_pending_actions(tx, session, reason="session closed")
+            started = session["started_at"] or session["created_at"]
+            duration = max(0, int((tx.now - started).total_seconds()))
+            session["closed_at"] = tx.now
+            session["finished_at"] = session["finished_at"] or tx.now
+            session["duration_seconds"] = duration
+            session["billable"] = session["message_count"] > 0
+            await self._append_event(
+                tx,
+                session,
+                EventType.SESSION_CLOSED.value,
+                {"duration_seconds": duration, "billable": session["billable"]},
+            )
+            session["status"] = SessionStatus.CLOSED.value
+        return CloseResult(
+            id=session_id,
+            closed_at=session["closed_at"],
+            duration_seconds=duration,
+            billable=session["billable"],
+        )
+
+    async def complete_session(self, org: str, session_id: str) -> Session:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            if session["status"] == SessionStatus.CLOSED.value:
+                raise ApiError(409, "the session is closed")
+            if session["status"] != SessionStatus.COMPLETED.value:
+                await self._cancel_pending_actions(tx, session, reason="session completed")
+                await self._append_event(tx, session, EventType.SESSION_COMPLETED.value, {})
+        return session_from_row(session)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def append_event(
+        self, org: str, session_id: str, event_type: str, payload: dict[str, Any]
+    ) -> Event:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            _refuse_closed(session)
+            return await self._append_event(tx, session, event_type, payload)
+
+    async def send_message(self, org: str, session_id: str, content: str) -> Event:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            _refuse_closed(session)
+            if SessionStatus(session["status"]).is_terminal:
+                raise ApiError(409, f"the session is {session['status']}")
+            return await self._append_event(
+                tx, session, EventType.MESSAGE_USER.value, {"content": content}
+            )
+
+    async def _require_session(self, conn: AsyncConnection, org: str, session_id: str) -> None:
+        found = (
+            await conn.execute(
+                select(db.sessions.c.id).where(
+                    db.sessions.c.id == session_id, db.sessions.c.org == org
+                )
+            )
+        ).first()
+        if found is None:
+            raise not_found("session")
+
+    async def list_events(
+        self,
+        org: str,
+        session_id: str,
+        *,
+        after: int = 0,
+        limit: int = 500,
+        types: Sequence[str] = (),
+        include_hidden: bool = False,
+    ) -> Page[Event]:
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            events = await self._events_after(
+                conn, session_id, after, limit + 1, types=types, include_hidden=include_hidden
+            )
+        more = len(events) > limit
+        events = events[:limit]
+        next_cursor = str(events[-1].sequence) if more and events else None
+        return Page[Event](data=events, next_cursor=next_cursor)
+
+    async def _events_after(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        after: int,
+        limit: int,
+        *,
+        types: Sequence[str] = (),
+        include_hidden: bool = False,
+    ) -> list[Event]:
+        e = db.events.c
+        query = select(db.events).where(e.session_id == session_id, e.sequence > after)
+        if types:
+            query = query.where(e.type.in_(list(types)))
+        if not include_hidden:
+            query = query.where(e.hidden.is_(False))
+        query = query.order_by(e.sequence).limit(limit)
+        return [event_from_row(row) for row in (await conn.execute(query)).all()]
+
+    async def events_after(
+        self, org: str, session_id: str, after: int, limit: int, *, include_hidden: bool = False
+    ) -> list[Event]:
+        """For live streams: the backlog after ``after`` (raises 404 for a missing session)."""
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            return await self._events_after(
+                conn, session_id, after, limit, include_hidden=include_hidden
+            )
+
+    async def get_event(self, org: str, session_id: str, event_id: str) -> Event:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(db.events).where(
+                        db.events.c.id == event_id,
+                        db.events.c.session_id == session_id,
+                        db.events.c.org == org,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise not_found("event")
+        return event_from_row(row)
+
+    async def delete_event(self, org: str, session_id: str, event_id: str) -> None:
+        async with self.write() as tx:
+            result = await tx.conn.execute(
+                delete(db.events).where(
+                    db.events.c.id == event_id,
+                    db.events.c.session_id == session_id,
+                    db.events.c.org == org,
+                )
+            )
+            if result.rowcount == 0:
+                raise not_found("event")
+
+    async def set_event_hidden(
+        self, org: str, session_id: str, event_id: str, hidden: bool
+    ) -> Event:
+        async with self.write() as tx:
+            result = await tx.conn.execute(
+                update(db.events)
+                .where(
+                    db.events.c.id == event_id,
+                    db.events.c.session_id == session_id,
+                    db.events.c.org == org,
+                )
+                .values(hidden=hidden, hide_reason="manual" if hidden else None)
+            )
+            if result.rowcount == 0:
+                raise not_found("event")
+            row = (await tx.conn.execute(select(db.events).where(db.events.c.id == event_id))).one()
+        return event_from_row(row)
+
+    async def timeline(
+        self, org: str, session_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[TimelineEntry]:
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            events = await self._events_after(conn, session_id, after, limit)
+        return build_timeline(events)
+
+    async def replay(self, org: str, session_id: str, *, limit: int = 10_000) -> Replay:
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            events = await self._events_after(conn, session_id, 0, limit)
+        return Replay(session_id=session_id, steps=build_replay(events))
+
+    # -- organisation stream --------------------------------------------------------------------
+
+    async def org_changes_after(self, org: str, after: int, limit: int) -> list[OrgChange]:
+        c = db.org_changes.c
+        query = select(db.org_changes).where(c.org == org, c.id > after).order_by(c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            OrgChange.model_validate(
+                {
+                    "id": row.id,
+                    "kind": row.kind,
+                    "session_id": row.session_id,
+                    "created_at": row.created_at,
+                    **row.body,
+                }
+            )
+            for row in rows
+        ]
+
+    async def last_org_change_id(self, org: str) -> int:
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    select(func.max(db.org_changes.c.id)).where(db.org_changes.c.org == org)
+                )
+            ).scalar()
+        return int(value or 0)
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    async def create_artifact(self, org: str, session_id: str, spec: ArtifactCreate) -> Artifact:
+        try:
+            content = base64.b64decode(spec.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise field_error("data", "data must be base64") from None
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            _refuse_closed(session)
+            artifact = Artifact(
+                id=new_id("art"),
+                session_id=session_id,
+                name=spec.name,
+                mime_type=spec.mime_type,
+                size_bytes=len(content),
+                checksum_sha256=hashlib.sha256(content).hexdigest(),
+                description=spec.description,
+                metadata=spec.metadata,
+                created_at=tx.now,
+            )
+            await tx.conn.execute(
+                db.artifacts.insert().values(
+                    **artifact.model_dump(),
+                    org=org,
+                    content=content,
+                )
+            )
+            await self._append_event(
+                tx,
+                session,
+                EventType.ARTIFACT_CREATED.value,
+                {
+                    "artifact_id": artifact.id,
+                    "name": artifact.name,
+                    "mime_type": artifact.mime_type,
+                    "size_bytes": artifact.size_bytes,
+                },
+            )
+        return artifact
+
+    async def list_artifacts(
+        self, org: str, session_id: str, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Artifact]:
+        a = db.artifacts.c
+        columns = [column for column in db.artifacts.c if column.name != "content"]
+        query = select(*columns).where(a.session_id == session_id, a.org == org)
+        if cursor:
+            micros, last_id = decode_cursor(cursor)
+            query = query.where(
+                tuple_(a.created_at, a.id) > tuple_(db.from_micros(micros), last_id)
+            )
+        query = query.order_by(a.created_at, a.id).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            rows = (await conn.execute(query)).all()
+            total = (
+                await conn.execute(
+                    select(func.count()).select_from(db.artifacts).where(a.session_id == session_id)
+                )
+            ).scalar_one()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = None
+        if more and rows:
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return Page[Artifact](
+            data=[artifact_from_row(row) for row in rows], next_cursor=next_cursor, total=total
+        )
+
+    async def get_artifact(
+        self, org: str, session_id: str, artifact_id: str
+    ) -> tuple[Artifact, bytes]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(db.artifacts).where(
+                        db.artifacts.c.id == artifact_id,
+                        db.artifacts.c.session_id == session_id,
+                        db.artifacts.c.org == org,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise not_found("artifact")
+        return artifact_from_row(row), bytes(row.content)
+
+    async def get_artifact_with_content(
+        self, org: str, session_id: str, artifact_id: str
+    ) -> ArtifactWithContent:
+        artifact, content = await self.get_artifact(org, session_id, artifact_id)
+        return ArtifactWithContent(**artifact.model_dump(), data=base64.b64encode(content).decode())
+
+    # -- client tool calls ----------------------------------------------------------------------
+
+    async def create_tool_call(self, org: str, session_id: str, spec: ToolCallCreate) -> ToolCall:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            _refuse_closed(session)
+            call = ToolCall(
+                id=new_id("call"),
+                session_id=session_id,
+                tool=spec.tool,
+                arguments=spec.arguments,
+                created_at=tx.now,
+            )
+            await tx.conn.execute(
+                db.tool_calls.insert().values(
+                    id=call.id,
+                    session_id=session_id,
+                    org=org,
+                    tool=call.tool,
+                    arguments=[arg.model_dump(mode="json") for arg in call.arguments],
+                    status="pending",
+                    created_at=tx.now,
+                )
+            )
+            await self._append_event(
+                tx,
+                session,
+                EventType.TOOL_CALL_REQUESTED.value,
+                {
+                    "call_id": call.id,
+                    "tool": call.tool,
+                    # The event log is shown and exported widely: secret values stay out of it.
+                    "arguments": [_masked_argument(arg) for arg in call.arguments],
+                },
+            )
+        return call
+
+    async def list_tool_calls(self, org: str, session_id: str) -> list[ToolCall]:
+        t = db.tool_calls.c
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+            rows = (
+                await conn.execute(
+                    select(db.tool_calls)
+                    .where(t.session_id == session_id, t.org == org, t.status == "pending")
+                    .order_by(t.created_at, t.id)
+                )
+            ).all()
+        return [tool_call_from_row(row) for row in rows]
+
+    async def submit_tool_result(
+        self,
+        org: str,
+        session_id: str,
+        call_id: str,
+        result: ToolResult,
+        idempotency_key: str | None,
+    ) -> ToolCall:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            row = (
+                await tx.conn.execute(
+                    select(db.tool_calls).where(
+                        db.tool_calls.c.id == call_id,
+                        db.tool_calls.c.session_id == session_id,
+                        db.tool_calls.c.org == org,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise not_found("tool call")
+            if row.status != "pending":
+                if idempotency_key and idempotency_key == row.idempotency_key:
+                    return tool_call_from_row(row)
+                raise ApiError(409, "this tool call already has a result")
+            status = "failed" if result.error is not None else "succeeded"
+            values = {
+                "status": status,
+                "resolved_at": tx.now,
+                "result": result.output,
+                "error": result.error,
+                "idempotency_key": idempotency_key,
+            }
+            await tx.conn.execute(
+                update(db.tool_calls).where(db.tool_calls.c.id == call_id).values(**values)
+            )
+            await self._append_event(
+                tx,
+                session,
+                EventType.TOOL_CALL_RESULT.value,
+                {
+                    "call_id": call_id,
+                    "tool": row.tool,
+                    "status": status,
+                    "output": result.output,
+                    "error": result.error,
+                },
+            )
+            data = {**row._mapping, **values}
+        return tool_call_from_row(data)
+
+    # -- pending actions ------------------------------------------------------------------------
+
+    async def create_action(self, org: str, session_id: str, spec: ActionCreate) -> PendingAction:
+        async with self.write() as tx:
+            session = await self._load_session(tx, org, session_id)
+            _refuse_closed(session)
+            if SessionStatus(session["status"]).is_terminal:
+                raise ApiError(409, f"the session is {session['status']}")
+            data: dict[str, Any] = {
+                "id": new_id("act"),
+                "session_id": session_id,
+                "org": org,
+                "tool": spec.tool,
+                "preview": spec.preview,
+                "status": ActionStatus.PENDING.value,
+                "destructive": spec.destructive,
+                "created_at": tx.now,
+                "expires_at": spec.expires_at,
+                "decided_at": None,
+                "confirmed": None,
+                "callback_id": None,
+                "outcome": None,
+                "decision_reply": None,
+                "idempotency_key": None,
+            }
+            await tx.conn.execute(db.actions.insert().values(**data))
+            action = action_from_row(data, session["title"])
+            session["pending_action_count"] += 1
+            if session["status"] in (
+                SessionStatus.ACTIVE.value,
+                SessionStatus.IDLE.value,
+                SessionStatus.CREATED.value,
+            ):
+                session["status"] = SessionStatus.WAITING.value
+            await self._append_event(
+                tx,
+                session,
+                EventType.ACTION_PENDING.value,
+                {
+                    "action_id": action.id,
+                    "tool": action.tool,
+                    "preview": action.preview,
+                    "expires_at": action.expires_at.isoformat() if action.expires_at else None,
+                    "destructive": action.destructive,
+                },
+            )
+            await self._org_change(tx, org, "action.pending", session_id, action=action)
+        return action
+
+    async def _actions(self, query: Any) -> list[PendingAction]:
+        a = db.actions.c
+        query = query.add_columns(db.sessions.c.title).join(
+            db.sessions, db.sessions.c.id == a.session_id
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [action_from_row(row, row.title) for row in rows]
+
+    async def list_actions(
+        self, org: str, *, status: ActionStatus | None = None, limit: int = 500
+    ) -> list[PendingAction]:
+        a = db.actions.c
+        query = select(db.actions).where(a.org == org)
+        if status is not None:
+            query = query.where(a.status == status.value)
+        return await self._actions(query.order_by(a.created_at, a.id).limit(limit))
+
+    async def list_session_actions(self, org: str, session_id: str) -> list[PendingAction]:
+        a = db.actions.c
+        async with self.engine.connect() as conn:
+            await self._require_session(conn, org, session_id)
+        return await self._actions(
+            select(db.actions)
+            .where(a.org == org, a.session_id == session_id)
+            .order_by(a.created_at, a.id)
+        )
+
+    async def get_action(self, org: str, session_id: str, action_id: str) -> PendingAction:
+        a = db.actions.c
+        found = await self._actions(
+            select(db.actions).where(a.org == org, a.session_id == session_id, a.id == action_id)
+        )
+        if not found:
+            raise not_found("action")
+        return found[0]
+
+    async def decide_action(
+        self,
+        org: str,
+        session_id: str,
+        action_id: str,
+        confirmed: bool,
+        idempotency_key: str | None,
+    ) -> tuple[int, ActionDecisionResult]:
+        """Apply a decision once; returns (HTTP status, reply). Later identical decisions get the
+        first reply again."""
+        expired = False
+        async with self.write() as tx:
+            row = (
+                await tx.conn.execute(
+                    select(db.actions).where(
+                        db.actions.c.id == action_id,
+                        db.actions.c.session_id == session_id,
+                        db.actions.c.org == org,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise not_found("action")
+            action = dict(row._mapping)
+            if action["decision_reply"] is not None:
+                if action["confirmed"] is confirmed:
+                    reply = action["decision_reply"]
+                    return reply["status_code"], ActionDecisionResult.model_validate(reply["body"])
+                raise ApiError(409, f"the action was already {_decided_word(action)}")
+            if action["status"] == ActionStatus.PENDING.value and _is_due(action, tx.now):
+                session = await self._load_session(tx, org, session_id)
+                await self._resolve_action(tx, session, action, ActionStatus.EXPIRED)
+                expired = True
+            elif action["status"] == ActionStatus.EXPIRED.value:
+                expired = True
+            elif action["status"] != ActionStatus.PENDING.value:
+                raise ApiError(409, f"the action is already {action['status']}")
+            else:
+                session = await self._load_session(tx, org, session_id)
+                if confirmed:
+                    status_code = 202
+                    result = ActionDecisionResult(
+                        session_id=session_id,
+                        action_id=action_id,
+                        status=ActionStatus.PROCESSING,
+                        callback_id=new_id("cb"),
+                        message="confirmed; the outcome will follow as an event",
+                    )
+                else:
+                    status_code = 200
+                    result = ActionDecisionResult(
+                        session_id=session_id,
+                        action_id=action_id,
+                        status=ActionStatus.CANCELLED,
+                        message="cancelled",
+                    )
+                action["confirmed"] = confirmed
+                action["callback_id"] = result.callback_id
+                action["idempotency_key"] = idempotency_key
+                action["decision_reply"] = {
+                    "status_code": status_code,
+                    "body": result.model_dump(mode="json"),
+                }
+                await self._resolve_action(tx, session, action, result.status)
+                if confirmed:
+                    tx.confirmed_actions.append(action_id)
+        if expired:
+            raise ApiError(410, "the action expired before a decision")
+        return status_code, result
+
+    async def _resolve_action(
+        self,
+        tx: Tx,
+        session: dict[str, Any],
+        action: dict[str, Any],
+        status: ActionStatus,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Move a pending action to ``status``, keeping the session's counters in step."""
+        action["status"] = status.value
+        if status is not ActionStatus.EXPIRED:
+            action["decided_at"] = tx.now
+        await tx.conn.execute(
+            update(db.actions)
+            .where(db.actions.c.id == action["id"])
+            .values(**{k: v for k, v in action.items() if k != "id"})
+        )
+        session["pending_action_count"] = max(0, session["pending_action_count"] - 1)
+        if (
+            session["pending_action_count"] == 0
+            and session["status"] == SessionStatus.WAITING.value
+        ):
+            session["status"] = SessionStatus.ACTIVE.value
+        event_type = {
+            ActionStatus.PROCESSING: EventType.ACTION_CONFIRMED,
+            ActionStatus.CANCELLED: EventType.ACTION_CANCELLED,
+            ActionStatus.EXPIRED: EventType.ACTION_EXPIRED,
+        }[status]
+        payload: dict[str, Any] = {"action_id": action["id"], "tool": action["tool"]}
+        if action["callback_id"]:
+            payload["callback_id"] = action["callback_id"]
+        if reason:
+            payload["reason"] = reason
+        await self._append_event(tx, session, event_type.value, payload)
+        await self._org_change(
+            tx,
+            session["org"],
+            "action.resolved",
+            session["id"],
+            action=action_from_row(action, session["title"]),
+        )
+
+    async def _cancel_pending_actions(self, tx: Tx, session: dict[str, Any], reason: str) -> None:
+        rows = (
+            await tx.conn.execute(
+                select(db.actions).where(
+                    db.actions.c.session_id == session["id"],
+                    db.actions.c.status == ActionStatus.PENDING.value,
+                )
+            )
+        ).all()
+        for row in rows:
+            await self._resolve_action(
+                tx, session, dict(row._mapping), ActionStatus.CANCELLED, reason=reason
+            )
+
+    async def _finish_action_later(self, action_id: str) -> None:
+        await asyncio.sleep(self.action_completion_delay)
+        await self.finish_action(action_id)
+
+    async def finish_action(self, action_id: str) -> bool:
+        """Record the outcome of a confirmed action (the reference server pretends it ran)."""
+        async with self.write() as tx:
+            row = (
+                await tx.conn.execute(select(db.actions).where(db.actions.c.id == action_id))
+            ).first()
+            if row is None or row.status != ActionStatus.PROCESSING.value:
+                return False
+            try:
+                session = await self._load_session(tx, row.org, row.session_id)
+            except ApiError:
+                return False
+            action = dict(row._mapping)
+            action["status"] = ActionStatus.COMPLETED.value
+            action["outcome"] = {"ok": True, "message": f"{action['tool']} completed"}
+            await tx.conn.execute(
+                update(db.actions)
+                .where(db.actions.c.id == action_id)
+                .values(status=action["status"], outcome=action["outcome"])
+            )
+            await self._append_event(
+                tx,
+                session,
+                EventType.ACTION_COMPLETED.value,
+                {
+                    "action_id": action_id,
+                    "tool": action["tool"],
+                    "callback_id": action["callback_id"],
+                    "outcome": action["outcome"],
+                },
+            )
+            await self._org_change(
+                tx,
+                session["org"],
+                "action.resolved",
+                session["id"],
+                action=action_from_row(action, session["title"]),
+            )
+        return True
+
+    async def sweep(self, *, stale_after: float) -> int:
+        """Expire actions past ``expires_at``; finish confirmed ones a restart left behind."""
+        now = now_utc()
+        a = db.actions.c
+        async with self.engine.connect() as conn:
+            due = (
+                await conn.execute(
+                    select(a.id, a.org, a.session_id).where(
+                        a.status == ActionStatus.PENDING.value,
+                        a.expires_at.is_not(None),
+                        a.expires_at <= now,
+                    )
+                )
+            ).all()
+            stale = (
+                await conn.execute(
+                    select(a.id).where(
+                        a.status == ActionStatus.PROCESSING.value,
+                        a.decided_at <= datetime.fromtimestamp(now.timestamp() - stale_after, UTC),
+                    )
+                )
+            ).all()
+        for action_id, org, session_id in due:
+            async with self.write() as tx:
+                row = (await tx.conn.execute(select(db.actions).where(a.id == action_id))).first()
+                if row is None or row.status != ActionStatus.PENDING.value:
+                    continue
+                session = await self._load_session(tx, org, session_id)
+                await self._resolve_action(tx, session, dict(row._mapping), ActionStatus.EXPIRED)
+        for (action_id,) in stale:
+            await self.finish_action(action_id)
+        return len(due) + len(stale)
+
+
+def _refuse_closed(session: dict[str, Any]) -> None:
+    if session["status"] == SessionStatus.CLOSED.value:
+        raise ApiError(409, "the session is closed")
+
+
+def _is_due(action: dict[str, Any], now: datetime) -> bool:
+    expires_at = action["expires_at"]
+    return expires_at is not None and expires_at <= now
+
+
+def _decided_word(action: dict[str, Any]) -> str:
+    return "confirmed" if action["confirmed"] else "cancelled"
+
+
+def _masked_argument(argument: ToolCallArgument) -> dict[str, Any]:
+    data = argument.model_dump(mode="json")
+    if argument.secret:
+        data["value"] = SECRET_MASK
+    return data
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _apply_event_to_session(
+    session: dict[str, Any], event_type: str, payload: dict[str, Any], now: datetime
+) -> None:
+    """Keep the session's status, counters and previews in step with its events."""
+    status = session["status"]
+    if event_type in SESSION_COUNTER_TYPES:
+        session["message_count"] += 1
+        content = _text(payload.get("content"))
+        if content is not None:
+            if event_type == EventType.MESSAGE_USER.value and session["preview"] is None:
+                session["preview"] = content[:PREVIEW_CHARS]
+            if event_type == EventType.MESSAGE_AGENT.value:
+                session["output_preview"] = content[:PREVIEW_CHARS]
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        for key in ("input_tokens", "output_tokens"):
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                session[key] += value
+        cost = usage.get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0:
+            session["cost_usd"] += float(cost)
+    new_status: str | None = None
+    if event_type == EventType.SESSION_STATUS.value:
+        candidate = payload.get("status")
+        if candidate in SessionStatus._value2member_map_:
+            new_status = str(candidate)
+    elif event_type == EventType.SESSION_COMPLETED.value:
+        new_status = SessionStatus.COMPLETED.value
+    elif event_type == EventType.SESSION_FAILED.value:
+        new_status = SessionStatus.FAILED.value
+    elif status in (SessionStatus.CREATED.value, SessionStatus.IDLE.value) and not (
+        event_type.startswith("session.") or event_type == EventType.LOG.value
+    ):
+        new_status = SessionStatus.ACTIVE.value
+    if new_status is not None and new_status != status:
+        session["status"] = new_status
+        if new_status == SessionStatus.ACTIVE.value and session["started_at"] is None:
+            session["started_at"] = now
+        if SessionStatus(new_status).is_terminal:
+            session["finished_at"] = session["finished_at"] or now
+        elif new_status == SessionStatus.ACTIVE.value:
+            session["finished_at"] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeline and replay, derived from events.
+# ---------------------------------------------------------------------------------------------
+
+
+def _call_key(payload: dict[str, Any]) -> str | None:
+    for key in ("call_id", "tool_call_id", "tool_use_id", "id"):
+        value = payload.get(key)
+        if isinstance(value, str | int):
+            return str(value)
+    return None
+
+
+def _tool_name(payload: dict[str, Any]) -> str:
+    value = payload.get("tool") or payload.get("name") or "tool"
+    return str(value)
+
+
+def _pair_tools(events: list[Event]) -> dict[str, Event]:
+    """tool.started event id -> its tool.completed/tool.failed event (by call id, else by tool)."""
+    open_by_key: dict[str, Event] = {}
+    open_by_tool: dict[str, list[Event]] = {}
+    pairs: dict[str, Event] = {}
+    ends = {EventType.TOOL_COMPLETED.value, EventType.TOOL_FAILED.value}
+    for event in events:
+        if event.type == EventType.TOOL_STARTED.value:
+            key = _call_key(event.payload)
+            if key is not None:
+                open_by_key[key] = event
+            else:
+                open_by_tool.setdefault(_tool_name(event.payload), []).append(event)
+        elif event.type in ends:
+            key = _call_key(event.payload)
+            started = open_by_key.pop(key, None) if key is not None else None
+            if started is None:
+                waiting = open_by_tool.get(_tool_name(event.payload))
+                started = waiting.pop(0) if waiting else None
+            if started is not None:
+                pairs[started.id] = event
+    return pairs
+
+
+def _duration_ms(start: Event, end: Event) -> int:
+    return max(0, int((end.created_at - start.created_at).total_seconds() * 1000))
+
+
+def _summary(event: Event) -> str:
+    payload = event.payload
+    for key in ("content", "message", "text", "summary", "error"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value.splitlines()[0][:PREVIEW_CHARS] if value.strip() else value[:PREVIEW_CHARS]
+    if "tool" in payload:
+        return _tool_name(payload)
+    if "name" in payload:
+        return str(payload["name"])
+    if "status" in payload:
+        return str(payload["status"])
+    return ""
+
+
+def build_timeline(events: list[Event]) -> list[TimelineEntry]:
+    pairs = _pair_tools(events)
+    ended = {end.id for end in pairs.values()}
+    entries: list[TimelineEntry] = []
+    for event in events:
+        if event.id in ended:
+            continue
+        end = pairs.get(event.id)
+        if end is not None:
+            outcome = "failed" if end.type == EventType.TOOL_FAILED.value else "completed"
+            entries.append(
+                TimelineEntry(
+                    sequence=event.sequence,
+                    timestamp=event.created_at,
+                    kind="tool",
+                    summary=f"{_tool_name(event.payload)} {outcome}",
+                    event_id=event.id,
+                    duration_ms=_duration_ms(event, end),
+                )
+            )
+            continue
+        entries.append(
+            TimelineEntry(
+                sequence=event.sequence,
+                timestamp=event.created_at,
+                kind=event.type,
+                summary=_summary(event),
+                event_id=event.id,
+            )
+        )
+    return entries
+
+
+def build_replay(events: list[Event]) -> list[ReplayStep]:
+    pairs = _pair_tools(events)
+    ended = {end.id for end in pairs.values()}
+    steps: list[ReplayStep] = []
+    for event in events:
+        if event.id in ended:
+            continue
+        payload = event.payload
+        end = pairs.get(event.id)
+        if end is not None:
+            steps.append(
+                ReplayStep(
+                    index=len(steps),
+                    timestamp=event.created_at,
+                    action=_tool_name(payload),
+                    input=payload.get("input", payload.get("arguments")),
+                    output=end.payload.get("output", end.payload.get("error")),
+                    duration_ms=_duration_ms(event, end),
+                )
+            )
+        elif event.type in SESSION_COUNTER_TYPES:
+            steps.append(
+                ReplayStep(
+                    index=len(steps),
+                    timestamp=event.created_at,
+                    action=event.type,
+                    input=payload.get("content") if event.type == "message.user" else None,
+                    output=payload.get("content") if event.type == "message.agent" else None,
+                )
+            )
+        elif event.type == EventType.TOOL_STARTED.value:
+            steps.append(
+                ReplayStep(
+                    index=len(steps),
+                    timestamp=event.created_at,
+                    action=_tool_name(payload),
+                    input=payload.get("input", payload.get("arguments")),
+                )
+            )
+    return steps
