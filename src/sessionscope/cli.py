@@ -7,11 +7,99 @@ import click
 
 
 @click.group(invoke_without_command=True)
+@click.option("--url", default=None, help="Sessions API base URL [env SESSIONSCOPE_URL].")
+@click.option(
+    "--api-key", default=None, help="API key [env SESSIONSCOPE_API_KEY]; never logged or shown."
+)
+@click.option("--backend", "backend_name", default=None, help="Backend dialect (default native).")
+@click.option("--profile", default=None, help="A profile from `sessionscope config path`.")
+@click.option("--read-only", is_flag=True, help="Disable every key that changes something.")
+@click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
 @click.pass_context
-def main(ctx: click.Context) -> None:
-    """sessionscope: a terminal console for AI-agent sessions."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+def main(
+    ctx: click.Context,
+    url: str | None,
+    api_key: str | None,
+    backend_name: str | None,
+    profile: str | None,
+    read_only: bool,
+    bell: bool,
+) -> None:
+    """sessionscope: a terminal console for AI-agent sessions.
+
+    Without a command, opens the console on the configured server.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from sessionscope.config import ConfigError, resolve
+
+    try:
+        settings = resolve(
+            url=url, api_key=api_key, backend=backend_name, profile=profile, read_only=read_only
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    run_console(
+        settings.url,
+        settings.api_key,
+        backend_name=settings.backend,
+        read_only=settings.read_only,
+        bell=bell,
+    )
+
+
+def run_console(
+    url: str,
+    api_key: str | None,
+    *,
+    backend_name: str = "native",
+    read_only: bool = False,
+    bell: bool = False,
+) -> None:
+    """Open the console. Connection problems are shown inside it, never as a traceback."""
+    from sessionscope.backends import BackendConfig, BackendError, create_backend
+
+    try:
+        backend = create_backend(BackendConfig(name=backend_name, url=url, api_key=api_key))
+    except BackendError as error:
+        raise click.ClickException(error.message) from None
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(f"cannot use {url!r}: {error}") from None
+    from sessionscope.tui.app import SessionScopeApp
+
+    SessionScopeApp(backend, read_only=read_only, bell=bell).run()
+
+
+@main.group("config")
+def config_group() -> None:
+    """Connection profiles (like kube contexts)."""
+
+
+@config_group.command("path")
+def config_path_command() -> None:
+    """Print where the profile file lives."""
+    from sessionscope.config import config_path
+
+    click.echo(str(config_path()))
+
+
+@config_group.command("list")
+def config_list_command() -> None:
+    """List the profiles (keys are never printed)."""
+    from sessionscope.config import ConfigError, load_profiles
+
+    try:
+        profiles = load_profiles()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if not profiles.profiles:
+        click.echo(f"no profiles in {profiles.path}")
+        return
+    for name, profile in sorted(profiles.profiles.items()):
+        marker = "*" if name == profiles.current else " "
+        key = "key set" if (profile.api_key or profile.api_key_env) else "no key"
+        mode = ", read-only" if profile.read_only else ""
+        click.echo(f"{marker} {name}  {profile.url or '(default url)'}  ({key}{mode})")
 
 
 @main.command()
@@ -47,21 +135,34 @@ def serve(
 
 @main.command()
 @click.option("--rate", default=2.0, show_default=True, help="Simulated events per second.")
-@click.option("--seed", default=None, type=int)
-def demo(rate: float, seed: int | None) -> None:
-    """Run the reference server with its simulator on a free loopback port."""
-    from sessionscope.server.runner import serve_forever
+@click.option("--seed", default=None, type=int, help="Simulator seed, for repeatable runs.")
+@click.option("--read-only", is_flag=True, help="Disable every key that changes something.")
+@click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
+def demo(rate: float, seed: int | None, read_only: bool, bell: bool) -> None:
+    """Run the reference server with its simulator and open the console on it."""
+    import secrets
+    import tempfile
+    from pathlib import Path
 
-    serve_forever(
-        host="127.0.0.1",
-        port=0,
-        db=None,
-        api_keys=[],
-        simulate=True,
-        rate=rate,
-        seed=seed,
-        temporary=True,
-    )
+    from sessionscope.server.runner import ServerThread
+    from sessionscope.server.settings import ServerSettings, database_url
+
+    with tempfile.TemporaryDirectory(prefix="sessionscope-demo-") as folder:
+        settings = ServerSettings(
+            host="127.0.0.1",
+            port=0,
+            db_url=database_url(Path(folder) / "demo.db"),
+            api_keys=[("demo", "demo-" + secrets.token_urlsafe(18))],
+            simulate=True,
+            rate=rate,
+            seed=seed,
+        )
+        server = ServerThread(settings)
+        server.start()
+        try:
+            run_console(server.url, server.api_key, read_only=read_only, bell=bell)
+        finally:
+            server.stop()
 
 
 @main.command("export")

@@ -1,29 +1,179 @@
-"""The console application. Talks only to a ``Backend``."""
+"""The console application. Talks only to a ``Backend``.
+
+The app owns what every screen shares: the backend, read-only mode, the organisation watch (which
+feeds the connection indicator, the pending-action toasts and the sessions list) and navigation.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.worker import Worker, WorkerState
 
-from sessionscope.backends import Backend
+from sessionscope.backends import (
+    AuthError,
+    Backend,
+    BackendError,
+    NotFound,
+    Unsupported,
+    ValidationFailed,
+    WatchState,
+)
+from sessionscope.models import OrgChange, Session, SessionStatus
+from sessionscope.tui.commands import SessionScopeCommands
+from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
+
+#: Live changes are applied at most this often, so a burst becomes one repaint.
+FLUSH_INTERVAL = 0.15
+
+#: Binding ids that change something on the server; disabled (and labelled so) in read-only mode.
+#: Screens add theirs with ``register_mutating``.
+MUTATING_BINDING_IDS: set[str] = {"sessions.close", "sessions.new"}
+
+
+def register_mutating(*binding_ids: str) -> None:
+    MUTATING_BINDING_IDS.update(binding_ids)
+
+
+class OrgChanges(Message):
+    """A coalesced batch of organisation changes, posted to every screen on the stack."""
+
+    def __init__(self, changes: list[OrgChange]) -> None:
+        super().__init__()
+        self.changes = changes
 
 
 class SessionScopeApp(App[None]):
     TITLE = "sessionscope"
-    CSS_PATH: ClassVar = [stylesheet("app.tcss")]
+    CSS_PATH: ClassVar = [stylesheet("app.tcss"), stylesheet("sessions.tcss")]
+    COMMANDS: ClassVar = App.COMMANDS | {SessionScopeCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave sessionscope"),
+        Binding("question_mark", "help", "Keys", id="app.help", tooltip="Show every key binding"),
+        Binding(
+            "ctrl+t",
+            "toggle_theme",
+            "Theme",
+            id="app.theme",
+            show=False,
+            tooltip="Switch between dark and light themes",
+        ),
     ]
 
-    def __init__(self, backend: Backend, *, read_only: bool = False) -> None:
+    connection_state: reactive[WatchState] = reactive(WatchState.CONNECTING)
+    connection_detail: reactive[str] = reactive("")
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        read_only: bool = False,
+        bell: bool = False,
+        watch: bool = True,
+    ) -> None:
         super().__init__()
         self.backend = backend
         self.read_only = read_only
+        self.bell_on_pending = bell
+        self._watch_enabled = watch
+        self._org_position: int | None = None
+        self._pending_changes: list[OrgChange] = []
+        self._titles: dict[str, str] = {}
+        self.sub_title = backend.display_name + ("  READ-ONLY" if read_only else "")
 
-    # Navigation entry points shared by every screen, the command palette and notifications.
+    # -- lifecycle -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        from sessionscope.tui.screens.sessions import SessionsScreen
+
+        self.sessions_screen = SessionsScreen()
+        self.push_screen(self.sessions_screen)
+        self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
+        if self._watch_enabled:
+            self.watch_org_changes()
+
+    async def on_unmount(self) -> None:
+        try:
+            await self.backend.aclose()
+        except Exception:
+            pass  # closing must never mask how the app ended
+
+    # -- organisation watch ----------------------------------------------------------------------
+    def _on_watch_state(self, state: WatchState, detail: str | None) -> None:
+        self.connection_state = state
+        self.connection_detail = detail or ""
+
+    @work(exclusive=True, exit_on_error=False, group="org-watch")
+    async def watch_org_changes(self) -> None:
+        try:
+            async for change in self.backend.watch_org(
+                after=self._org_position, on_state=self._on_watch_state
+            ):
+                self._org_position = change.id
+                self._pending_changes.append(change)
+        except Unsupported:
+            self._on_watch_state(
+                WatchState.OFFLINE, "this backend has no live updates; r refreshes"
+            )
+        except (AuthError, NotFound, ValidationFailed) as error:
+            self._on_watch_state(WatchState.OFFLINE, f"{error.message}; press r to retry")
+        except BackendError as error:
+            self._on_watch_state(WatchState.OFFLINE, f"{error.message}; press r to retry")
+        except asyncio.CancelledError:
+            raise
+
+    def _flush_changes(self) -> None:
+        if not self._pending_changes:
+            return
+        batch, self._pending_changes = self._pending_changes, []
+        for change in batch:
+            if change.session is not None:
+                self._titles[change.session_id] = change.session.title
+            if change.kind == "action.pending":
+                self._announce_pending(change)
+        with self.batch_update():
+            self.sessions_screen.apply_changes(batch)
+            for screen in self.screen_stack:
+                if screen is not self.sessions_screen:
+                    screen.post_message(OrgChanges(batch))
+
+    def _announce_pending(self, change: OrgChange) -> None:
+        action = change.action
+        title = change.session.title if change.session else self._titles.get(change.session_id)
+        tool = action.tool if action else "an action"
+        where = one_line(title or change.session_id, 80)
+        # Agent-chosen text: markup=False so "[bold]" or "[@click=…]" shows literally.
+        self.notify(
+            f"{one_line(tool, 40)} waits for a decision in “{where}”. Press a for the inbox.",
+            title="Pending action",
+            severity="warning",
+            timeout=8,
+            markup=False,
+        )
+        if self.bell_on_pending:
+            self.bell()
+
+    # -- errors from any worker: shown, never a crash --------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, BackendError):
+            message = error.message
+        else:
+            message = f"{type(error).__name__}: {error}"
+        self.notify(
+            one_line(message, 300), title="Something failed", severity="error", markup=False
+        )
+
+    # -- navigation shared by every screen, the command palette and notifications ----------------
     def open_session(self, session_id: str) -> None:
         from sessionscope.tui.screens.session import SessionScreen
 
@@ -38,3 +188,49 @@ class SessionScopeApp(App[None]):
         from sessionscope.tui.screens.inbox import InboxScreen
 
         self.push_screen(InboxScreen())
+
+    def loaded_sessions(self, limit: int) -> Iterator[Session]:
+        """Sessions already fetched by the list (for the palette); never fetches."""
+        screen = getattr(self, "sessions_screen", None)
+        if screen is None or not screen.is_mounted:
+            return
+        for count, session in enumerate(screen.table.pages.loaded()):
+            if count >= limit:
+                return
+            yield session
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_home(self) -> None:
+        while len(self.screen_stack) > 2 and self.screen is not self.sessions_screen:
+            self.pop_screen()
+
+    def action_retry(self) -> None:
+        """`r`: reload the list and restart the live watch if it stopped."""
+        self.sessions_screen.refresh_list()
+        if self._watch_enabled and self.connection_state is WatchState.OFFLINE:
+            self.connection_state = WatchState.CONNECTING
+            self.watch_org_changes()
+
+    def action_status_filter(self, status: SessionStatus | None) -> None:
+        self.action_home()
+        self.sessions_screen.set_status_filter(status)
+
+    def action_cycle_sort(self) -> None:
+        self.action_home()
+        self.sessions_screen.action_cycle_sort()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_help(self) -> None:
+        from sessionscope.tui.help import HelpScreen, collect_keys
+
+        if type(self.screen).__name__ == "HelpScreen":
+            return
+        read_only_ids = frozenset(MUTATING_BINDING_IDS) if self.read_only else frozenset()
+        keys = collect_keys(self, read_only_ids)
+        title = getattr(self.screen, "help_title", None) or type(self.screen).__name__
+        self.push_screen(HelpScreen(keys, str(title)))
+
+    def iter_mutating(self) -> Iterable[str]:
+        return sorted(MUTATING_BINDING_IDS)

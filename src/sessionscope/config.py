@@ -1,0 +1,167 @@
+"""Connection profiles, like kube contexts: named (url, api key, backend) sets in one TOML file.
+
+The file lives in the platform's config directory (``sessionscope config path`` prints it) and looks
+like::
+
+    current = "local"
+
+    [profiles.local]
+    url = "http://127.0.0.1:8765"
+    api_key_env = "LOCAL_KEY"   # or api_key = "..." (then keep the file private: chmod 600)
+
+    [profiles.prod]
+    url = "https://sessions.example.com"
+    api_key_env = "PROD_SESSIONS_KEY"
+    read_only = true
+
+Precedence, highest first: command-line flag, environment variable (``SESSIONSCOPE_URL``,
+``SESSIONSCOPE_API_KEY``), the chosen profile (``--profile`` or ``current``), built-in default.
+
+No Textual import here: the CLI reads profiles before deciding whether to start the console.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_BACKEND = "native"
+CONFIG_ENV = "SESSIONSCOPE_CONFIG"
+URL_ENV = "SESSIONSCOPE_URL"
+API_KEY_ENV = "SESSIONSCOPE_API_KEY"
+
+
+class ConfigError(Exception):
+    """A problem with the profile file or the chosen profile; the message is fit for an operator."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    #: Name of an environment variable holding the key, so the file need not hold secrets.
+    api_key_env: str | None = None
+    backend: str | None = None
+    read_only: bool = False
+
+    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
+        if self.api_key_env:
+            return environ.get(self.api_key_env) or self.api_key
+        return self.api_key
+
+
+@dataclass(frozen=True)
+class ProfileFile:
+    path: Path
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    current: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Everything the console needs to connect. ``api_key`` never appears in the repr."""
+
+    url: str
+    backend: str
+    api_key: str | None = field(default=None, repr=False)
+    read_only: bool = False
+    profile: str | None = None
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path("sessionscope", appauthor=False)
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    override = environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser()
+    return config_dir() / "config.toml"
+
+
+def _profile_from(name: str, raw: Any, path: Path) -> Profile:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [profiles.{name}] must be a table")
+    known = {"url", "api_key", "api_key_env", "backend", "read_only"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{path}: profile {name!r} has unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    for key in ("url", "api_key", "api_key_env", "backend"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: profile {name!r}: {key} must be a string")
+    if "read_only" in raw and not isinstance(raw["read_only"], bool):
+        raise ConfigError(f"{path}: profile {name!r}: read_only must be true or false")
+    return Profile(
+        name=name,
+        url=raw.get("url"),
+        api_key=raw.get("api_key"),
+        api_key_env=raw.get("api_key_env"),
+        backend=raw.get("backend"),
+        read_only=raw.get("read_only", False),
+    )
+
+
+def load_profiles(path: Path | None = None) -> ProfileFile:
+    """Read the profile file; a missing file means no profiles, not an error."""
+    path = config_path() if path is None else path
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ProfileFile(path=path)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    profiles_raw = raw.get("profiles", {})
+    if not isinstance(profiles_raw, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] sections")
+    profiles = {name: _profile_from(name, value, path) for name, value in profiles_raw.items()}
+    current = raw.get("current")
+    if current is not None and not isinstance(current, str):
+        raise ConfigError(f"{path}: 'current' must be a profile name")
+    return ProfileFile(path=path, profiles=profiles, current=current)
+
+
+def resolve(
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    backend: str | None = None,
+    profile: str | None = None,
+    read_only: bool = False,
+    environ: Mapping[str, str] | None = None,
+    path: Path | None = None,
+) -> ConsoleSettings:
+    """Combine flags, environment and the profile file into the settings the console uses."""
+    environ = os.environ if environ is None else environ
+    profile_file = load_profiles(path if path is not None else config_path(environ))
+    name = profile or profile_file.current
+    chosen: Profile | None = None
+    if name is not None:
+        chosen = profile_file.profiles.get(name)
+        if chosen is None:
+            known = ", ".join(sorted(profile_file.profiles)) or "none defined"
+            raise ConfigError(
+                f"no profile named {name!r} in {profile_file.path} (profiles: {known})"
+            )
+    return ConsoleSettings(
+        url=url or environ.get(URL_ENV) or (chosen.url if chosen else None) or DEFAULT_URL,
+        api_key=api_key
+        or environ.get(API_KEY_ENV)
+        or (chosen.resolved_api_key(environ) if chosen else None),
+        backend=backend or (chosen.backend if chosen else None) or DEFAULT_BACKEND,
+        read_only=read_only or (chosen.read_only if chosen else False),
+        profile=chosen.name if chosen else None,
+    )

@@ -1,0 +1,286 @@
+"""The home screen: every session of the organisation, live, at any size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from sessionscope.backends import AuthError, BackendError, ConnectError, SessionQuery
+from sessionscope.models import OrgChange, Session, SessionStatus
+from sessionscope.tui.safe import plain_line
+from sessionscope.tui.widgets.session_table import SessionTable, SortOrder, matches
+from sessionscope.tui.widgets.status import AppHeader
+
+if TYPE_CHECKING:
+    from sessionscope.tui.app import SessionScopeApp
+
+#: `s` cycles through these; ``None`` shows every status.
+STATUS_CYCLE: tuple[SessionStatus | None, ...] = (
+    None,
+    SessionStatus.ACTIVE,
+    SessionStatus.WAITING,
+    SessionStatus.IDLE,
+    SessionStatus.PAUSED,
+    SessionStatus.CREATED,
+    SessionStatus.COMPLETED,
+    SessionStatus.FAILED,
+    SessionStatus.CLOSED,
+)
+SORT_CYCLE: tuple[SortOrder, ...] = tuple(SortOrder)
+#: The filter applies this long after the last keystroke, so typing does not flood the server.
+FILTER_DEBOUNCE = 0.3
+
+
+def describe_error(error: BackendError, server: str) -> str:
+    """Plain words for the operator; ``error.message`` never holds a credential."""
+    if isinstance(error, AuthError):
+        return (
+            f"{server} refused the API key ({error.message}). Check --api-key, "
+            "SESSIONSCOPE_API_KEY or the profile's key, then press r to retry."
+        )
+    if isinstance(error, ConnectError):
+        return (
+            f"Cannot reach {server}: {error.message}. Is the server running and the URL "
+            "right? Press r to retry."
+        )
+    return f"{server}: {error.message}. Press r to retry."
+
+
+class SessionsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="sessions.filter", tooltip="Filter by text"),
+        Binding(
+            "s", "cycle_status", "Status", id="sessions.status", tooltip="Cycle the status filter"
+        ),
+        Binding("o", "cycle_sort", "Sort", id="sessions.sort", tooltip="Change the order"),
+        Binding("r", "refresh", "Refresh", id="sessions.refresh", tooltip="Reload and reconnect"),
+        Binding("a", "inbox", "Inbox", id="sessions.inbox", tooltip="Pending actions inbox"),
+        Binding(
+            "c",
+            "close_session",
+            "Close",
+            id="sessions.close",
+            tooltip="Close the selected session (asks first)",
+        ),
+        Binding("n", "new_session", "New", id="sessions.new", tooltip="Create a session"),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="sessions.clear_filter",
+            show=False,
+            tooltip="Clear the text filter and return to the list",
+        ),
+    ]
+    MUTATING_BINDINGS: ClassVar[frozenset[str]] = frozenset({"sessions.close", "sessions.new"})
+
+    def __init__(self) -> None:
+        super().__init__(id="sessions-screen")
+        self.status_filter: SessionStatus | None = None
+        self.text_filter = ""
+        self._filter_timer: Timer | None = None
+
+    @property
+    def ss_app(self) -> SessionScopeApp:
+        return cast("SessionScopeApp", self.app)
+
+    @property
+    def table(self) -> SessionTable:
+        return self.query_one(SessionTable)
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader("Sessions")
+        with Horizontal(id="sessions-bar"):
+            yield Static(id="sessions-summary")
+            yield Input(
+                placeholder="filter: title, id or agent (enter applies)", id="sessions-filter"
+            )
+        yield Static(id="sessions-message")
+        yield SessionTable(self.ss_app.backend, id="sessions-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#sessions-filter").display = False
+        self.query_one("#sessions-message").display = False
+        self.table.focus()
+        self.table.reload(self._query())
+        self._show_summary()
+
+    # -- filters ---------------------------------------------------------------------------------
+    def _query(self) -> SessionQuery:
+        return SessionQuery(status=self.status_filter, text=self.text_filter or None)
+
+    def _show_summary(self) -> None:
+        table = self.table
+        text = Text(end="")
+        total = table.pages.total if not table.pages.complete else table.pages.known_rows
+        if table.pages.started and total is not None:
+            text.append(f"{total:,} sessions", style="bold")
+        elif table.load_error is None:
+            text.append("loading…", style="italic")
+        text.append(f"  status: {self.status_filter.value if self.status_filter else 'all'}")
+        text.append(f"  order: {table.sort.label}")
+        if self.text_filter:
+            text.append("  filter: ")
+            text.append_text(plain_line(self.text_filter, limit=40))
+        self.query_one("#sessions-summary", Static).update(text)
+
+    def _reload(self) -> None:
+        self._hide_message()
+        self.table.reload(self._query())
+        self._show_summary()
+
+    def action_filter(self) -> None:
+        filter_input = self.query_one("#sessions-filter", Input)
+        filter_input.display = True
+        filter_input.focus()
+
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one("#sessions-filter", Input)
+        if self.text_filter or filter_input.value:
+            filter_input.value = ""
+            self.text_filter = ""
+            self._reload()
+        filter_input.display = False
+        self.table.focus()
+
+    @on(Input.Changed, "#sessions-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, self._apply_filter)
+
+    @on(Input.Submitted, "#sessions-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._apply_filter()
+        if not event.value:
+            event.input.display = False
+        self.table.focus()
+
+    def _apply_filter(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        value = self.query_one("#sessions-filter", Input).value.strip()
+        if value != self.text_filter:
+            self.text_filter = value
+            self._reload()
+
+    def set_status_filter(self, status: SessionStatus | None) -> None:
+        self.status_filter = status
+        self._reload()
+
+    def action_cycle_status(self) -> None:
+        position = STATUS_CYCLE.index(self.status_filter)
+        self.set_status_filter(STATUS_CYCLE[(position + 1) % len(STATUS_CYCLE)])
+
+    def action_cycle_sort(self) -> None:
+        position = SORT_CYCLE.index(self.table.sort)
+        self.hide_message()
+        self.table.reload(sort=SORT_CYCLE[(position + 1) % len(SORT_CYCLE)])
+        self._show_summary()
+
+    def action_refresh(self) -> None:
+        self.ss_app.action_retry()
+
+    def refresh_list(self) -> None:
+        self._reload()
+
+    def action_inbox(self) -> None:
+        self.ss_app.open_inbox()
+
+    # -- close -----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("close_session", "new_session") and self.ss_app.read_only:
+            return None  # shown greyed out; `?` says "read-only"
+        return True
+
+    def action_close_session(self) -> None:
+        if self.ss_app.read_only:
+            self.notify("Read-only mode: closing sessions is disabled.", severity="warning")
+            return
+        session = self.table.cursor_session
+        if session is None:
+            return
+        from sessionscope.tui.screens.lifecycle import close_session
+
+        close_session(self.app, session.id)
+
+    def action_new_session(self) -> None:
+        if self.ss_app.read_only:
+            self.notify("Read-only mode: creating sessions is disabled.", severity="warning")
+            return
+        from sessionscope.tui.screens.lifecycle import CreateSessionScreen
+
+        def created(session: Session | None) -> None:
+            if session is not None:
+                self.ss_app.open_session(session.id)
+
+        self.app.push_screen(CreateSessionScreen(), created)
+
+    # -- table events ----------------------------------------------------------------------------
+    @on(SessionTable.Selected)
+    def _open(self, event: SessionTable.Selected) -> None:
+        self.ss_app.open_session(event.session.id)
+
+    @on(SessionTable.LoadFailed)
+    def _load_failed(self, event: SessionTable.LoadFailed) -> None:
+        self.show_message(describe_error(event.error, self.ss_app.backend.display_name))
+        self._show_summary()
+
+    @on(SessionTable.Loaded)
+    def _loaded(self) -> None:
+        self._hide_message()
+        self._show_summary()
+
+    def show_message(self, message: str) -> None:
+        panel = self.query_one("#sessions-message", Static)
+        panel.update(plain_line(message, limit=600))
+        panel.display = True
+
+    def hide_message(self) -> None:
+        self._hide_message()
+
+    def _hide_message(self) -> None:
+        self.query_one("#sessions-message").display = False
+
+    # -- live ------------------------------------------------------------------------------------
+    def apply_changes(self, changes: Sequence[OrgChange]) -> None:
+        """Apply a coalesced batch of organisation changes, keeping the cursor on its session."""
+        table = self.table
+        pages = table.pages
+        if not pages.started:
+            return
+        anchor = table.cursor_session
+        old_row = table.cursor_row
+        query = self._query()
+        changed = False
+        for change in changes:
+            session = change.session
+            if change.kind == "session.deleted":
+                changed |= pages.remove(change.session_id)
+            elif session is None:
+                continue
+            elif change.kind == "session.created":
+                if matches(query, session):
+                    if pages.local_sort is None:
+                        changed |= pages.insert_top(session)
+                    else:
+                        changed |= pages.insert_top(session) or pages.update(session)
+            elif matches(query, session):
+                changed |= pages.update(session)
+            else:
+                changed |= pages.remove(session.id)
+        if changed:
+            with self.app.batch_update():
+                table.move_with_shift(anchor.id if anchor else None, old_row)
+                self._show_summary()

@@ -1,0 +1,68 @@
+"""The always-visible top bar: product name, server name, connection state, read-only badge.
+
+It reads the app's ``connection_state`` / ``connection_detail`` reactives, so any screen can
+compose an ``AppHeader`` and it stays in step with the organisation watch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from sessionscope.backends import WatchState
+from sessionscope.tui.safe import plain_line
+
+if TYPE_CHECKING:
+    from sessionscope.tui.app import SessionScopeApp
+
+STATE_LABEL: dict[WatchState, tuple[str, str]] = {
+    WatchState.CONNECTING: ("◌", "connecting"),
+    WatchState.LIVE: ("●", "live"),
+    WatchState.RECONNECTING: ("◐", "reconnecting"),
+    WatchState.POLLING: ("◍", "polling"),
+    WatchState.OFFLINE: ("○", "offline"),
+}
+
+
+class ConnectionIndicator(Static):
+    """``● live`` / ``◐ reconnecting`` / ``◍ polling`` / ``○ offline``; detail in the tooltip."""
+
+    def on_mount(self) -> None:
+        app = cast("SessionScopeApp", self.app)
+        self.watch(app, "connection_state", self._show, init=True)
+        self.watch(app, "connection_detail", self._show, init=False)
+
+    def _show(self, _value: object = None) -> None:
+        app = cast("SessionScopeApp", self.app)
+        state = app.connection_state
+        glyph, label = STATE_LABEL.get(state, ("?", state.value))
+        for known in WatchState:
+            self.set_class(known is state, f"-{known.value}")
+        self.update(Text(f"{glyph} {label}", end=""))
+        # Server text: never markup.
+        self.tooltip = plain_line(app.connection_detail or label, limit=300)
+
+
+class AppHeader(Horizontal):
+    """One line: ``sessionscope  host:port  [screen]  ● live  READ-ONLY``."""
+
+    DEFAULT_CSS = """
+    AppHeader { height: 1; }
+    """
+
+    def __init__(self, screen_title: str = "", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._screen_title = screen_title
+
+    def compose(self) -> ComposeResult:
+        app = cast("SessionScopeApp", self.app)
+        yield Static("sessionscope", classes="app-header--name")
+        yield Static(plain_line(app.backend.display_name, limit=80), classes="app-header--server")
+        yield Static(Text(self._screen_title, end=""), classes="app-header--screen")
+        if app.read_only:
+            yield Static("READ-ONLY", classes="app-header--read-only")
+        yield ConnectionIndicator(classes="app-header--connection")
