@@ -1,0 +1,176 @@
+"""One-line, human summaries of events, and the colour family of each event type.
+
+Payload shapes differ between backends, so every summary is a best effort over the common key names
+and falls back to a compact ``key=value`` listing. Summaries are plain strings; callers render them
+through ``sessionscope.tui.safe`` (they still contain untrusted agent text).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sessionscope.models import Event
+from sessionscope.tui.safe import SECRET_MASK, one_line
+
+#: Colour family of each type prefix; the timeline maps a family to a component class.
+_FAMILY_BY_PREFIX: tuple[tuple[str, str], ...] = (
+    ("message.user", "user"),
+    ("message.", "message"),
+    ("thinking", "thinking"),
+    ("tool_call.", "tool"),
+    ("tool.failed", "error"),
+    ("tool.", "tool"),
+    ("action.failed", "error"),
+    ("action.", "action"),
+    ("session.failed", "error"),
+    ("session.", "session"),
+    ("artifact.", "artifact"),
+    ("variables.", "session"),
+    ("error", "error"),
+    ("log", "log"),
+)
+
+FAMILIES: tuple[str, ...] = (
+    "user",
+    "message",
+    "thinking",
+    "tool",
+    "action",
+    "session",
+    "artifact",
+    "error",
+    "log",
+    "other",
+)
+
+_TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "output", "error")
+_TOOL_KEYS = ("tool", "tool_name", "name")
+
+
+def family(event_type: str) -> str:
+    for prefix, name in _FAMILY_BY_PREFIX:
+        if event_type.startswith(prefix):
+            return name
+    return "other"
+
+
+def mask_secrets(value: Any) -> Any:
+    """Copy of ``value`` with every secret-flagged tool argument's value masked.
+
+    A tool argument is ``{"name": ..., "value": ..., "secret": true}`` (``ToolCallArgument``);
+    masking walks any nesting so it also covers arguments inside event payloads."""
+    if isinstance(value, dict):
+        if value.get("secret") is True and "value" in value:
+            return {**value, "value": SECRET_MASK}
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(item) for item in value]
+    return value
+
+
+def _first(payload: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = payload.get(key)
+        if value not in (None, "", [], {}):
+            return value
+    return None
+
+
+def _compact(value: Any, limit: int = 160) -> str:
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = str(value)
+    return text[:limit]
+
+
+def _key_values(payload: dict[str, Any], limit: int = 6) -> str:
+    parts = [f"{key}={_compact(value, 60)}" for key, value in list(payload.items())[:limit]]
+    if len(payload) > limit:
+        parts.append(f"(+{len(payload) - limit} more)")
+    return " ".join(parts)
+
+
+def _arguments(payload: dict[str, Any]) -> str:
+    arguments = payload.get("arguments", payload.get("args", payload.get("input")))
+    if arguments in (None, "", [], {}):
+        return ""
+    return _compact(mask_secrets(arguments), 120)
+
+
+def summarize(event: Event, limit: int = 200) -> str:
+    """A neutralised single line describing ``event`` (no markup is ever parsed from it)."""
+    payload = mask_secrets(event.payload) if isinstance(event.payload, dict) else {}
+    kind = family(event.type)
+    text: str
+    if kind in ("user", "message", "thinking", "log"):
+        body = _first(payload, _TEXT_KEYS)
+        text = _compact(body, limit) if body is not None else _key_values(payload)
+    elif kind == "tool" or event.type.startswith("tool"):
+        tool = _first(payload, _TOOL_KEYS)
+        detail = _first(payload, ("error", "result", "output"))
+        pieces = [str(tool) if tool is not None else "tool"]
+        if event.type.endswith(("started", "requested")):
+            args = _arguments(payload)
+            if args:
+                pieces.append(args)
+        elif detail is not None:
+            pieces.append("→ " + _compact(detail, 120))
+        text = " ".join(pieces)
+    elif kind == "action" or event.type.startswith("action"):
+        tool = _first(payload, _TOOL_KEYS)
+        action_id = payload.get("action_id") or payload.get("id")
+        pieces = [str(tool) if tool is not None else "action"]
+        if action_id:
+            pieces.append(f"({action_id})")
+        detail = _first(payload, ("error", "reason", "outcome", "result"))
+        if detail is not None:
+            pieces.append("→ " + _compact(detail, 100))
+        text = " ".join(pieces)
+    elif kind == "session":
+        status = payload.get("status")
+        if status:
+            text = f"status → {status}"
+        elif event.type.startswith("variables") and isinstance(
+            payload.get("context_variables", payload.get("variables")), dict
+        ):
+            keys = payload.get("context_variables", payload.get("variables")) or {}
+            text = "variables: " + ", ".join(sorted(map(str, keys)))
+        else:
+            text = _key_values(payload)
+    elif kind == "artifact":
+        name = _first(payload, ("name", "filename", "artifact_id"))
+        size = payload.get("size_bytes")
+        text = f"{name}" + (f" ({size:,} bytes)" if isinstance(size, int) else "")
+    elif kind == "error":
+        body = _first(payload, _TEXT_KEYS)
+        text = _compact(body, limit) if body is not None else _key_values(payload)
+    else:
+        text = _key_values(payload)
+    if event.hidden:
+        reason = f": {event.hide_reason}" if event.hide_reason else ""
+        text = f"[hidden{reason}] {text}"
+    return one_line(text, limit)
+
+
+def event_json(event: Event, *, reveal_secrets: bool = False) -> str:
+    """The event as indented JSON, secrets masked unless revealed."""
+    data = event.model_dump(mode="json")
+    if not reveal_secrets:
+        data = mask_secrets(data)
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def matches(event: Event, needle: str) -> bool:
+    """Case-insensitive text search over type, summary-relevant payload and ids (secrets masked,
+    so a search cannot reveal a secret by probing)."""
+    if not needle:
+        return False
+    needle = needle.casefold()
+    if needle in event.type.casefold():
+        return True
+    haystack = _compact(mask_secrets(event.payload), 1_000_000)
+    return needle in haystack.casefold()

@@ -1,0 +1,88 @@
+"""One event's full JSON: pretty, highlighted, scrollable and copyable."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from sessionscope.models import Event
+from sessionscope.tui import event_summary
+from sessionscope.tui.safe import neutralise, one_line, plain
+from sessionscope.tui.styles import stylesheet
+
+
+class EventDetailScreen(Screen[None]):
+    CSS_PATH: ClassVar = [stylesheet("session.tcss")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "back", "Back", id="event.back", tooltip="Return to the timeline"),
+        Binding("y", "copy", "Copy JSON", id="event.copy", tooltip="Copy the event's JSON"),
+        Binding(
+            "s",
+            "toggle_secrets",
+            "Reveal secrets",
+            id="event.reveal",
+            tooltip="Show or mask secret tool arguments",
+        ),
+    ]
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+        self.reveal_secrets = False
+
+    def compose(self) -> ComposeResult:
+        title = Text(end="")
+        title.append(f"Event #{self.event.sequence}  ", style="bold")
+        title.append(one_line(self.event.type, 60), style="bold")
+        title.append("  ")
+        title.append(one_line(self.event.id, 60), style="dim")
+        if self.event.hidden:
+            title.append("  hidden", style="italic dim")
+        yield Static(title, id="event-title")
+        with VerticalScroll(id="event-json-scroll"):
+            yield Static(id="event-json")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_json()
+        self.query_one("#event-json-scroll").focus()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._render_json())
+
+    def _json(self) -> str:
+        return event_summary.event_json(self.event, reveal_secrets=self.reveal_secrets)
+
+    def _render_json(self) -> None:
+        # JSON already escapes C0 controls; neutralising catches C1 and bidi characters, and
+        # clipping keeps a 1 MB string from turning into thousands of wrapped rows.
+        code = plain(self._json()).plain
+        dark = self.app.current_theme.dark if self.app.current_theme else True
+        syntax = Syntax(
+            code,
+            "json",
+            theme="ansi_dark" if dark else "ansi_light",
+            word_wrap=True,
+            line_numbers=True,
+            background_color="default",
+        )
+        self.query_one("#event-json", Static).update(syntax)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_copy(self) -> None:
+        text = neutralise(self._json())
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the event's JSON ({len(text):,} characters).", timeout=2)
+
+    def action_toggle_secrets(self) -> None:
+        self.reveal_secrets = not self.reveal_secrets
+        self._render_json()
+        self.notify("Secrets revealed." if self.reveal_secrets else "Secrets masked.", timeout=2)

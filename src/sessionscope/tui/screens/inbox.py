@@ -1,0 +1,179 @@
+"""The actions inbox: every pending action of the organisation, oldest first, with time left."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Static
+
+from sessionscope.backends import Backend, BackendError, WatchState
+from sessionscope.models import ActionStatus, PendingAction
+from sessionscope.tui import clock
+from sessionscope.tui.safe import one_line, plain_line
+from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.countdown import format_time_left, seconds_left
+
+#: Re-fetch this often even when the org stream is quiet or unavailable.
+FALLBACK_REFRESH_SECONDS = 15.0
+#: Bursts of org changes (many actions resolved at once) cost one fetch.
+CHANGE_DEBOUNCE_SECONDS = 0.2
+_COLUMNS = (("waiting", "Waiting"), ("left", "Time left"), ("tool", "Tool"), ("session", "Session"))
+
+
+def _age(action: PendingAction) -> str:
+    seconds = max(0, int((clock.now() - action.created_at).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class InboxScreen(Screen[None]):
+    CSS_PATH: ClassVar = [stylesheet("action.tcss")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="inbox.back", tooltip="Return to the previous screen"),
+        Binding("enter", "open", "Decide", id="inbox.open", tooltip="Open the selected action"),
+        Binding("r", "reload", "Refresh", id="inbox.refresh", tooltip="Fetch the inbox again"),
+    ]
+
+    @property
+    def backend(self) -> Backend:
+        backend: Backend = self.app.backend  # type: ignore[attr-defined]
+        return backend
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[PendingAction] = []
+        self._fallback: Timer | None = None
+        self._debounce: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Actions inbox", style="bold"), id="inbox-title")
+        table: DataTable[Text | str] = DataTable(id="inbox-table", cursor_type="row")
+        for key, label in _COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static("Loading…", id="inbox-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+        self.set_interval(1.0, self._tick, name="inbox-countdown")
+        self.action_reload()
+        self._watch()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    # -- data -----------------------------------------------------------------------------------
+    def action_reload(self) -> None:
+        self._load()
+
+    @work(exclusive=True, exit_on_error=False, group="inbox-load")
+    async def _load(self) -> None:
+        try:
+            actions = await self.backend.list_pending_actions()
+        except BackendError as error:
+            self._set_status(f"Could not load the inbox: {error}. Press r to retry.")
+            self._arm_fallback()
+            return
+        self.actions = sorted(
+            (a for a in actions if a.status is ActionStatus.PENDING), key=lambda a: a.created_at
+        )
+        self._rebuild()
+        self._arm_fallback()
+
+    def _arm_fallback(self) -> None:
+        if self._fallback is not None:
+            self._fallback.stop()
+        self._fallback = self.set_timer(
+            FALLBACK_REFRESH_SECONDS, self.action_reload, name="inbox-fallback"
+        )
+
+    @work(exclusive=True, exit_on_error=False, group="inbox-watch")
+    async def _watch(self) -> None:
+        def on_state(state: WatchState, detail: str | None) -> None:
+            if state is not WatchState.LIVE and detail:
+                self._set_status(f"updates {state.value}: {detail}")
+
+        try:
+            async for change in self.backend.watch_org(on_state=on_state):
+                if change.kind.startswith("action."):
+                    if self._debounce is not None:
+                        self._debounce.stop()
+                    self._debounce = self.set_timer(
+                        CHANGE_DEBOUNCE_SECONDS, self.action_reload, name="inbox-change"
+                    )
+        except BackendError as error:
+            # The fallback timer keeps the inbox fresh without the stream.
+            self._set_status(f"Live updates unavailable ({error}); refreshing every 15 s.")
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        table = self.query_one(DataTable)
+        selected = None
+        if table.row_count and 0 <= table.cursor_row < table.row_count:
+            selected = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        table.clear()
+        for action in self.actions:
+            table.add_row(*self._cells(action), key=action.id)
+        if selected is not None:
+            ids = [action.id for action in self.actions]
+            if selected in ids:
+                table.move_cursor(row=ids.index(selected), animate=False)
+        count = len(self.actions)
+        self._set_status(
+            "No pending actions." if not count else f"{count} pending, oldest first. enter decides."
+        )
+
+    def _cells(self, action: PendingAction) -> tuple[Text | str, ...]:
+        left = seconds_left(action.expires_at)
+        urgent = left is not None and left <= 30
+        return (
+            _age(action),
+            Text(format_time_left(action.expires_at), style="bold red" if urgent else ""),
+            plain_line(action.tool, limit=40),
+            plain_line(action.session_title or action.session_id, limit=60),
+        )
+
+    def _tick(self) -> None:
+        table = self.query_one(DataTable)
+        for action in self.actions:
+            waiting, left, *_ = self._cells(action)
+            try:
+                table.update_cell(action.id, "waiting", waiting)
+                table.update_cell(action.id, "left", left)
+            except LookupError:
+                continue
+
+    def _set_status(self, message: str) -> None:
+        self.query_one("#inbox-status", Static).update(Text(one_line(message, 300), end=""))
+
+    # -- navigation -------------------------------------------------------------------------------
+    def _selected(self) -> PendingAction | None:
+        table = self.query_one(DataTable)
+        if not self.actions or not 0 <= table.cursor_row < len(self.actions):
+            return None
+        return self.actions[table.cursor_row]
+
+    def action_open(self) -> None:
+        action = self._selected()
+        if action is not None:
+            self.app.open_action(action.session_id, action.id)  # type: ignore[attr-defined]
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, selected: DataTable.RowSelected) -> None:
+        selected.stop()
+        self.action_open()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
