@@ -44,6 +44,8 @@ PARTIAL_SUFFIX = ".part"
 
 #: Checkpoint the events file at least this often, so a hard kill loses little work.
 CHECKPOINT_EVERY_EVENTS = 500
+#: Progress callbacks are this far apart (cancellation is checked at every event).
+REPORT_EVERY_EVENTS = 25
 MAX_FILE_NAME_CHARS = 120
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\- ]+")
@@ -172,6 +174,12 @@ def _sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+async def _close(iterator: object) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def _hash_partial(partial: Path, expected_size: int) -> tuple[Any, int]:
     """Digest and length of what an earlier run downloaded; drops a file that cannot be a
     prefix of the artifact."""
@@ -298,13 +306,14 @@ class _Exporter:
                 handle.truncate(self.state.events_bytes)
         since_checkpoint = 0
         with self.events_path.open("ab") as handle:
+            events = self.backend.iter_events(
+                self.session_id,
+                after=self.state.last_sequence,
+                page_size=self.page_size,
+                include_hidden=self.include_hidden,
+            )
             try:
-                async for event in self.backend.iter_events(
-                    self.session_id,
-                    after=self.state.last_sequence,
-                    page_size=self.page_size,
-                    include_hidden=self.include_hidden,
-                ):
+                async for event in events:
                     self._check_cancel()
                     if event.sequence <= self.state.last_sequence:
                         continue  # a backend that overlaps pages must not duplicate lines
@@ -319,11 +328,12 @@ class _Exporter:
                     if since_checkpoint >= CHECKPOINT_EVERY_EVENTS:
                         self._checkpoint_events(handle)
                         since_checkpoint = 0
-                    if since_checkpoint % 50 == 0:
+                    if self.events_added % REPORT_EVERY_EVENTS == 0:
                         self._report()
             finally:
                 # Runs on cancel, Ctrl-C and backend errors alike: what is written is kept.
                 self._checkpoint_events(handle)
+                await _close(events)
         self._report()
 
     def _checkpoint_events(self, handle: Any) -> None:
@@ -404,14 +414,16 @@ class _Exporter:
         digest, offset = await asyncio.to_thread(_hash_partial, partial, artifact.size_bytes)
         self.bytes_done += offset
         with partial.open("ab") as handle:
-            async for chunk in self.backend.read_artifact(
-                self.session_id, artifact.id, offset=offset
-            ):
-                self._check_cancel()
-                handle.write(chunk)
-                digest.update(chunk)
-                self.bytes_done += len(chunk)
-                self._report(artifact.name)
+            chunks = self.backend.read_artifact(self.session_id, artifact.id, offset=offset)
+            try:
+                async for chunk in chunks:
+                    self._check_cancel()
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    self.bytes_done += len(chunk)
+                    self._report(artifact.name)
+            finally:
+                await _close(chunks)  # end the HTTP stream now, not when collected
         return digest.hexdigest()
 
 
