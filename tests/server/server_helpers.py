@@ -1,0 +1,78 @@
+"""Helpers for server tests: waiting on conditions and reading Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or probe}")
+        time.sleep(interval)
+
+
+@dataclass
+class Frame:
+    id: str | None = None
+    event: str | None = None
+    data: str = ""
+    retry: int | None = None
+    comments: list[str] = field(default_factory=list)
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def frames(response: httpx.Response) -> Iterator[Frame]:
+    """Parse an SSE body into frames (comments and retry-only frames included)."""
+    current = Frame()
+    data_lines: list[str] = []
+    touched = False
+    for line in response.iter_lines():
+        if line == "":
+            if touched:
+                current.data = "\n".join(data_lines)
+                yield current
+            current, data_lines, touched = Frame(), [], False
+            continue
+        touched = True
+        if line.startswith(":"):
+            current.comments.append(line[1:].strip())
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            current.id = value
+        elif name == "event":
+            current.event = value
+        elif name == "data":
+            data_lines.append(value)
+        elif name == "retry":
+            current.retry = int(value)
+
+
+def data_frames(response: httpx.Response, count: int) -> list[Frame]:
+    """The next ``count`` frames that carry data."""
+    found: list[Frame] = []
+    for frame in frames(response):
+        if frame.data:
+            found.append(frame)
+            if len(found) == count:
+                break
+    return found
