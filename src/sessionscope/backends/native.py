@@ -159,6 +159,26 @@ class NativeBackend(Backend):
             params["cursor"] = cursor
         return await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)
 
+    async def iter_sessions(
+        self, query: SessionQuery | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[Session]:
+        # A server that hands back a cursor it already gave would otherwise loop forever.
+        seen_cursors: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(query, cursor=cursor, limit=page_size)
+            for session in page.data:
+                yield session
+            if not page.next_cursor:
+                return
+            if page.next_cursor in seen_cursors:
+                raise ProtocolError(
+                    "The server repeated a page cursor; stopped paging to avoid a loop "
+                    "(GET /v1/sessions)"
+                )
+            seen_cursors.add(page.next_cursor)
+            cursor = page.next_cursor
+
     async def get_session(self, session_id: str) -> Session:
         return await self._http.json_as(_SESSION, "GET", f"/v1/sessions/{_seg(session_id)}")
 
