@@ -36,9 +36,7 @@ def test_every_route_needs_a_valid_key(server) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}):
         response = httpx.get(f"{server.url}/v1/sessions", headers=headers)
         _problem(response, 401)
-    assert httpx.get(
-        f"{server.url}/v1/sessions", headers={"X-API-Key": server.api_key}
-    ).is_success
+    assert httpx.get(f"{server.url}/v1/sessions", headers={"X-API-Key": server.api_key}).is_success
 
 
 def test_create_get_patch_delete(api: httpx.Client) -> None:
@@ -160,9 +158,7 @@ def test_messages_update_counters_and_previews(api: httpx.Client) -> None:
     assert fetched.last_active_at is not None
 
 
-def test_other_organisations_objects_are_404(
-    api: httpx.Client, other_api: httpx.Client
-) -> None:
+def test_other_organisations_objects_are_404(api: httpx.Client, other_api: httpx.Client) -> None:
     session = _create(api)
     base = f"/v1/sessions/{session.id}"
     event_id = api.get(f"{base}/events").json()["data"][0]["id"]

@@ -214,6 +214,8 @@ class Tx:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
+    #: Sessions created in this transaction: announced once, as created, in their final state.
+    created: set[str] = field(default_factory=set)
     #: Confirmed actions to finish once committed.
     confirmed_actions: list[str] = field(default_factory=list)
 
@@ -283,7 +285,8 @@ class Store:
             await tx.conn.execute(
                 update(db.sessions).where(db.sessions.c.id == session_id).values(**values)
             )
-            await self._org_change(tx, data["org"], "session.updated", session_id, data)
+            kind = "session.created" if session_id in tx.created else "session.updated"
+            await self._org_change(tx, data["org"], kind, session_id, data)
 
     async def _org_change(
         self,
@@ -384,8 +387,8 @@ class Store:
             }
             await tx.conn.execute(db.sessions.insert().values(**data))
             await self._write_tags(tx, org, session_id, data["tags"])
-            await self._org_change(tx, org, "session.created", session_id, data)
             tx.sessions[session_id] = data
+            tx.created.add(session_id)
             await self._append_event(
                 tx, data, EventType.SESSION_CREATED.value, {"title": spec.title}
             )
