@@ -19,7 +19,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionscope.models import (
@@ -79,6 +92,12 @@ def org_channel(org: str) -> Hashable:
 def encode_cursor(created_at: datetime, row_id: str) -> str:
     raw = json.dumps([db.to_micros(created_at), row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _keyset(micros: int, row_id: str) -> Any:
+    # Typed literals: an untyped datetime would bind as text and compare wrongly with the
+    # integer column.
+    return tuple_(literal(db.from_micros(micros), db.UTCMicros()), literal(row_id, String()))
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
@@ -454,9 +473,7 @@ class Store:
         page_conditions = list(conditions)
         if cursor:
             micros, last_id = decode_cursor(cursor)
-            page_conditions.append(
-                tuple_(s.created_at, s.id) < tuple_(db.from_micros(micros), last_id)
-            )
+            page_conditions.append(tuple_(s.created_at, s.id) < _keyset(micros, last_id))
         query = (
             select(db.sessions)
             .where(and_(*page_conditions))
@@ -772,9 +789,7 @@ class Store:
         query = select(*columns).where(a.session_id == session_id, a.org == org)
         if cursor:
             micros, last_id = decode_cursor(cursor)
-            query = query.where(
-                tuple_(a.created_at, a.id) > tuple_(db.from_micros(micros), last_id)
-            )
+            query = query.where(tuple_(a.created_at, a.id) > _keyset(micros, last_id))
         query = query.order_by(a.created_at, a.id).limit(limit + 1)
         async with self.engine.connect() as conn:
             await self._require_session(conn, org, session_id)
