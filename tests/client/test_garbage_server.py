@@ -11,7 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import SECRET, fast_config
+from client_support import SECRET, fast_config
 from rawserver import RawRequest, RawServer, json_response, response_bytes
 
 from sessionscope.backends import (

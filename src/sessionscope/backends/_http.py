@@ -387,13 +387,13 @@ class HttpClient:
     async def stream(
         self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
     ) -> AsyncIterator[httpx.Response]:
-        """An open streamed reply (status already checked: non-2xx raises a typed error)."""
+        """An open streamed reply (status already checked: non-2xx raises a typed error).
+
+        Transport errors pass through as ``httpx.TransportError``: a streaming caller resumes
+        from where it was (Range, Last-Event-ID), which this layer cannot know."""
         where = f"{method} {path}"
-        try:
-            request = self.client.build_request(method, path, headers=headers, **kwargs)
-            response = await self.client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, where, self.redact) from None
+        request = self.client.build_request(method, path, headers=headers, **kwargs)
+        response = await self.client.send(request, stream=True)
         try:
             if not response.is_success and response.status_code != 416:
                 try:

@@ -533,12 +533,12 @@ class NativeBackend(Backend):
                 detail, target = exc.message, WatchState.OFFLINE
             except BackendError as exc:
                 detail, target = exc.message, WatchState.RECONNECTING
-            except (httpx.TransportError, SSEError) as exc:
-                detail = (
-                    error_from_transport(exc, f"GET {path}", self._http.redact).message
-                    if (isinstance(exc, httpx.TransportError))
-                    else f"the server did not send an event stream ({exc})"
-                )
+            except httpx.TransportError as exc:
+                detail = error_from_transport(exc, f"GET {path}", self._http.redact).message
+                unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                target = WatchState.OFFLINE if unreachable else WatchState.RECONNECTING
+            except SSEError as exc:
+                detail = f"the server did not send an event stream ({exc})"
                 target = WatchState.RECONNECTING
             wait = self._reconnect.delay(attempt, hint)
             attempt += 1
