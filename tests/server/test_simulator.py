@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import math
+import os
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -400,3 +404,22 @@ def test_server_with_simulate_reports_into_the_first_organisation(
     other_headers = {"Authorization": f"Bearer {running.other_api_key}"}
     with httpx.Client(base_url=running.url, headers=other_headers, timeout=10.0) as other:
         assert other.get("/v1/sessions").json()["total"] == 0
+
+
+def test_command_feeds_a_session_on_a_running_server(make_server: Callable[..., Any]) -> None:
+    running = make_server()
+    headers = {"Authorization": f"Bearer {running.api_key}"}
+    with httpx.Client(base_url=running.url, headers=headers, timeout=10.0) as client:
+        session_id = client.post("/v1/sessions", json={"title": "fed"}).json()["id"]
+        command = [sys.executable, "-m", "sessionscope.server.sim_cli", "--url", running.url]
+        command += ["--session", session_id, "--rate", "0", "--max-events", "25", "--seed", "4"]
+        environment = {**os.environ, "SESSIONSCOPE_API_KEY": running.api_key}
+        finished = subprocess.run(
+            command, env=environment, capture_output=True, text=True, timeout=60, check=True
+        )
+        summary = json.loads(finished.stdout.strip().splitlines()[-1])
+        assert summary["events"] == 25
+        assert running.api_key not in finished.stdout + finished.stderr
+        session = client.get(f"/v1/sessions/{session_id}").json()
+        # session.created plus the 25 fed events.
+        assert session["event_count"] == 26

@@ -598,8 +598,14 @@ class SessionFeeder(_Paced):
             for body in bodies:
                 await send(body)
         else:
-            for start in range(0, len(bodies), self.concurrency):
-                await asyncio.gather(*(send(b) for b in bodies[start : start + self.concurrency]))
+            # A sliding window, not lock-step rounds: one slow request does not idle the others.
+            window = asyncio.Semaphore(self.concurrency)
+
+            async def send_in_window(body: dict[str, Any]) -> None:
+                async with window:
+                    await send(body)
+
+            await asyncio.gather(*(send_in_window(body) for body in bodies))
         self.events_sent += count
         return count
 
