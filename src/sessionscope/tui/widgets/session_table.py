@@ -88,6 +88,8 @@ class FetchRequest:
     segment: int
     cursor: str | None
     limit: int
+    #: The rows the operator is looking at: their segments are not evicted by this fetch.
+    keep: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -216,7 +218,11 @@ class SessionPages:
                 if segment.items is None:
                     # The same limit as before keeps the keyset boundary with the next segment.
                     return FetchRequest(
-                        self.generation, position, segment.cursor, max(1, segment.count)
+                        self.generation,
+                        position,
+                        segment.cursor,
+                        max(1, segment.count),
+                        (first, last),
                     )
         if self.complete or (self.segments and last < self.known_rows):
             return None
@@ -224,7 +230,11 @@ class SessionPages:
         # Far below the known rows (a jump to the end): walk with the largest pages.
         far = last - self.known_rows > self.page_size
         return FetchRequest(
-            self.generation, len(self.segments), cursor, MAX_PAGE if far else self.page_size
+            self.generation,
+            len(self.segments),
+            cursor,
+            MAX_PAGE if far else self.page_size,
+            (first, last),
         )
 
     def apply(self, request: FetchRequest, page: Page[Session]) -> bool:
@@ -246,8 +256,8 @@ class SessionPages:
         else:
             return False
         self._touch(request.segment)
-        self._evict()
         self._changed()
+        self._evict(request.keep)
         return True
 
     def _known_ids(self) -> set[str]:
@@ -262,22 +272,26 @@ class SessionPages:
         self._lru[position] = None
         self._lru.move_to_end(position)
 
-    def _evict(self) -> None:
+    def _evict(self, keep: tuple[int, int] = (0, 0)) -> None:
         if self.local_sort is not None:
             return
+        starts = self._segment_starts()
+        first, last = keep
+
+        def evictable(position: int) -> bool:
+            # The first segment takes live inserts and is never refetched; segments on screen
+            # stay too, or two of them could evict each other forever.
+            if position == 0 or position >= len(self.segments):
+                return position != 0
+            return starts[position + 1] <= first or starts[position] > last
+
         while len(self._lru) > self.max_loaded:
-            position, _ = self._lru.popitem(last=False)
-            if position == 0:
-                # The first segment takes live inserts and is never refetched: keep it.
-                self._lru[0] = None
-                self._lru.move_to_end(0, last=False)
-                if len(self._lru) <= self.max_loaded:
-                    break
-                position, _ = self._lru.popitem(last=False)
-                self._lru[0] = None
-                self._lru.move_to_end(0, last=False)
-            if position < len(self.segments):
-                self.segments[position].items = None
+            victim = next((position for position in self._lru if evictable(position)), None)
+            if victim is None:
+                break
+            del self._lru[victim]
+            if victim < len(self.segments):
+                self.segments[victim].items = None
         self._positions = None
 
     # -- live changes ----------------------------------------------------------------------------
@@ -514,7 +528,7 @@ class SessionTable(ScrollView, can_focus=True):
             shift = new_row - old_row
             self.cursor_row = new_row
             if shift and self.scroll_y > 0:
-                self.scroll_to(y=self.scroll_y + shift, animate=False, immediate=True)
+                self.set_scroll(None, self.scroll_y + shift)
         self._line_cache.clear()
         self.refresh()
 
@@ -534,9 +548,9 @@ class SessionTable(ScrollView, can_focus=True):
     def _scroll_cursor_visible(self) -> None:
         top = round(self.scroll_y)
         if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+            self.set_scroll(None, self.cursor_row)
         elif self.cursor_row >= top + self._body_height:
-            self.scroll_to(y=self.cursor_row - self._body_height + 1, animate=False, immediate=True)
+            self.set_scroll(None, self.cursor_row - self._body_height + 1)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
