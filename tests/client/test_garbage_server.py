@@ -28,7 +28,7 @@ from sessionscope.backends import (
     WatchState,
 )
 from sessionscope.backends.native import NativeBackend
-from sessionscope.models import SessionUpdate
+from sessionscope.models import SessionUpdate, ToolResult
 
 StartServer = Callable[..., Awaitable[RawServer]]
 Build = Callable[..., NativeBackend]
@@ -233,6 +233,26 @@ async def test_decision_retries_reuse_one_idempotency_key(
     assert json.loads(server.requests[0].body) == {"confirmed": False}
 
 
+async def test_tool_result_retries_reuse_one_idempotency_key(
+    raw_server: StartServer, backends: Build
+) -> None:
+    async def busy_then_answer(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        if len(server.requests) < 3:
+            writer.write(json_response(503, {"title": "busy"}))
+        else:
+            writer.write(
+                json_response(
+                    200, {"id": "c1", "session_id": "s1", "tool": "t", "status": "succeeded"}
+                )
+            )
+
+    server = await raw_server(busy_then_answer)
+    call = await backends(server.url).submit_tool_result("s1", "c1", ToolResult(output=1))
+    assert call.status == "succeeded"
+    keys = {r.headers.get("idempotency-key") for r in server.requests}
+    assert len(server.requests) == 3 and len(keys) == 1 and None not in keys
+
+
 async def test_unreachable_server_is_a_connect_error(backends: Build) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -318,6 +338,34 @@ async def test_watch_survives_malformed_frames_and_resumes(
     assert [r.headers.get("last-event-id") for r in connections[:3]] == ["0", "1", "2"]
     assert WatchState.RECONNECTING in {state for state, _ in states}
     assert any("malformed" in (detail or "") for _, detail in states)
+
+
+async def test_watch_honours_the_servers_retry_hint(
+    raw_server: StartServer, backends: Build
+) -> None:
+    server = await raw_server(answer(sse(event_frame(1), retry_ms=300)))
+    details: list[str] = []
+    reconnecting = asyncio.Event()
+
+    def on_state(state: WatchState, detail: str | None) -> None:
+        if state is WatchState.RECONNECTING and detail:
+            details.append(detail)
+            reconnecting.set()
+
+    async def consume() -> None:
+        async for _ in backends(server.url, reconnect_max=5.0).watch_session(
+            "s1", on_state=on_state
+        ):
+            pass
+
+    task = asyncio.create_task(consume())
+    try:
+        async with asyncio.timeout(10):
+            await reconnecting.wait()
+    finally:
+        task.cancel()
+    # Backoff from 1 ms would say 0.0 s; the server asked for 300 ms.
+    assert "the server ended the stream; retrying in 0.3 s" in details[0]
 
 
 async def test_watch_falls_back_to_polling_when_there_is_no_stream(

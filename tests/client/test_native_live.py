@@ -418,3 +418,41 @@ async def test_watch_org(backend: NativeBackend, agent: httpx.AsyncClient) -> No
     changes = [c for c in everything if c.session_id == session.id]
     assert changes[0].kind == "session.created" and changes[0].session is not None
     assert changes[-1].action is not None and changes[-1].action.id == action["id"]
+
+
+async def test_watch_org_by_polling(server: Any, agent: httpx.AsyncClient) -> None:
+    config = dataclasses.replace(
+        fast_config(server.url, server.api_key, poll=True), poll_interval=0.02
+    )
+    async with NativeBackend(config) as polled:
+        states: list[WatchState] = []
+        polling = asyncio.Event()
+
+        def on_state(state: WatchState, detail: str | None) -> None:
+            states.append(state)
+            if state is WatchState.POLLING:
+                polling.set()
+
+        watch = polled.watch_org(on_state=on_state)
+        ours: list[str] = []
+
+        async def until_ours_pending() -> list[OrgChange]:
+            changes: list[OrgChange] = []
+            async with asyncio.timeout(DEADLINE):
+                async for change in watch:
+                    changes.append(change)
+                    if change.kind == "action.pending" and change.session_id in ours:
+                        break
+            await watch.aclose()  # type: ignore[attr-defined]
+            return changes
+
+        collector = asyncio.create_task(until_ours_pending())
+        async with asyncio.timeout(DEADLINE):
+            await polling.wait()  # the first snapshot is taken: what follows is news
+        session = await polled.create_session(SessionCreate(title="polled org"))
+        ours.append(session.id)
+        await propose(agent, session.id)
+        changes = [c for c in await collector if c.session_id == session.id]
+    assert changes[0].kind == "session.created"
+    assert changes[-1].kind == "action.pending"
+    assert WatchState.LIVE not in states

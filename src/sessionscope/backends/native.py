@@ -92,6 +92,7 @@ _ANY_DICT = TypeAdapter(dict[str, Any])
 
 _MAX_SESSION_PAGE = 200
 _MAX_EVENT_PAGE = 1000
+_MAX_TIMELINE_EVENTS = 5000
 
 
 def _seg(value: str) -> str:
@@ -258,8 +259,15 @@ class NativeBackend(Backend):
         )
 
     async def timeline(self, session_id: str) -> list[TimelineEntry]:
+        # The server condenses events into entries, so entry counts cannot drive paging: ask for
+        # the largest window it allows.
         return _items(
-            await self._http.json_as(_TIMELINE, "GET", f"/v1/sessions/{_seg(session_id)}/timeline")
+            await self._http.json_as(
+                _TIMELINE,
+                "GET",
+                f"/v1/sessions/{_seg(session_id)}/timeline",
+                params={"limit": _MAX_TIMELINE_EVENTS},
+            )
         )
 
     async def replay(self, session_id: str) -> Replay:
