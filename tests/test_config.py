@@ -1,0 +1,89 @@
+"""Profiles: precedence flag > environment > profile > default; secrets never in reprs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sessionscope.config import ConfigError, config_path, load_profiles, resolve
+
+PROFILES = """
+current = "local"
+
+[profiles.local]
+url = "http://127.0.0.1:9000"
+api_key = "local-secret"
+
+[profiles.prod]
+url = "https://sessions.example.com"
+api_key_env = "PROD_KEY"
+read_only = true
+backend = "native"
+"""
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(PROFILES, encoding="utf-8")
+    return path
+
+
+def test_current_profile_is_used_by_default(profile_file: Path) -> None:
+    settings = resolve(environ={}, path=profile_file)
+    assert (settings.url, settings.api_key, settings.profile) == (
+        "http://127.0.0.1:9000",
+        "local-secret",
+        "local",
+    )
+    assert "local-secret" not in repr(settings)
+
+
+def test_named_profile_takes_its_key_from_the_environment(profile_file: Path) -> None:
+    settings = resolve(profile="prod", environ={"PROD_KEY": "k-prod"}, path=profile_file)
+    assert settings.url == "https://sessions.example.com"
+    assert settings.api_key == "k-prod"
+    assert settings.read_only is True
+
+
+def test_flags_beat_environment_beat_profile(profile_file: Path) -> None:
+    environ = {"SESSIONSCOPE_URL": "http://env:1", "SESSIONSCOPE_API_KEY": "env-key"}
+    from_env = resolve(environ=environ, path=profile_file)
+    assert (from_env.url, from_env.api_key) == ("http://env:1", "env-key")
+    from_flags = resolve(
+        url="http://flag:2", api_key="flag-key", environ=environ, path=profile_file
+    )
+    assert (from_flags.url, from_flags.api_key) == ("http://flag:2", "flag-key")
+
+
+def test_no_file_means_defaults(tmp_path: Path) -> None:
+    settings = resolve(environ={}, path=tmp_path / "missing.toml")
+    assert settings.url == "http://127.0.0.1:8765"
+    assert settings.backend == "native" and settings.api_key is None
+
+
+def test_unknown_profile_names_the_known_ones(profile_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no profile named 'staging'.*local, prod"):
+        resolve(profile="staging", environ={}, path=profile_file)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("current = [", "not valid TOML"),
+        ("[profiles.x]\nurl = 3\n", "url must be a string"),
+        ("[profiles.x]\npassword = 'p'\n", "unknown setting"),
+        ("profiles = 1\n", "must be a table"),
+    ],
+)
+def test_bad_files_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_profiles(path)
+
+
+def test_config_path_honours_the_override(tmp_path: Path) -> None:
+    assert config_path({"SESSIONSCOPE_CONFIG": str(tmp_path / "c.toml")}) == tmp_path / "c.toml"
+    assert config_path({}).name == "config.toml"
