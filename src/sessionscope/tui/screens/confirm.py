@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -142,3 +142,8 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, BackendError):
         return str(error) or type(error).__name__
     return f"unexpected error ({type(error).__name__}); the operation may not have happened"
+
+
+def notify_plain(app: App[Any], message: str, **options: Any) -> None:
+    """A toast whose text is never parsed as markup (it may quote a session title)."""
+    app.notify(message, markup=False, **options)

@@ -31,6 +31,7 @@ from sessionscope.tui.screens.confirm import (
     InfoModal,
     describe_error,
     is_read_only,
+    notify_plain,
 )
 from sessionscope.tui.styles import stylesheet
 
@@ -160,7 +161,9 @@ class CreateSessionScreen(_FormScreen[Session | None]):
         async def create() -> None:
             self.show_status("Creating…")
             session = await self.backend.create_session(spec)
-            self.app.notify(f"Created session {session_label(session)}", title="Session created")
+            notify_plain(
+                self.app, f"Created session {session_label(session)}", title="Session created"
+            )
             self.dismiss(session)
 
         self.submit(create)
@@ -260,7 +263,7 @@ class EditSessionScreen(_FormScreen[Session | None]):
         async def save() -> None:
             self.show_status("Saving…")
             session = await self.backend.update_session(self.session_id, update)
-            self.app.notify("Session saved", title=one_line(session.title or session.id, 60))
+            notify_plain(self.app, "Session saved", title=one_line(session.title or session.id, 60))
             self.dismiss(session)
 
         self.submit(save)
@@ -283,7 +286,7 @@ class EditSessionScreen(_FormScreen[Session | None]):
 
 def _refuse_read_only(app: App[Any]) -> bool:
     if is_read_only(app):
-        app.notify(READ_ONLY_MESSAGE, severity="warning", title="Read-only")
+        notify_plain(app, READ_ONLY_MESSAGE, severity="warning", title="Read-only")
         return True
     return False
 
@@ -292,7 +295,9 @@ async def _load_for_confirmation(app: App[Any], session_id: str) -> Session | No
     try:
         return await _backend(app).get_session(session_id)
     except Exception as error:
-        app.notify(describe_error(error), severity="error", title="Could not load the session")
+        notify_plain(
+            app, describe_error(error), severity="error", title="Could not load the session"
+        )
         return None
 
 
@@ -316,7 +321,9 @@ async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | No
     try:
         result = await _backend(app).close_session(session_id)
     except Exception as error:
-        app.notify(describe_error(error), severity="error", title="Could not close the session")
+        notify_plain(
+            app, describe_error(error), severity="error", title="Could not close the session"
+        )
         return None
     await app.push_screen_wait(
         InfoModal(
@@ -348,9 +355,11 @@ async def complete_session_flow(app: App[Any], session_id: str) -> Session | Non
     try:
         completed = await _backend(app).complete_session(session_id)
     except Exception as error:
-        app.notify(describe_error(error), severity="error", title="Could not complete the session")
+        notify_plain(
+            app, describe_error(error), severity="error", title="Could not complete the session"
+        )
         return None
-    app.notify(f"Session {session_label(completed)} completed", title="Session completed")
+    notify_plain(app, f"Session {session_label(completed)} completed", title="Session completed")
     return completed
 
 
@@ -374,9 +383,11 @@ async def delete_session_flow(app: App[Any], session_id: str) -> bool:
     try:
         await _backend(app).delete_session(session_id)
     except Exception as error:
-        app.notify(describe_error(error), severity="error", title="Could not delete the session")
+        notify_plain(
+            app, describe_error(error), severity="error", title="Could not delete the session"
+        )
         return False
-    app.notify(f"Session {session_label(session)} deleted", title="Session deleted")
+    notify_plain(app, f"Session {session_label(session)} deleted", title="Session deleted")
     return True
 
 
@@ -505,5 +516,27 @@ async def decide_event_visibility(
         await backend.delete_event(session_id, event.id)
         return VisibilityOutcome("deleted", None)
     except BackendError as error:
-        app.notify(describe_error(error), severity="error", title="Could not change the event")
+        notify_plain(
+            app, describe_error(error), severity="error", title="Could not change the event"
+        )
         return None
+
+
+def _label_mutating_bindings() -> None:
+    # The help screen marks these "read-only" when the console cannot change anything.
+    from sessionscope.tui.app import register_mutating
+
+    register_mutating(
+        "create.submit",
+        "edit.save",
+        "variables.save",
+        "message.send",
+        "tool_result.submit",
+        "tool_result.error",
+        "event_visibility.hide",
+        "event_visibility.unhide",
+        "event_visibility.delete",
+    )
+
+
+_label_mutating_bindings()

@@ -11,6 +11,7 @@ from textual.widgets import Button, Static, TextArea
 
 from sessionscope.models import Event
 from sessionscope.tui.safe import plain
+from sessionscope.tui.screens.confirm import notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 
@@ -50,7 +51,7 @@ class MessageScreen(_FormScreen[Event | None]):
         async def send() -> None:
             self.show_status("Sending…")
             event = await self.backend.send_message(self.session_id, content)
-            self.app.notify(f"Message sent (event #{event.sequence})", title="Message")
+            notify_plain(self.app, f"Message sent (event #{event.sequence})", title="Message")
             self.dismiss(event)
 
         self.submit(send)

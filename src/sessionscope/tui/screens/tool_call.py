@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Static, TextArea
 
 from sessionscope.models import ToolCall, ToolCallArgument, ToolResult
 from sessionscope.tui.safe import SECRET_MASK, plain_line
+from sessionscope.tui.screens.confirm import notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 
@@ -114,7 +115,7 @@ class ToolResultScreen(_FormScreen[ToolCall | None]):
 
     def action_reveal(self) -> None:
         if not any(argument.secret for argument in self.tool_call.arguments):
-            self.notify("This call has no secret arguments.")
+            notify_plain(self.app, "This call has no secret arguments.")
             return
         self.revealed = True
         self._render_arguments()
@@ -157,8 +158,10 @@ class ToolResultScreen(_FormScreen[ToolCall | None]):
                 result,
                 idempotency_key=self._idempotency_key,
             )
-            self.app.notify(
-                f"{'Error' if as_error else 'Result'} submitted for {call.tool}", title="Tool call"
+            notify_plain(
+                self.app,
+                f"{'Error' if as_error else 'Result'} submitted for {call.tool}",
+                title="Tool call",
             )
             self.dismiss(call)
 

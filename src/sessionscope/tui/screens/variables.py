@@ -20,7 +20,7 @@ from sessionscope.models import (
     validate_context_variables,
 )
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.confirm import describe_error
+from sessionscope.tui.screens.confirm import describe_error, notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 
@@ -174,7 +174,7 @@ class VariablesScreen(_FormScreen[dict[str, str] | None]):
             )
             saved = session.context_variables
             self.show_status(f"Saved: the server now holds {len(saved)} variable(s).")
-            self.app.notify("Context variables saved", title="Variables")
+            notify_plain(self.app, "Context variables saved", title="Variables")
 
         self.submit(save)
 
