@@ -267,18 +267,15 @@ class SessionScreen(Screen[None]):
         details = [
             ("agent", session.agent_id or "—"),
             ("model", session.model_id or "—"),
-            (
-                "usage",
-                f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens, "
-                f"${usage.cost_usd:,.4f}",
-            ),
+            ("tokens", f"{usage.input_tokens:,} in / {usage.output_tokens:,} out"),
+            ("cost", f"${usage.cost_usd:,.4f}"),
             ("variables", str(len(session.context_variables))),
             ("events", f"{max(session.event_count, self._last_seen):,}"),
-            ("pending actions", str(len(self._actions))),
+            ("pending", str(len(self._actions))),
         ]
         for index, (label, value) in enumerate(details):
             if index:
-                header.append("  ·  ", style="dim")
+                header.append(" · ", style="dim")
             header.append(f"{label} ", style="dim")
             header.append_text(plain_line(value, limit=60))
         self.query_one("#session-header", Static).update(header)
