@@ -268,10 +268,10 @@ def _covered(found: dict[str, Any]) -> bool:
 
 
 async def test_produces_every_kind_of_thing(app_client: httpx.AsyncClient) -> None:
-    simulator = Simulator(app_client, 2, rate=1000)
-    # Step until the server holds one of everything (seed 2 needs about 110 steps), checking in
+    simulator = Simulator(app_client, 60, rate=1000)
+    # Step until the server holds one of everything (seed 60 needs about 75 steps), checking in
     # chunks because each check reads the whole organisation; the cap ends a regression.
-    chunk = 120
+    chunk = 80
     for _ in range(12):
         for _ in range(chunk):
             await simulator.step()
