@@ -7,14 +7,15 @@ or accept that SQLite's busy timeout serialises the two writers.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionscope.models import EventType, SessionStatus
 from sessionscope.server import db
@@ -30,6 +31,28 @@ _STATUSES = [
     SessionStatus.FAILED,
     SessionStatus.CLOSED,
 ]
+
+
+class _RawInsert:
+    """An INSERT compiled once for the engine's dialect and run with executemany on plain
+    tuples: skipping SQLAlchemy's per-row type processing is what makes a million rows fast.
+    Values must already be in storage form (timestamps as microseconds, JSON as text)."""
+
+    def __init__(self, engine: AsyncEngine, table: Table, columns: list[str]) -> None:
+        statement = table.insert().values({name: bindparam(name) for name in columns})
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.columns = columns
+        self.order = list(compiled.positiontup or []) if compiled.positional else None
+
+    def params(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self.order is None:
+            return rows
+        order = self.order
+        return [tuple(row[name] for name in order) for row in rows]
+
+    async def run(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        await conn.exec_driver_sql(self.sql, self.params(rows))
 
 
 @asynccontextmanager
@@ -62,12 +85,18 @@ async def seed_sessions(
     if start is None:
         start = datetime.now(UTC) - spacing * (count + 1)
     ids = [f"ses_seed{secrets.token_hex(6)}{n:08d}" for n in range(count)]
+    first_micros = db.to_micros(start)
+    step = int(spacing.total_seconds() * 1_000_000)
+    empty = json.dumps({})
     async with _engine(target) as engine:
+        insert_sessions = _RawInsert(engine, db.sessions, [c.name for c in db.sessions.c])
+        insert_tags = _RawInsert(engine, db.session_tags, ["session_id", "org", "tag"])
         for offset in range(0, count, batch_size):
             rows: list[dict[str, Any]] = []
             for n in range(offset, min(offset + batch_size, count)):
-                created = start + spacing * n
+                created = first_micros + step * n
                 status = _STATUSES[n % len(_STATUSES)]
+                tag = f"batch-{n % 10}"
                 rows.append(
                     {
                         "id": ids[n],
@@ -77,9 +106,9 @@ async def seed_sessions(
                         "task_id": f"task-{n % 100}",
                         "model_id": "seed-model",
                         "status": status.value,
-                        "tags": [f"batch-{n % 10}"],
-                        "metadata": {},
-                        "context_variables": {},
+                        "tags": json.dumps([tag]),
+                        "metadata": empty,
+                        "context_variables": empty,
                         "created_at": created,
                         "updated_at": created,
                         "started_at": created,
@@ -99,10 +128,13 @@ async def seed_sessions(
                         "duration_seconds": None,
                     }
                 )
-            tags = [{"session_id": r["id"], "org": org, "tag": r["tags"][0]} for r in rows]
+            tags = [
+                {"session_id": ids[n], "org": org, "tag": f"batch-{n % 10}"}
+                for n in range(offset, min(offset + batch_size, count))
+            ]
             async with engine.begin() as conn:
-                await conn.execute(db.sessions.insert(), rows)
-                await conn.execute(db.session_tags.insert(), tags)
+                await insert_sessions.run(conn, rows)
+                await insert_tags.run(conn, tags)
     return ids
 
 
@@ -130,9 +162,12 @@ async def seed_events(
         if row is None:
             raise LookupError(f"no session {session_id} in organisation {org}")
         first_sequence = row.last_sequence + 1
-        base = datetime.now(UTC) - timedelta(microseconds=count)
+        base = db.to_micros(datetime.now(UTC)) - count
         prefix = f"evt_seed{secrets.token_hex(4)}"
         message = EventType.MESSAGE_AGENT.value
+        columns = ["id", "session_id", "org", "sequence", "type", "created_at", "payload"]
+        columns += ["hidden", "hide_reason"]
+        insert_events = _RawInsert(engine, db.events, columns)
         for offset in range(0, count, batch_size):
             rows = [
                 {
@@ -141,15 +176,15 @@ async def seed_events(
                     "org": org,
                     "sequence": first_sequence + n,
                     "type": message,
-                    "created_at": base + timedelta(microseconds=n),
-                    "payload": {"content": f"message {n} {filler}"},
+                    "created_at": base + n,
+                    "payload": f'{{"content": "message {n} {filler}"}}',
                     "hidden": False,
                     "hide_reason": None,
                 }
                 for n in range(offset, min(offset + batch_size, count))
             ]
             async with engine.begin() as conn:
-                await conn.execute(db.events.insert(), rows)
+                await insert_events.run(conn, rows)
         last_sequence = first_sequence + count - 1
         async with engine.begin() as conn:
             await conn.execute(

@@ -454,7 +454,10 @@ class Store:
     ) -> Page[Session]:
         s = db.sessions.c
         conditions: list[ColumnElement[bool]] = [s.org == org]
-        if statuses:
+        if len(statuses) == 1:
+            # Equality (not IN) lets SQLite walk the (org, status, created_at) index in order.
+            conditions.append(s.status == statuses[0].value)
+        elif statuses:
             conditions.append(s.status.in_([status.value for status in statuses]))
         if agent_id is not None:
             conditions.append(s.agent_id == agent_id)
