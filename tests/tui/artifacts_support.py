@@ -129,15 +129,10 @@ def pane_of(pilot: Pilot[object]) -> ArtifactsPane:
 def preview_ready(pilot: Pilot[object], artifact_id: str) -> Callable[[], bool]:
     def ready() -> bool:
         try:
-            pane = pilot.app.query_one(ArtifactsPane)
+            pane = pilot.app.screen.query_one(ArtifactsPane)
         except Exception:
             return False
-        preview = pane.preview
-        return (
-            preview is not None
-            and preview.artifact.id == artifact_id
-            and bool(pane.query("#artifact-preview-body"))
-        )
+        return pane.shown_id == artifact_id
 
     return ready
 

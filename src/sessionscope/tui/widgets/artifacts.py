@@ -113,6 +113,8 @@ class ArtifactsPane(Container):
         self.loading_page = False
         self.list_error: str | None = None
         self.preview: Preview | None = None
+        #: The artifact whose preview (or error) is on screen; None while one loads.
+        self.shown_id: str | None = None
         self.preview_error: str | None = None
         self.last_save: SaveResult | None = None
 
@@ -197,7 +199,7 @@ class ArtifactsPane(Container):
         if first_page and self.artifacts:
             self._start_preview(self.artifacts[0])
         elif first_page:
-            self._show_message("nothing to preview")
+            self.run_worker(self._show_message("nothing to preview"), group="artifacts-preview")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "artifacts-table":
@@ -225,23 +227,24 @@ class ArtifactsPane(Container):
     # -- preview --------------------------------------------------------------------------------
     def _preview_header(self, artifact: Artifact, detail: str, *, error: bool = False) -> None:
         header = plain_line(artifact.name, "bold", limit=80)
-        header.append("  ")
+        header.append(" · ", style="dim")
         header.append_text(plain_line(artifact.mime_type, "dim", limit=40))
-        header.append("  ")
+        header.append(" · ", style="dim")
         header.append(detail, style="bold red" if error else "")
         self.query_one("#artifacts-preview-header", Static).update(header)
 
-    def _show_message(self, message: str) -> None:
-        self._replace_body(Static(plain(message, "dim"), id="artifact-preview-body"))
+    async def _show_message(self, message: str) -> None:
+        await self._replace_body(Static(plain(message, "dim"), id="artifact-preview-body"))
 
-    def _replace_body(self, body: Widget) -> None:
+    async def _replace_body(self, body: Widget) -> None:
         container = self.query_one("#artifacts-preview", Container)
-        container.remove_children()
-        container.mount(body)
+        await container.remove_children()
+        await container.mount(body)
 
     def _start_preview(self, artifact: Artifact) -> None:
         self.preview = None
         self.preview_error = None
+        self.shown_id = None
         self._preview_header(artifact, "loading preview…")
         self.run_worker(
             self._fetch_preview(artifact),
@@ -254,16 +257,25 @@ class ArtifactsPane(Container):
         try:
             preview = await load_preview(self.backend, artifact, dark=self.app.current_theme.dark)
         except BackendError as exc:
-            self.preview_error = exc.message
-            self._preview_header(artifact, f"could not load: {one_line(exc.message)}", error=True)
-            self._show_message("")
+            await self._preview_failed(artifact, exc.message)
+            return
+        except Exception as exc:  # a preview bug must not take the console down
+            self.log.error("artifact preview failed", exc_info=exc)
+            await self._preview_failed(artifact, f"preview failed ({type(exc).__name__})")
             return
         self.preview = preview
         detail = f"{preview.kind.value} · {preview.extent}"
         if preview.notes:
             detail += " · " + "; ".join(preview.notes)
         self._preview_header(artifact, detail)
-        self._replace_body(preview_widget(preview))
+        await self._replace_body(preview_widget(preview))
+        self.shown_id = artifact.id
+
+    async def _preview_failed(self, artifact: Artifact, message: str) -> None:
+        self.preview_error = message
+        self._preview_header(artifact, f"could not load: {one_line(message)}", error=True)
+        await self._show_message("")
+        self.shown_id = artifact.id
 
     def action_focus_preview(self) -> None:
         body = self.query("#artifact-preview-body")
