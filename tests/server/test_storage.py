@@ -30,9 +30,8 @@ def test_pagination_visits_every_session_once_while_rows_are_inserted(make_serve
             seen.extend(session.id for session in page.data)
             pages += 1
             # New sessions arrive while the client pages through the old ones.
-            for _ in range(2):
-                created = api.post("/v1/sessions", json={"title": "newcomer"})
-                inserted.append(created.json()["id"])
+            created = api.post("/v1/sessions", json={"title": "newcomer"})
+            inserted.append(created.json()["id"])
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
