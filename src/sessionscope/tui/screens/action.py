@@ -163,6 +163,8 @@ class ActionModal(ModalScreen[None]):
                 self.state = ModalState.READY
                 self._set_buttons(enabled=True)
                 self._status(self._ready_hint())
+        elif action.status is ActionStatus.EXPIRED:
+            self._finish(ModalState.EXPIRED, "This action has expired; it can no longer run.")
         elif action.status is ActionStatus.PROCESSING:
             self.state = ModalState.PROCESSING
             self._status("Confirmed; processing…")
