@@ -131,9 +131,15 @@ class VariablesScreen(_FormScreen[dict[str, str] | None]):
         variables, problem, offending = self.collect()
         for row in self.rows():
             row.key_input.set_class(row is offending, "-invalid")
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+        # Counted over every filled row, so the figures do not jump when a row turns invalid.
+        filled = [
+            (row.key_input.value.strip(), row.value_input.value)
+            for row in self.rows()
+            if row.key_input.value.strip() or row.value_input.value
+        ]
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in filled)
         self.query_one("#variables-usage", Static).update(
-            f"{len(variables)}/{MAX_CONTEXT_VARIABLES} variables · "
+            f"{len(filled)}/{MAX_CONTEXT_VARIABLES} variables · "
             f"{size:,}/{MAX_CONTEXT_VARIABLES_BYTES:,} bytes"
         )
         self.query_one("#variables-error", Static).update(plain(problem or ""))
