@@ -213,6 +213,7 @@ async def _everything(client: httpx.AsyncClient) -> dict[str, Any]:
     )
     found: dict[str, Any] = {
         "statuses": Counter(session["status"] for session in sessions),
+        "status_changes": set(),
         "event_types": Counter(),
         "artifacts": {},
         "tool_calls": [],
@@ -222,6 +223,9 @@ async def _everything(client: httpx.AsyncClient) -> dict[str, Any]:
         base = f"/v1/sessions/{session['id']}"
         events = (await client.get(f"{base}/events", params={"limit": 1000})).json()["data"]
         found["event_types"].update(event["type"] for event in events)
+        found["status_changes"].update(
+            event["payload"].get("status") for event in events if event["type"] == "session.status"
+        )
         for artifact in (await client.get(f"{base}/artifacts")).json()["data"]:
             found["artifacts"].setdefault(artifact["mime_type"], (base, artifact["id"]))
         found["tool_calls"] += (await client.get(f"{base}/tool-calls")).json()["data"]
@@ -261,6 +265,7 @@ def _covered(found: dict[str, Any]) -> bool:
         EXPECTED_EVENT_TYPES <= set(found["event_types"])
         and EXPECTED_MIME_TYPES <= set(found["artifacts"])
         and {"active", "idle", "failed", "completed", "closed"} <= set(found["statuses"])
+        and "paused" in found["status_changes"]
         and any(
             argument["secret"] for call in found["tool_calls"] for argument in call["arguments"]
         )
@@ -268,10 +273,10 @@ def _covered(found: dict[str, Any]) -> bool:
 
 
 async def test_produces_every_kind_of_thing(app_client: httpx.AsyncClient) -> None:
-    simulator = Simulator(app_client, 60, rate=1000)
-    # Step until the server holds one of everything (seed 60 needs about 75 steps), checking in
+    simulator = Simulator(app_client, 30, rate=1000)
+    # Step until the server holds one of everything (seed 30 needs about 120 steps), checking in
     # chunks because each check reads the whole organisation; the cap ends a regression.
-    chunk = 80
+    chunk = 120
     for _ in range(12):
         for _ in range(chunk):
             await simulator.step()
@@ -282,6 +287,7 @@ async def test_produces_every_kind_of_thing(app_client: httpx.AsyncClient) -> No
     assert EXPECTED_EVENT_TYPES <= set(found["event_types"]), found["event_types"]
     assert EXPECTED_MIME_TYPES <= set(found["artifacts"]), found["artifacts"]
     assert {"active", "idle", "failed", "completed", "closed"} <= set(found["statuses"])
+    assert "paused" in found["status_changes"]
     assert simulator.errors == 0
 
     base, png_id = found["artifacts"]["image/png"]
@@ -306,6 +312,41 @@ async def test_produces_every_kind_of_thing(app_client: httpx.AsyncClient) -> No
     tools = {action["tool"] for action in found["actions"]}
     assert tools & {"send_email", "run_shell", "deploy", "delete_records"}
     assert any(action["destructive"] for action in found["actions"])
+
+
+async def test_agents_notice_operator_decisions_and_client_results(
+    app_client: httpx.AsyncClient,
+) -> None:
+    # Seed 19's first agent proposes two actions and requests a client tool call.
+    simulator = Simulator(app_client, 19, rate=1000, agents=1)
+
+    async def step_until(condition: Callable[[], bool]) -> None:
+        for _ in range(100):
+            if condition():
+                return
+            await simulator.step()
+        raise AssertionError("the simulated agent never got there")
+
+    await step_until(lambda: bool(simulator.agents and simulator.agents[0].action_ids))
+    agent = simulator.agents[0]
+    base = f"/v1/sessions/{agent.session_id}"
+    decided = await app_client.post(
+        f"{base}/actions/{agent.action_ids[0]}", json={"confirmed": True}
+    )
+    assert decided.status_code == 202
+    await step_until(lambda: bool(agent.tool_call_ids))
+    answered = await app_client.post(
+        f"{base}/tool-calls/{agent.tool_call_ids[0]}/result", json={"output": {"ok": True}}
+    )
+    answered.raise_for_status()
+    await step_until(lambda: agent.finished)
+    assert simulator.errors == 0
+
+    events = (await app_client.get(f"{base}/events", params={"limit": 1000})).json()["data"]
+    said = [event["payload"].get("content", "") for event in events]
+    assert any("was approved" in text for text in said)
+    assert any("Still waiting for a decision" in text for text in said)
+    assert any("Got the result of" in text for text in said)
 
 
 async def test_run_stops_on_max_events_and_on_stop(app_client: httpx.AsyncClient) -> None:

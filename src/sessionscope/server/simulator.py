@@ -23,6 +23,7 @@ import enum
 import logging
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -55,6 +56,7 @@ class StepKind(enum.Enum):
     VARIABLES = "variables"
     PROPOSE_ACTION = "propose_action"
     CHECK_ACTION = "check_action"
+    CHECK_TOOL_CALL = "check_tool_call"
     ARTIFACT = "artifact"
     TOOL_CALL = "tool_call"
     COMPLETE = "complete"
@@ -63,7 +65,7 @@ class StepKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One unit of work: one request to the agent-facing API (two for CHECK_ACTION)."""
+    """One unit of work: one request to the agent-facing API (two for the CHECK_ kinds)."""
 
     kind: StepKind
     body: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +86,7 @@ class Agent:
     script: list[Step]
     session_id: str | None = None
     action_ids: list[str] = field(default_factory=list)
+    tool_call_ids: list[str] = field(default_factory=list)
     position: int = 0
     #: Set when a request failed (e.g. an operator deleted the session): the rest is skipped.
     broken: bool = False
@@ -135,7 +138,11 @@ def write_script(rng: random.Random, *, hostile_rate: float = 0.08) -> list[Step
     ]
     turns = rng.randint(2, 7)
     failed = False
+    # Checks on an action or a client tool call come one turn later, giving an operator time.
+    follow_ups: list[Step] = []
+    actions = tool_calls = 0
     for _ in range(turns):
+        due, follow_ups = follow_ups, []
         move = rng.random()
         if move < 0.25:
             steps.append(_event(EventType.THINKING, content=content.thinking(rng, title)))
@@ -158,13 +165,20 @@ def write_script(rng: random.Random, *, hostile_rate: float = 0.08) -> list[Step
                 else _event(EventType.THINKING, content=content.thinking(rng, title))
             )
             steps.append(Step(StepKind.PROPOSE_ACTION, {"proposal": proposal}))
-            steps.append(Step(StepKind.CHECK_ACTION, {"tool": proposal.tool}))
+            follow_ups.append(
+                Step(StepKind.CHECK_ACTION, {"tool": proposal.tool, "index": actions})
+            )
+            actions += 1
         elif move < 0.85:
             request = content.client_tool_call(rng)
             steps.append(
                 Step(StepKind.TOOL_CALL, {"tool": request.tool, "arguments": request.arguments})
             )
-        elif move < 0.92:
+            follow_ups.append(
+                Step(StepKind.CHECK_TOOL_CALL, {"tool": request.tool, "index": tool_calls})
+            )
+            tool_calls += 1
+        elif move < 0.9:
             steps.append(
                 Step(
                     StepKind.VARIABLES,
@@ -177,6 +191,9 @@ def write_script(rng: random.Random, *, hostile_rate: float = 0.08) -> list[Step
                     },
                 )
             )
+        elif move < 0.93:
+            steps.append(Step(StepKind.STATUS, {"status": SessionStatus.PAUSED.value}))
+            steps.append(Step(StepKind.STATUS, {"status": SessionStatus.ACTIVE.value}))
         else:
             tool = rng.choice(persona.tools)
             call_id = _call_id(rng)
@@ -200,7 +217,11 @@ def write_script(rng: random.Random, *, hostile_rate: float = 0.08) -> list[Step
             if rng.random() < 0.5:
                 steps.append(_event(EventType.ERROR, message=content.tool_error(rng, tool)))
                 failed = True
-                break
+        steps += due
+        if failed:
+            break
+    if not failed:
+        steps += follow_ups
     steps += _ending(rng, title, model_id, failed=failed)
     return steps
 
@@ -358,8 +379,8 @@ class Simulator(_Paced):
         self.errors = 0
         #: Units of work done.
         self.steps_done = 0
-        #: Ids of every session this simulator created, oldest first.
-        self.session_ids: list[str] = []
+        #: Ids of the sessions this simulator created, oldest first (the most recent 100,000).
+        self.session_ids: deque[str] = deque(maxlen=100_000)
 
     # -- planning (synchronous, draws from the rng only) ------------------------------------
 
@@ -405,7 +426,7 @@ class Simulator(_Paced):
                     # Every other agent would fail the same way: stop instead of spinning.
                     raise SimulatorAuthError(_describe(error)) from None
                 self._drop(agent, error)
-            except (httpx.HTTPError, ValueError, KeyError) as error:
+            except (httpx.HTTPError, ValueError, LookupError) as error:
                 # A deleted session, a server shutting down, a rejected body: drop this agent,
                 # keep the others going. The message never includes headers (the API key).
                 self._drop(agent, error)
@@ -438,7 +459,10 @@ class Simulator(_Paced):
             case StepKind.ARTIFACT:
                 await self._upload(base, step.body["file"])
             case StepKind.TOOL_CALL:
-                await self._request("POST", f"{base}/tool-calls", step.body)
+                created = await self._request("POST", f"{base}/tool-calls", step.body)
+                agent.tool_call_ids.append(str(created["id"]))
+            case StepKind.CHECK_TOOL_CALL:
+                await self._check_tool_call(agent, base, **step.body)
             case StepKind.PROPOSE_ACTION:
                 proposal: content.ActionProposal = step.body["proposal"]
                 expires_at = datetime.now(UTC) + timedelta(seconds=proposal.expires_in_seconds)
@@ -454,12 +478,11 @@ class Simulator(_Paced):
                 )
                 agent.action_ids.append(str(created["id"]))
             case StepKind.CHECK_ACTION:
-                await self._check_action(agent, base, step.body["tool"])
+                await self._check_action(agent, base, **step.body)
 
-    async def _check_action(self, agent: Agent, base: str, tool: str) -> None:
-        if not agent.action_ids:
-            return
-        action = await self._request("GET", f"{base}/actions/{agent.action_ids[-1]}")
+    async def _check_action(self, agent: Agent, base: str, tool: str, index: int) -> None:
+        action_id = agent.action_ids[index]
+        action = await self._request("GET", f"{base}/actions/{action_id}")
         status = str(action.get("status", "pending"))
         if status == "pending":
             text = f"Still waiting for a decision on `{tool}`; carrying on with other checks."
@@ -471,6 +494,19 @@ class Simulator(_Paced):
             )
         else:
             text = f"`{tool}` was {status}; I will not do it."
+            await self._post_event(
+                base, EventType.MESSAGE_AGENT, {"role": "agent", "content": text}
+            )
+
+    async def _check_tool_call(self, agent: Agent, base: str, tool: str, index: int) -> None:
+        # The list holds only outstanding calls: a call missing from it has been answered.
+        outstanding = await self._request("GET", f"{base}/tool-calls")
+        pending_ids = {str(call.get("id")) for call in outstanding.get("data", [])}
+        if agent.tool_call_ids[index] in pending_ids:
+            text = f"The client has not run `{tool}` yet; continuing without it for now."
+            await self._post_event(base, EventType.THINKING, {"content": text})
+        else:
+            text = f"Got the result of `{tool}` from the client, thanks."
             await self._post_event(
                 base, EventType.MESSAGE_AGENT, {"role": "agent", "content": text}
             )
