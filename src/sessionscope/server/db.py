@@ -227,21 +227,28 @@ MIGRATIONS: dict[int, list[str]] = {}
 async def prepare_schema(engine: AsyncEngine) -> int:
     """Create the schema when missing and apply pending migrations; returns the version."""
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(schema_version.create, checkfirst=True)
         current = await _current_version(conn)
         if current > SCHEMA_VERSION:
             raise SchemaTooNew(
                 f"the database has schema version {current}; this server knows {SCHEMA_VERSION}"
             )
-        for version in range(max(current, 1), SCHEMA_VERSION + 1):
-            if version > current and version > 1:
-                for statement in MIGRATIONS[version]:
-                    await conn.exec_driver_sql(statement)
-            if version > current:
-                await conn.execute(
-                    schema_version.insert().values(version=version, applied_at=datetime.now(UTC))
-                )
+        if current == 0:
+            # A new database gets the latest schema directly, not the migration history.
+            await conn.run_sync(metadata.create_all)
+            await _record(conn, SCHEMA_VERSION)
+            return SCHEMA_VERSION
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                await conn.exec_driver_sql(statement)
+            await _record(conn, version)
     return SCHEMA_VERSION
+
+
+async def _record(conn: AsyncConnection, version: int) -> None:
+    await conn.execute(
+        schema_version.insert().values(version=version, applied_at=datetime.now(UTC))
+    )
 
 
 async def _current_version(conn: AsyncConnection) -> int:
