@@ -8,11 +8,12 @@ Determinism: every choice comes from one ``random.Random(seed)``. Each simulated
 script (what it will say and do) is drawn when the agent starts, and the scheduler draws which agent
 acts next, all before any request is made; so the same seed gives the same sessions and events
 whatever the server answers or how long it takes (timestamps aside). The only thing that depends on
-the server is the wording of an agent's reaction to an operator's decision on its action.
+the server is the wording of an agent's reaction to an operator's decision on its action or to a
+client's answer to its tool call.
 
-Pacing: ``rate`` is requests (≈ events) per second. ``run()`` works in batches: each tick it plans
-every step that has fallen due and runs the agents' chains concurrently, so high rates (1000/s for
-benchmarks) do not depend on ``asyncio.sleep`` resolution.
+Pacing: ``rate`` is units of work per second, each adding about one event. ``run()`` works in
+batches: each tick it plans every step that has fallen due and runs the agents' chains
+concurrently, so high rates (1000/s for benchmarks) do not depend on ``asyncio.sleep`` resolution.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import logging
 import math
 import random
 from collections import deque
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -74,7 +76,6 @@ class Step:
 class Outcome(enum.Enum):
     COMPLETED = "completed"
     CLOSED = "closed"
-    FAILED = "failed"
     IDLE = "idle"
 
 
@@ -334,6 +335,16 @@ class _Paced:
         return done
 
 
+async def _all_or_first_error(work: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run concurrently; on the first failure cancel the rest and raise that failure alone."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in work:
+                group.create_task(item)
+    except BaseExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
@@ -411,7 +422,7 @@ class Simulator(_Paced):
             agent, steps = chains[0]
             await self._run_chain(agent, steps)
         else:
-            await asyncio.gather(*(self._run_chain(agent, steps) for agent, steps in chains))
+            await _all_or_first_error(self._run_chain(agent, steps) for agent, steps in chains)
         self.steps_done += count
         return count
 
@@ -640,7 +651,7 @@ class SessionFeeder(_Paced):
                 async with window:
                     await send(body)
 
-            await asyncio.gather(*(send_in_window(body) for body in bodies))
+            await _all_or_first_error(send_in_window(body) for body in bodies)
         self.events_sent += count
         return count
 
