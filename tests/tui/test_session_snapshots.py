@@ -1,0 +1,231 @@
+"""SVG snapshots of the session screen, the event detail and the action modal, dark and light.
+
+Deterministic: fixed rows written straight into the reference server's database (fixed ids and
+timestamps), read back through the real server and ``NativeBackend``; the console's clock frozen.
+Timestamps sit in 2099 so the server's expiry sweeper leaves the pending action alone.
+
+Update with ``uv run pytest tests/tui/test_session_snapshots.py --snapshot-update`` and review the
+SVGs in ``__snapshots__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from session_support import SIZE, make_app, wait_for
+from textual.pilot import Pilot
+
+from sessionscope.backends import WatchState
+from sessionscope.server import db
+from sessionscope.server.seed import _engine
+from sessionscope.tui import clock
+from sessionscope.tui.screens.action import ActionModal, ModalState
+from sessionscope.tui.screens.event_detail import EventDetailScreen
+from sessionscope.tui.screens.session import SessionScreen
+from sessionscope.tui.widgets.timeline import Timeline
+
+BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
+NOW = BASE + timedelta(minutes=10)
+SESSION_ID = "ses_snapshot0001"
+ACTION_ID = "act_snapshot0001"
+
+_EVENTS: list[tuple[str, dict[str, Any], bool]] = [
+    ("session.created", {"title": "Refund for order 42"}, False),
+    ("message.user", {"content": "Please refund order 42; it arrived broken."}, False),
+    ("thinking", {"content": "The order is eligible; a refund needs an email to finance."}, False),
+    (
+        "tool.started",
+        {
+            "tool": "orders.lookup",
+            "arguments": [
+                {"name": "order", "value": "42"},
+                {"name": "api_token", "value": "tok_live_1234", "secret": True},
+            ],
+        },
+        False,
+    ),
+    ("tool.completed", {"tool": "orders.lookup", "result": {"total": 129.5}}, False),
+    ("log", {"message": "debug trace the operator hid"}, True),
+    (
+        "message.agent",
+        {"content": "I will email finance to approve the refund. [bold]ok[/bold]"},
+        False,
+    ),
+    ("error", {"message": "rate limited by the mail relay; retrying"}, False),
+    ("action.pending", {"action_id": ACTION_ID, "tool": "send_email"}, False),
+]
+
+
+async def _insert(db_path: str, org: str) -> None:
+    async with _engine(db_path) as engine, engine.begin() as conn:
+        await conn.execute(
+            db.sessions.insert(),
+            [
+                {
+                    "id": SESSION_ID,
+                    "org": org,
+                    "title": "Refund for order 42",
+                    "agent_id": "support-agent",
+                    "task_id": "task-7",
+                    "model_id": "gpt-large",
+                    "status": "waiting",
+                    "tags": [],
+                    "metadata": {},
+                    "context_variables": {"ORDER_ID": "42", "REGION": "eu"},
+                    "created_at": BASE,
+                    "updated_at": BASE,
+                    "started_at": BASE,
+                    "last_active_at": BASE,
+                    "finished_at": None,
+                    "closed_at": None,
+                    "message_count": 2,
+                    "event_count": len(_EVENTS),
+                    "pending_action_count": 1,
+                    "last_sequence": len(_EVENTS),
+                    "preview": "Please refund order 42",
+                    "output_preview": None,
+                    "input_tokens": 1234,
+                    "output_tokens": 567,
+                    "cost_usd": 0.0123,
+                    "billable": None,
+                    "duration_seconds": None,
+                }
+            ],
+        )
+        await conn.execute(
+            db.events.insert(),
+            [
+                {
+                    "id": f"evt_snapshot{sequence:04d}",
+                    "session_id": SESSION_ID,
+                    "org": org,
+                    "sequence": sequence,
+                    "type": kind,
+                    "created_at": BASE + timedelta(seconds=sequence * 7, milliseconds=sequence),
+                    "payload": payload,
+                    "hidden": hidden,
+                    "hide_reason": "operator" if hidden else None,
+                }
+                for sequence, (kind, payload, hidden) in enumerate(_EVENTS, start=1)
+            ],
+        )
+        await conn.execute(
+            db.actions.insert(),
+            [
+                {
+                    "id": ACTION_ID,
+                    "session_id": SESSION_ID,
+                    "org": org,
+                    "tool": "send_email",
+                    "preview": {
+                        "to": "finance@example.com",
+                        "subject": "Refund approval: order 42",
+                        "body": "Hello finance,\n\nPlease approve a refund of 129.50 EUR "
+                        "for order 42.\n\nThanks,\nsupport-agent",
+                    },
+                    "status": "pending",
+                    "destructive": True,
+                    "created_at": BASE + timedelta(seconds=63),
+                    "expires_at": NOW + timedelta(minutes=4, seconds=5),
+                    "decided_at": None,
+                    "confirmed": None,
+                    "callback_id": None,
+                    "outcome": None,
+                    "decision_reply": None,
+                    "idempotency_key": None,
+                }
+            ],
+        )
+
+
+@pytest.fixture
+def snapshot_server(make_server: Callable[..., Any]) -> Any:
+    running = make_server()
+    asyncio.run(_insert(str(running.db_path), running.org))
+    return running
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock() -> Any:
+    clock.freeze(NOW)
+    yield
+    clock.freeze(None)
+
+
+async def _open_session(pilot: Pilot[Any], theme: str) -> Timeline:
+    app = pilot.app
+    app.theme = theme
+    app.open_session(SESSION_ID)  # type: ignore[attr-defined]
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, SessionScreen) and bool(app.screen.query(Timeline)),
+        "the session screen",
+    )
+    screen = app.screen
+    assert isinstance(screen, SessionScreen)
+    timeline = screen.timeline
+    await wait_for(
+        pilot,
+        lambda: (
+            timeline.store.row_count == len(_EVENTS)
+            and len(screen._actions) == 1
+            and screen.watch_state is WatchState.LIVE
+            and "loading…" not in "".join(timeline.render_line(y).text for y in range(9))
+        ),
+        "the session's events",
+    )
+    await pilot.pause()
+    return timeline
+
+
+def _session_screen(theme: str) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _open_session(pilot, theme)
+
+    return run_before
+
+
+def _event_detail(theme: str) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        timeline = await _open_session(pilot, theme)
+        timeline.move_cursor(3)  # tool.started, with a secret argument
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, EventDetailScreen), "detail")
+        await pilot.pause()
+
+    return run_before
+
+
+def _action_modal(theme: str) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _open_session(pilot, theme)
+        await pilot.press("p", "enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ActionModal), "the modal")
+        modal = pilot.app.screen
+        assert isinstance(modal, ActionModal)
+        await wait_for(pilot, lambda: modal.state is ModalState.READY, "ready")
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+def test_session_screen_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
+    app = make_app(snapshot_server, watch=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_session_screen(theme))
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+def test_event_detail_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
+    app = make_app(snapshot_server, watch=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_event_detail(theme))
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+def test_action_modal_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
+    app = make_app(snapshot_server, watch=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_action_modal(theme))
