@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
@@ -169,8 +170,9 @@ class ArtifactsPane(Container):
         if self.loading_page or self.exhausted:
             return
         self.loading_page = True
-        self.run_worker(self._fetch_page(), group="artifacts-page", exit_on_error=False)
+        self._fetch_page()
 
+    @work(group="artifacts-page", exit_on_error=False)
     async def _fetch_page(self) -> None:
         try:
             page = await self.backend.list_artifacts(
@@ -199,7 +201,7 @@ class ArtifactsPane(Container):
         if first_page and self.artifacts:
             self._start_preview(self.artifacts[0])
         elif first_page:
-            self.run_worker(self._show_message("nothing to preview"), group="artifacts-preview")
+            self._show_empty()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "artifacts-table":
@@ -233,6 +235,10 @@ class ArtifactsPane(Container):
         header.append(detail, style="bold red" if error else "")
         self.query_one("#artifacts-preview-header", Static).update(header)
 
+    @work(group="artifacts-preview", exclusive=True, exit_on_error=False)
+    async def _show_empty(self) -> None:
+        await self._show_message("nothing to preview")
+
     async def _show_message(self, message: str) -> None:
         await self._replace_body(Static(plain(message, "dim"), id="artifact-preview-body"))
 
@@ -246,13 +252,9 @@ class ArtifactsPane(Container):
         self.preview_error = None
         self.shown_id = None
         self._preview_header(artifact, "loading preview…")
-        self.run_worker(
-            self._fetch_preview(artifact),
-            group="artifacts-preview",
-            exclusive=True,
-            exit_on_error=False,
-        )
+        self._fetch_preview(artifact)
 
+    @work(group="artifacts-preview", exclusive=True, exit_on_error=False)
     async def _fetch_preview(self, artifact: Artifact) -> None:
         try:
             preview = await load_preview(self.backend, artifact, dark=self.app.current_theme.dark)
@@ -326,12 +328,9 @@ class ArtifactsPane(Container):
         )
 
     def _run_save(self, artifact: Artifact, path: Path, *, overwrite: bool) -> None:
-        self.run_worker(
-            self._save(artifact, path, overwrite=overwrite),
-            group="artifacts-save",
-            exit_on_error=False,
-        )
+        self._save(artifact, path, overwrite=overwrite)
 
+    @work(group="artifacts-save", exit_on_error=False)
     async def _save(self, artifact: Artifact, path: Path, *, overwrite: bool) -> None:
         total = artifact.size_bytes
 
@@ -375,8 +374,9 @@ class ArtifactsPane(Container):
             is_text = preview.kind.is_text
         else:
             is_text = artifact.mime_type.startswith("text/")
-        self.run_worker(self._open(artifact, is_text), group="artifacts-open", exit_on_error=False)
+        self._open(artifact, is_text)
 
+    @work(group="artifacts-open", exit_on_error=False)
     async def _open(self, artifact: Artifact, is_text: bool) -> None:
         pager = pager_command() if is_text else None
         opener = system_opener()
