@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 from PIL import Image
+from server_helpers import wait_until
 
 from sessionscope.server import sim_content as content
 from sessionscope.server.app import create_app
@@ -361,9 +361,13 @@ async def test_run_stops_on_max_events_and_on_stop(app_client: httpx.AsyncClient
     stop = asyncio.Event()
     slow = Simulator(app_client, 6, rate=0.5)
     task = asyncio.create_task(slow.run(stop))
-    # The first unit is due at once; then the simulator sleeps two seconds, until told to stop.
-    while slow.steps_done < 1:  # noqa: ASYNC110 - a counter, not an event; bounded by wait_for
-        await asyncio.sleep(0)
+    # The first unit is due at once; then the simulator waits two seconds unless told to stop.
+
+    async def first_unit_done() -> None:
+        while slow.steps_done < 1:  # noqa: ASYNC110 - a counter, not an event
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(first_unit_done(), timeout=10)
     stop.set()
     assert await asyncio.wait_for(task, timeout=10) == 1
 
@@ -430,18 +434,14 @@ def test_server_with_simulate_reports_into_the_first_organisation(
 ) -> None:
     running = make_server(simulate=True, rate=20.0, seed=3)
     headers = {"Authorization": f"Bearer {running.api_key}"}
-    with httpx.Client(base_url=running.url, headers=headers, timeout=20.0) as client:
-        # The organisation stream from the beginning: wait for the simulator's first session and
-        # for that session to gain events; the client timeout is the deadline.
-        kinds: list[str] = []
-        with connect_sse(client, "GET", "/v1/stream", params={"after": 0}) as source:
-            for frame in source.iter_sse():
-                kinds.append(frame.event)
-                if "session.created" in kinds and "session.updated" in kinds:
-                    break
-        sessions = client.get("/v1/sessions").raise_for_status().json()
-        assert sessions["total"] >= 1
-        assert sessions["data"][-1]["agent_id"]
+    with httpx.Client(base_url=running.url, headers=headers, timeout=10.0) as client:
+
+        def a_session_with_events() -> dict[str, Any] | None:
+            sessions = client.get("/v1/sessions").raise_for_status().json()["data"]
+            return next((found for found in sessions if found["event_count"] >= 3), None)
+
+        session = wait_until(a_session_with_events, timeout=30, what="simulated events")
+        assert session["agent_id"]
     other_headers = {"Authorization": f"Bearer {running.other_api_key}"}
     with httpx.Client(base_url=running.url, headers=other_headers, timeout=10.0) as other:
         assert other.get("/v1/sessions").json()["total"] == 0
