@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), metavar="NAME")
     parser.add_argument("--repeat", type=int, default=5, help="runs per side (default 5)")
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every spawned server and console is
+    # stopped by the context managers that own them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     repeat = 1 if args.quick else max(1, args.repeat)
     names = args.only or list(BENCHMARKS)
 

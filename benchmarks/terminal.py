@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pyte
+
 # CSI/OSC/other escape sequences; what is left is the text a person would see (minus layout).
 _ESCAPES = re.compile(
     rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
@@ -112,6 +114,10 @@ class PtyProgram:
         os.close(slave)
         self._text = bytearray()
         self._closed = False
+        # What a real terminal would show: Textual sends partial line updates, so the byte
+        # stream alone does not say what is on screen.
+        self.screen = pyte.Screen(columns, rows)
+        self._stream = pyte.ByteStream(self.screen)
 
     @property
     def pid(self) -> int:
@@ -128,36 +134,42 @@ class PtyProgram:
             return False
         if not data:
             return False
+        at = time.monotonic()
         text = visible_text(data)
-        self.chunks.append(Chunk(time.monotonic(), data, text))
+        self._stream.feed(data)
+        self.chunks.append(Chunk(at, data, text))
         self._text += text
         if len(self._text) > 1 << 20:
             del self._text[: len(self._text) - (1 << 19)]
         return True
 
+    def on_screen(self, needle: str) -> bool:
+        return any(needle in line for line in self.screen.display)
+
     def wait_for_text(self, needle: str, timeout: float, *, since: int = 0) -> float:
-        """Time (monotonic) of the first chunk, from index ``since`` on, by which the visible text
-        contains ``needle``."""
-        encoded = needle.encode()
-        seen = bytearray()
-        index = since
+        """Time (monotonic) of the first chunk, from index ``since`` on, after which ``needle``
+        is on the emulated screen. Chunks before ``since`` must already have been read."""
         deadline = time.monotonic() + timeout
+        if since < len(self.chunks) and self.on_screen(needle):
+            return self.chunks[max(since, len(self.chunks) - 1)].at
         while True:
-            while index < len(self.chunks):
-                chunk = self.chunks[index]
-                window_start = max(0, len(seen) - len(encoded))
-                seen += chunk.text
-                index += 1
-                if encoded in seen[window_start:]:
-                    return chunk.at
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TerminalTimeout(f"{needle!r} not painted within {timeout:.1f}s")
-            if not self.pump(min(remaining, 0.05)) and index >= len(self.chunks):
+                raise TerminalTimeout(
+                    f"{needle!r} not on screen within {timeout:.1f}s; screen:\n" + self.dump()
+                )
+            before = len(self.chunks)
+            alive = self.pump(min(remaining, 0.05))
+            if len(self.chunks) > before and self.on_screen(needle):
+                return self.chunks[-1].at
+            if not alive:
                 raise TerminalTimeout(
                     f"program exited ({self.process.poll()}) before painting {needle!r}; "
                     f"last output: {self.tail()!r}"
                 )
+
+    def dump(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
 
     def wait_for_output(self, timeout: float, *, since: int) -> float | None:
         """Time of the first chunk with index >= ``since``, waiting up to ``timeout``."""

@@ -1,0 +1,234 @@
+"""Live ingest: events fed into an open timeline; event-to-screen latency, CPU, RSS, max rate.
+
+A feeder process (the simulator's ``SessionFeeder`` mix, through the HTTP API) appends events to
+one session at a fixed rate; every 10th event is a ``log`` probe ``probe-NNNNNNN`` whose server
+timestamp the feeder records from the reply. The console (in a pseudo-terminal, timeline open,
+following) is watched from outside: a probe's latency is from its server timestamp to the first
+frame after which it is on the emulated screen. CPU and RSS are read from /proc.
+
+Baseline: a naive app calling ``Log.write_line`` once per event straight from httpx-sse.
+The ramp then raises the rate until the console (or the server feeding it) stops keeping up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks import console, servers
+from benchmarks.harness import Metric, Target, alternate, percentile
+from benchmarks.terminal import PtyProgram, proc_cpu_seconds
+
+PROBE = re.compile(r"probe-\d{7}")
+PROBE_EVERY = 10
+
+
+def create_session(server: servers.RunningServer, title: str) -> str:
+    with server.client() as client:
+        reply = client.post("/v1/sessions", json={"title": title})
+        reply.raise_for_status()
+        return str(reply.json()["id"])
+
+
+def start_feeder(
+    server: servers.RunningServer, session_id: str, rate: float, seconds: float
+) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.feeder"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=servers.child_env(),
+    )
+    assert child.stdin is not None
+    spec = {
+        "url": server.url,
+        "api_key": server.api_key,
+        "session_id": session_id,
+        "rate": rate,
+        "seconds": seconds,
+        "probe_every": PROBE_EVERY,
+    }
+    child.stdin.write(json.dumps(spec) + "\n")
+    child.stdin.flush()
+    return child
+
+
+def watch(program: PtyProgram, feeder: subprocess.Popen[str], seconds: float) -> dict[str, Any]:
+    """Pump the terminal while the feeder runs; returns what was seen and the process figures."""
+    wall_offset = time.time() - time.monotonic()
+    seen: dict[str, float] = {}
+    rss: list[float] = []
+    cpu_before = proc_cpu_seconds(program.pid)
+    started = time.monotonic()
+    next_sample = started
+    deadline = started + seconds + 30
+    while time.monotonic() < deadline:
+        before = len(program.chunks)
+        program.pump(0.02)
+        if len(program.chunks) > before:
+            at = program.chunks[-1].at + wall_offset
+            for line in program.screen.display:
+                for probe in PROBE.findall(line):
+                    seen.setdefault(probe, at)
+            # Only the emulated screen matters from here on; keep memory flat on long runs.
+            del program.chunks[:-1]
+        now = time.monotonic()
+        if now >= next_sample:
+            rss.append(program.status().get("VmRSS", 0) / 1024)
+            next_sample = now + 1.0
+        if feeder.poll() is not None and now - started > seconds:
+            program.settle(quiet=0.3, timeout=2)
+            for line in program.screen.display:
+                for probe in PROBE.findall(line):
+                    seen.setdefault(probe, program.chunks[-1].at + wall_offset)
+            break
+    elapsed = time.monotonic() - started
+    cpu = proc_cpu_seconds(program.pid) - cpu_before
+    output, _ = feeder.communicate(timeout=60)
+    fed = json.loads(output.strip().splitlines()[-1])
+    latencies = [
+        (seen[probe] - created) * 1000 for probe, created in fed["probes"].items() if probe in seen
+    ]
+    return {
+        "sent": fed["sent"],
+        "achieved_rate": fed["sent"] / fed["elapsed"],
+        "probes": len(fed["probes"]),
+        "probes_seen": len(latencies),
+        "latency_p50": percentile(latencies, 0.5),
+        "latency_p99": percentile(latencies, 0.99),
+        # Lag trend: median latency of the last third of probes minus the first third.
+        "lag_growth": _growth(fed["probes"], seen),
+        "cpu_percent": 100 * cpu / elapsed,
+        "rss_start": rss[0] if rss else 0.0,
+        "rss_end": rss[-1] if rss else 0.0,
+    }
+
+
+def _growth(probes: dict[str, float], seen: dict[str, float]) -> float:
+    ordered = [(seen[p] - c) * 1000 for p, c in sorted(probes.items()) if p in seen]
+    if len(ordered) < 6:
+        return float("nan")
+    third = len(ordered) // 3
+    return percentile(ordered[-third:], 0.5) - percentile(ordered[:third], 0.5)
+
+
+def open_console_timeline(
+    server: servers.RunningServer, title: str, env: dict[str, str]
+) -> PtyProgram:
+    program = PtyProgram(console.console_argv(server), env=env, size=console.SIZE)
+    try:
+        program.wait_for_text(title, timeout=120)
+        program.settle(quiet=0.2, timeout=5)
+        program.send("enter")
+        # The session screen shows the title in its header; wait for the screen to settle.
+        program.settle(quiet=0.5, timeout=10)
+    except BaseException:
+        program.close()
+        raise
+    return program
+
+
+def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
+    console.require_console()
+    rate = 200.0 if quick else 1000.0
+    seconds = 3.0 if quick else 60.0
+    repeat = 1 if quick else min(repeat, 2)
+    env = console.console_env()
+    details: dict[str, Any] = {"runs": []}
+
+    p50 = Metric(
+        "ingest",
+        f"{rate:g} events/s: event -> screen p50",
+        "ms",
+        baseline_name="Log.write_line per event",
+        target=Target("<=", 50),
+    )
+    p99 = Metric(
+        "ingest",
+        f"{rate:g} events/s: event -> screen p99",
+        "ms",
+        baseline_name="Log.write_line per event",
+        target=Target("<=", 150),
+    )
+    cpu = Metric(
+        "ingest",
+        f"{rate:g} events/s: console CPU",
+        "% of a core",
+        baseline_name="Log.write_line per event",
+        target=Target("<=", 50),
+    )
+    rss_growth = Metric(
+        "ingest",
+        f"{rate:g} events/s: RSS growth over {seconds:g} s",
+        "MiB",
+        baseline_name="Log.write_line per event",
+    )
+    achieved = Metric(
+        "ingest",
+        "rate the server accepted",
+        "events/s",
+        baseline_name="(same server)",
+        note="the feeder posts through the HTTP API; below the asked rate the server is the limit",
+    )
+
+    def record(side: str, result: dict[str, Any]) -> None:
+        details["runs"].append({"side": side, **result})
+        getattr(p50, side).append(result["latency_p50"])
+        getattr(p99, side).append(result["latency_p99"])
+        getattr(cpu, side).append(result["cpu_percent"])
+        getattr(rss_growth, side).append(result["rss_end"] - result["rss_start"])
+        getattr(achieved, side).append(result["achieved_rate"])
+
+    with servers.running_server(servers.fresh_db("ingest")) as server:
+
+        def ours() -> None:
+            title = f"live-ingest-{time.monotonic_ns()}"
+            session_id = create_session(server, title)
+            program = open_console_timeline(server, title, env)
+            with program:
+                feeder = start_feeder(server, session_id, rate, seconds)
+                record("ours", watch(program, feeder, seconds))
+
+        def baseline() -> None:
+            session_id = create_session(server, f"live-baseline-{time.monotonic_ns()}")
+            argv = console.app_argv(
+                "benchmarks.apps.log_stream", server.url, server.api_key, session_id
+            )
+            with PtyProgram(argv, env=env, size=console.SIZE) as program:
+                program.wait_for_text("log-stream-baseline", timeout=60)
+                program.settle(quiet=0.3, timeout=5)
+                feeder = start_feeder(server, session_id, rate, seconds)
+                record("baseline", watch(program, feeder, seconds))
+
+        alternate(repeat, ours, baseline)
+
+        # Ramp: the highest rate at which every probe shows up and the lag does not grow.
+        sustained = 0.0
+        ramp = [400.0] if quick else [2000.0, 5000.0, 10000.0]
+        for target_rate in ramp:
+            title = f"ramp-{target_rate:g}-{time.monotonic_ns()}"
+            session_id = create_session(server, title)
+            with open_console_timeline(server, title, env) as program:
+                feeder = start_feeder(server, session_id, target_rate, 3.0 if quick else 15.0)
+                result = watch(program, feeder, 3.0 if quick else 15.0)
+            details.setdefault("ramp", []).append({"asked": target_rate, **result})
+            keeps_up = (
+                result["probes_seen"] >= 0.95 * result["probes"] and not result["lag_growth"] > 100
+            )
+            if not keeps_up:
+                break
+            sustained = max(sustained, result["achieved_rate"])
+    ramp_metric = Metric(
+        "ingest",
+        "max rate the console sustained",
+        "events/s",
+        ours=[sustained],
+        target=Target(">=", 10000),
+        note="bounded by the rate the server accepts (see 'rate the server accepted')",
+    )
+    return [p50, p99, cpu, rss_growth, achieved, ramp_metric], details
