@@ -17,6 +17,7 @@ from textual.widgets import Button, Static
 
 from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFound
 from sessionscope.models import ActionStatus, PendingAction
+from sessionscope.tui.app import register_mutating
 from sessionscope.tui.event_summary import mask_secrets
 from sessionscope.tui.safe import one_line, plain, plain_line, pretty_json
 from sessionscope.tui.styles import stylesheet
@@ -26,6 +27,9 @@ from sessionscope.tui.widgets.countdown import Countdown, seconds_left
 OUTCOME_POLL_SECONDS = 0.5
 _EMAIL_KEYS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _COMMAND_KEYS = ("command", "cmd", "shell", "script")
+
+# Listed (and labelled read-only) by the app's key help when the console runs read-only.
+register_mutating("action.confirm", "action.cancel")
 
 
 class ModalState(Enum):
