@@ -28,7 +28,7 @@ from sessionscope.tui.preview.files import ChecksumStatus
 from sessionscope.tui.preview.hexdump import HexView
 from sessionscope.tui.preview.image import ImageView
 from sessionscope.tui.preview.json_tree import JsonTree
-from sessionscope.tui.preview.lines import TextLinesView
+from sessionscope.tui.preview.source import SourceView
 from sessionscope.tui.preview.table import CsvTable
 from sessionscope.tui.screens.artifact_save import SaveArtifactScreen
 from sessionscope.tui.screens.confirm import ConfirmationModal
@@ -43,7 +43,7 @@ UPLOADS: list[tuple[str, str, bytes]] = [
     ("greet.py", "text/x-python", SAMPLE_SOURCE),
     ("../../escape\x1b[2J.txt", "text/plain", b"saved outside?\n"),
 ]
-VIEWS = [ImageView, HexView, JsonTree, Markdown, CsvTable, TextLinesView, TextLinesView]
+VIEWS = [ImageView, HexView, JsonTree, Markdown, CsvTable, SourceView, SourceView]
 
 
 async def upload(running: Any, items: list[tuple[str, str, bytes]]) -> tuple[str, list[str]]:

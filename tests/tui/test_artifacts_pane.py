@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Markdown, Static
 from sessionscope.tui.preview.hexdump import HexView
 from sessionscope.tui.preview.image import ImageView
 from sessionscope.tui.preview.json_tree import JsonTree
-from sessionscope.tui.preview.lines import TextLinesView
+from sessionscope.tui.preview.source import SourceView
 from sessionscope.tui.preview.table import CsvTable
 
 
@@ -39,7 +39,7 @@ def _backend() -> MemoryArtifacts:
 async def test_each_kind_gets_its_view() -> None:
     backend = _backend()
     app = ArtifactsHost(backend)
-    expected = [ImageView, HexView, JsonTree, Markdown, CsvTable, TextLinesView]
+    expected = [ImageView, HexView, JsonTree, Markdown, CsvTable, SourceView]
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, preview_ready(pilot, "art_0000"))
         pane = pane_of(pilot)

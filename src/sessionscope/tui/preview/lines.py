@@ -60,19 +60,3 @@ class LineView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
-
-
-class TextLinesView(LineView):
-    """Pre-built lines of (possibly highlighted) text."""
-
-    def __init__(self, lines: list[Text], *, id: str | None = None) -> None:
-        width = max((line.cell_len for line in lines), default=0)
-        super().__init__(line_count=len(lines), max_width=width, id=id)
-        self._lines = lines
-
-    def build_line(self, index: int) -> Text:
-        return self._lines[index]
-
-    @property
-    def plain_text(self) -> str:
-        return "\n".join(line.plain for line in self._lines)

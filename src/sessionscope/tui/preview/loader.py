@@ -13,8 +13,6 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.text import Text
-
 from sessionscope.backends import Backend
 from sessionscope.models import Artifact
 from sessionscope.tui.preview.image import DecodedImage, ImageTooLarge, decode_image
@@ -26,7 +24,7 @@ from sessionscope.tui.preview.sniff import (
     Sniffed,
     sniff,
 )
-from sessionscope.tui.preview.source import highlight_lines
+from sessionscope.tui.preview.source import prepare_lines
 from sessionscope.tui.preview.table import CsvPreview, parse_csv
 
 
@@ -58,7 +56,8 @@ class Preview:
     truncated: bool
     sniffed: Sniffed
     notes: list[str] = field(default_factory=list)
-    lines: list[Text] | None = None
+    #: Prepared text lines for SOURCE and TEXT (highlighted lazily by the view).
+    lines: list[str] | None = None
     image: DecodedImage | None = None
     csv: CsvPreview | None = None
     json_value: Any = None
@@ -81,7 +80,7 @@ class Preview:
         return self.sniffed.text if self.kind.is_text else None
 
 
-async def load_preview(backend: Backend, artifact: Artifact, *, dark: bool = True) -> Preview:
+async def load_preview(backend: Backend, artifact: Artifact) -> Preview:
     size = max(artifact.size_bytes, 0)
     head_limit = min(size, TEXT_PREVIEW_BYTES) if size else TEXT_PREVIEW_BYTES
     data = await read_prefix(backend, artifact, head_limit) if head_limit else b""
@@ -98,7 +97,7 @@ async def load_preview(backend: Backend, artifact: Artifact, *, dark: bool = Tru
             data = data[:TEXT_PREVIEW_BYTES]
             sniffed = Sniffed(PreviewKind.BINARY)
     total = max(size, len(data))
-    return await asyncio.to_thread(_prepare, artifact, data, total, sniffed, notes, dark)
+    return await asyncio.to_thread(_prepare, artifact, data, total, sniffed, notes)
 
 
 def _prepare(
@@ -107,7 +106,6 @@ def _prepare(
     total: int,
     sniffed: Sniffed,
     notes: list[str],
-    dark: bool,
 ) -> Preview:
     truncated = total > len(data)
     preview = Preview(artifact, sniffed.kind, data, total, truncated, sniffed, notes)
@@ -146,5 +144,5 @@ def _prepare(
             notes.append(f"markdown rendered from its first {len(preview.markdown):,} characters")
     elif kind in (PreviewKind.SOURCE, PreviewKind.TEXT):
         assert sniffed.text is not None
-        preview.lines = highlight_lines(sniffed.text, sniffed.lexer, dark=dark)
+        preview.lines = prepare_lines(sniffed.text)
     return preview

@@ -257,7 +257,7 @@ class ArtifactsPane(Container):
     @work(group="artifacts-preview", exclusive=True, exit_on_error=False)
     async def _fetch_preview(self, artifact: Artifact) -> None:
         try:
-            preview = await load_preview(self.backend, artifact, dark=self.app.current_theme.dark)
+            preview = await load_preview(self.backend, artifact)
         except BackendError as exc:
             await self._preview_failed(artifact, exc.message)
             return
@@ -270,7 +270,7 @@ class ArtifactsPane(Container):
         if preview.notes:
             detail += " · " + "; ".join(preview.notes)
         self._preview_header(artifact, detail)
-        await self._replace_body(preview_widget(preview))
+        await self._replace_body(preview_widget(preview, dark=self.app.current_theme.dark))
         self.shown_id = artifact.id
 
     async def _preview_failed(self, artifact: Artifact, message: str) -> None:
