@@ -8,6 +8,7 @@ from artifacts_support import (
     SAMPLE_JSON,
     SAMPLE_MARKDOWN,
     SAMPLE_SOURCE,
+    SESSION_ID,
     ArtifactsHost,
     MemoryArtifacts,
     binary_blob,
@@ -16,6 +17,7 @@ from artifacts_support import (
     preview_ready,
     wait_for,
 )
+from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Markdown, Static
 
 from sessionscope.tui.preview.hexdump import HexView
@@ -23,6 +25,7 @@ from sessionscope.tui.preview.image import ImageView
 from sessionscope.tui.preview.json_tree import JsonTree
 from sessionscope.tui.preview.source import SourceView
 from sessionscope.tui.preview.table import CsvTable
+from sessionscope.tui.widgets.artifacts import ArtifactsPane
 
 
 def _backend() -> MemoryArtifacts:
@@ -116,8 +119,32 @@ async def test_copy_puts_the_previewed_text_on_the_clipboard() -> None:
 
 async def test_every_binding_has_an_id_and_a_description() -> None:
     from sessionscope.tui.screens.artifact_save import SaveArtifactScreen
-    from sessionscope.tui.widgets.artifacts import ArtifactsPane, ArtifactsScreen
+    from sessionscope.tui.widgets.artifacts import ArtifactsScreen
 
     for owner in (ArtifactsPane, ArtifactsScreen, SaveArtifactScreen):
         for binding in owner.BINDINGS:
             assert binding.id and binding.description, (owner, binding)  # type: ignore[union-attr]
+
+
+class _PlainScreenHost(App[None]):
+    """The pane mounted the way a session screen's tab would: no artifacts CSS on the screen."""
+
+    def __init__(self, backend: MemoryArtifacts) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def compose(self) -> ComposeResult:
+        yield ArtifactsPane(SESSION_ID)
+
+
+async def test_the_pane_brings_its_own_stylesheet_and_tab_reaches_the_preview() -> None:
+    backend = MemoryArtifacts()
+    backend.add("blob.bin", binary_blob(4096), "application/octet-stream")
+    app = _PlainScreenHost(backend)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, preview_ready(pilot, "art_0000"))
+        pane = app.screen.query_one(ArtifactsPane)
+        assert pane.query_one("#artifacts-list-side").size.height == round(0.4 * 36)
+        assert pane.table.has_focus
+        await pilot.press("tab")
+        assert isinstance(app.focused, HexView)

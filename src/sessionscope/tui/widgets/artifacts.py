@@ -92,13 +92,6 @@ class ArtifactsPane(Container):
         ),
         Binding("y", "copy", "Copy text", id="artifacts.copy", tooltip="Copy the previewed text"),
         Binding("r", "reload", "Reload", id="artifacts.reload", tooltip="Reload the list"),
-        Binding(
-            "p",
-            "focus_preview",
-            "Preview",
-            id="artifacts.focus_preview",
-            tooltip="Move the focus between the list and the preview",
-        ),
     ]
 
     #: Load the next page when the cursor is this close to the end of what is loaded.
@@ -278,13 +271,6 @@ class ArtifactsPane(Container):
         self._preview_header(artifact, f"could not load: {one_line(message)}", error=True)
         await self._show_message("")
         self.shown_id = artifact.id
-
-    def action_focus_preview(self) -> None:
-        body = self.query("#artifact-preview-body")
-        if self.table.has_focus and body:
-            body.first().focus()
-        else:
-            self.table.focus()
 
     # -- save / open / copy ---------------------------------------------------------------------
     def _notify(self, message: str, *, severity: str = "information") -> None:
