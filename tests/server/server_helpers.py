@@ -68,7 +68,8 @@ def frames(response: httpx.Response) -> Iterator[Frame]:
 
 
 def data_frames(response: httpx.Response, count: int) -> list[Frame]:
-    """The next ``count`` frames that carry data."""
+    """The next ``count`` frames that carry data. The parser is dropped on return, and with it
+    httpx's byte stream, which closes the connection: use ``frames`` to keep reading."""
     found: list[Frame] = []
     for frame in frames(response):
         if frame.data:

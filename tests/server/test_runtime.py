@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import data_frames, wait_until
+from server_helpers import frames, wait_until
 
 from sessionscope.server.broker import Broker
 from sessionscope.server.runner import ensure_key_file
@@ -52,7 +52,9 @@ def test_disconnected_stream_releases_its_subscription(server, api: httpx.Client
     broker: Broker = server.app.state.broker
     channel = ("session", server.org, session_id)
     with api.stream("GET", f"/v1/sessions/{session_id}/events/stream") as response:
-        assert len(data_frames(response, 1)) == 1
+        # Keep the frame iterator alive: dropping it would close the connection early.
+        stream = frames(response)
+        assert next(frame for frame in stream if frame.data).event == "session.created"
         assert broker.subscriber_count(channel) == 1
     # Noticed at the latest on the next heartbeat write.
     wait_until(lambda: broker.subscriber_count(channel) == 0, what="subscription released")
@@ -117,3 +119,24 @@ def test_serve_generates_a_key_and_says_how_to_connect(tmp_path: Path) -> None:
         process.wait(timeout=20)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.mark.timeout(30)
+def test_deleting_a_session_ends_its_stream(server, api: httpx.Client) -> None:
+    session_id = api.post("/v1/sessions", json={"title": "to delete"}).json()["id"]
+    with api.stream("GET", f"/v1/sessions/{session_id}/events/stream") as response:
+        stream = frames(response)
+        assert next(frame for frame in stream if frame.data).event == "session.created"
+        assert api.delete(f"/v1/sessions/{session_id}").status_code == 204
+        # The body ends instead of idling on heartbeats; a reconnect then gets 404.
+        assert [frame for frame in stream if frame.data] == []
+    assert api.get(f"/v1/sessions/{session_id}/events/stream").status_code == 404
+
+
+def test_oversized_bodies_are_refused(make_server) -> None:
+    server = make_server(max_body_bytes=1000)
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
+        response = api.post("/v1/sessions", json={"title": "x" * 2000})
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert api.post("/v1/sessions", json={"title": "small"}).status_code == 201

@@ -7,16 +7,16 @@ import contextlib
 import importlib
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 import sessionscope
 from sessionscope.server.api import router
 from sessionscope.server.broker import Broker
 from sessionscope.server.db import make_engine, prepare_schema
-from sessionscope.server.errors import install_error_handlers
+from sessionscope.server.errors import install_error_handlers, problem
 from sessionscope.server.settings import ServerSettings, sqlite_path
 from sessionscope.server.store import Store
 
@@ -95,4 +95,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.api_key = first[1] if first else None
     install_error_handlers(app)
     app.include_router(router)
+
+    @app.middleware("http")
+    async def limit_body_size(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Agents are untrusted: refuse oversized bodies before anything reads them.
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return problem(413, f"the request body exceeds {settings.max_body_bytes} bytes")
+        return await call_next(request)
+
     return app

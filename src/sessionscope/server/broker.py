@@ -71,6 +71,11 @@ class Broker:
             except asyncio.QueueFull:
                 self.unsubscribe(subscription)
 
+    def close_channel(self, channel: Hashable) -> None:
+        """End every stream on ``channel`` (e.g. its session was deleted)."""
+        for subscription in list(self._subscribers.get(channel, ())):
+            self.unsubscribe(subscription)
+
     def close_all(self) -> None:
         for subscribers in list(self._subscribers.values()):
             for subscription in list(subscribers):

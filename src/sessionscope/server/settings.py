@@ -33,6 +33,8 @@ class ServerSettings:
     sweep_interval: float = 1.0
     #: Seconds between a confirmation and the action's outcome event.
     action_completion_delay: float = 0.5
+    #: Largest request body accepted (artifact uploads are base64 inside JSON).
+    max_body_bytes: int = 64 * 1024 * 1024
     #: Uvicorn access log; off by default (tests, demo).
     access_log: bool = False
 

@@ -235,6 +235,8 @@ class Tx:
     deleted: set[str] = field(default_factory=set)
     #: Sessions created in this transaction: announced once, as created, in their final state.
     created: set[str] = field(default_factory=set)
+    #: Channels whose streams end after commit (deleted sessions).
+    closed_channels: list[Hashable] = field(default_factory=list)
     #: Confirmed actions to finish once committed.
     confirmed_actions: list[str] = field(default_factory=list)
 
@@ -269,6 +271,8 @@ class Store:
                 await self._flush_sessions(tx)
             for channel, item in tx.outbox:
                 self.broker.publish(channel, item)
+            for channel in tx.closed_channels:
+                self.broker.close_channel(channel)
         for action_id in tx.confirmed_actions:
             self._spawn(self._finish_action_later(action_id))
 
@@ -537,6 +541,7 @@ class Store:
                 await tx.conn.execute(delete(table).where(table.c.session_id == session_id))
             await tx.conn.execute(delete(db.sessions).where(db.sessions.c.id == session_id))
             tx.deleted.add(session_id)
+            tx.closed_channels.append(session_channel(org, session_id))
             await self._org_change(tx, org, "session.deleted", session_id, session)
 
     async def close_session(self, org: str, session_id: str) -> CloseResult:
