@@ -3,6 +3,7 @@ the agent-facing API, the console (SessionScopeApp + NativeBackend) previewing, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -80,8 +81,6 @@ async def select(pilot: Pilot[Any], found: ArtifactsPane, artifact_id: str) -> N
 
 @pytest.fixture
 def uploaded(server: Any) -> tuple[str, list[str]]:
-    import asyncio
-
     return asyncio.run(upload(server, UPLOADS))
 
 
@@ -192,3 +191,29 @@ async def test_open_hands_a_binary_to_the_system_opener(
         await pilot.press("o")
         await wait_for(pilot, received.exists, within=30)
     assert hashlib.sha256(received.read_bytes()).digest() == hashlib.sha256(UPLOADS[0][2]).digest()
+
+
+async def test_open_sends_text_to_the_pager_and_says_where_the_file_is_when_it_cannot(
+    server: Any, uploaded: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAGER", "less -R")
+    session_id, ids = uploaded
+    app = make_app(server, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        found = await open_artifacts(pilot, session_id)
+        await select(pilot, found, ids[5])
+        await pilot.press("o")
+
+        def pager_notice() -> str | None:
+            for notification in app._notifications:
+                if "cannot run a pager here" in notification.message:
+                    return notification.message
+            return None
+
+        # The headless test driver cannot hand the terminal over, so the console says so.
+        await wait_for(pilot, pager_notice, within=30)
+        notice = pager_notice()
+        assert notice is not None
+        path = Path(notice.rsplit("the file is at ", 1)[1])
+        assert path.name == "greet.py"
+        assert await asyncio.to_thread(path.read_bytes) == SAMPLE_SOURCE
