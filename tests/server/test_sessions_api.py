@@ -137,6 +137,13 @@ def test_close_and_complete(api: httpx.Client) -> None:
     assert api.get(f"/v1/sessions/{session.id}").json()["status"] == "closed"
 
 
+def test_patching_status_to_closed_closes_properly(api: httpx.Client) -> None:
+    session = _create(api)
+    patched = api.patch(f"/v1/sessions/{session.id}", json={"status": "closed"}).json()
+    assert patched["status"] == "closed" and patched["closed_at"] is not None
+    assert patched["billable"] is False and patched["duration_seconds"] is not None
+
+
 def test_messages_update_counters_and_previews(api: httpx.Client) -> None:
     session = _create(api)
     sent = api.post(f"/v1/sessions/{session.id}/messages", json={"content": "first question"})

@@ -522,7 +522,10 @@ class Store:
                     EventType.VARIABLES_UPDATED.value,
                     {"keys": sorted(change.context_variables)},
                 )
-            if change.status is not None and change.status.value != session["status"]:
+            if change.status is SessionStatus.CLOSED and session["status"] != change.status.value:
+                # Closing is more than a status: duration, billing, pending actions.
+                await self._close(tx, session)
+            elif change.status is not None and change.status.value != session["status"]:
                 await self._append_event(
                     tx, session, EventType.SESSION_STATUS.value, {"status": change.status.value}
                 )
@@ -549,26 +552,29 @@ class Store:
             session = await self._load_session(tx, org, session_id)
             if session["status"] == SessionStatus.CLOSED.value:
                 raise ApiError(409, "the session is already closed")
-            await self._cancel_pending_actions(tx, session, reason="session closed")
-            started = session["started_at"] or session["created_at"]
-            duration = max(0, int((tx.now - started).total_seconds()))
-            session["closed_at"] = tx.now
-            session["finished_at"] = session["finished_at"] or tx.now
-            session["duration_seconds"] = duration
-            session["billable"] = session["message_count"] > 0
-            await self._append_event(
-                tx,
-                session,
-                EventType.SESSION_CLOSED.value,
-                {"duration_seconds": duration, "billable": session["billable"]},
-            )
-            session["status"] = SessionStatus.CLOSED.value
+            await self._close(tx, session)
         return CloseResult(
             id=session_id,
             closed_at=session["closed_at"],
-            duration_seconds=duration,
+            duration_seconds=session["duration_seconds"],
             billable=session["billable"],
         )
+
+    async def _close(self, tx: Tx, session: dict[str, Any]) -> None:
+        await self._cancel_pending_actions(tx, session, reason="session closed")
+        started = session["started_at"] or session["created_at"]
+        duration = max(0, int((tx.now - started).total_seconds()))
+        session["closed_at"] = tx.now
+        session["finished_at"] = session["finished_at"] or tx.now
+        session["duration_seconds"] = duration
+        session["billable"] = session["message_count"] > 0
+        await self._append_event(
+            tx,
+            session,
+            EventType.SESSION_CLOSED.value,
+            {"duration_seconds": duration, "billable": session["billable"]},
+        )
+        session["status"] = SessionStatus.CLOSED.value
 
     async def complete_session(self, org: str, session_id: str) -> Session:
         async with self.write() as tx:
