@@ -21,7 +21,7 @@ def content_marker(index: int) -> str:
 
 def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
     console.require_console()
-    count = 5_000 if quick else 1_000_000
+    count = 2_000 if quick else 1_000_000
     repeat = 1 if quick else min(repeat, 3)
     seeded = seeding.seeded_events_db(count)
     env = console.console_env()

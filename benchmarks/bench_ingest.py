@@ -67,25 +67,25 @@ def watch(program: PtyProgram, feeder: subprocess.Popen[str], seconds: float) ->
     started = time.monotonic()
     next_sample = started
     deadline = started + seconds + 30
+    program.emulate = False
+    tail = ""
     while time.monotonic() < deadline:
         before = len(program.chunks)
         program.pump(0.02)
-        if len(program.chunks) > before:
-            at = program.chunks[-1].at + wall_offset
-            for line in program.screen.display:
-                for probe in PROBE.findall(line):
-                    seen.setdefault(probe, at)
-            # Only the emulated screen matters from here on; keep memory flat on long runs.
-            del program.chunks[:-1]
+        for chunk in program.chunks[before:]:
+            # A probe's text arrives whole when its row is (re)drawn; keep a short tail in case
+            # a read splits it.
+            text = tail + chunk.text.decode(errors="replace")
+            for probe in PROBE.findall(text):
+                seen.setdefault(probe, chunk.at + wall_offset)
+            tail = text[-16:]
+        # Keep memory flat on long runs.
+        del program.chunks[:-1]
         now = time.monotonic()
         if now >= next_sample:
             rss.append(program.status().get("VmRSS", 0) / 1024)
             next_sample = now + 1.0
         if feeder.poll() is not None and now - started > seconds:
-            program.settle(quiet=0.3, timeout=2)
-            for line in program.screen.display:
-                for probe in PROBE.findall(line):
-                    seen.setdefault(probe, program.chunks[-1].at + wall_offset)
             break
     elapsed = time.monotonic() - started
     cpu = proc_cpu_seconds(program.pid) - cpu_before
@@ -136,7 +136,7 @@ def open_console_timeline(
 def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
     console.require_console()
     rate = 200.0 if quick else 1000.0
-    seconds = 3.0 if quick else 60.0
+    seconds = 2.0 if quick else 60.0
     repeat = 1 if quick else min(repeat, 2)
     env = console.console_env()
     details: dict[str, Any] = {"runs": []}
@@ -209,7 +209,7 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
 
         # Ramp: the highest rate at which every probe shows up and the lag does not grow.
         sustained = 0.0
-        ramp = [400.0] if quick else [2000.0, 5000.0, 10000.0]
+        ramp = [] if quick else [2000.0, 5000.0, 10000.0]
         for target_rate in ramp:
             title = f"ramp-{target_rate:g}-{time.monotonic_ns()}"
             session_id = create_session(server, title)

@@ -305,7 +305,7 @@ async def raw_consume(server: servers.RunningServer, session_id: str, last: int)
 def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
     servers.require_server()
     details: dict[str, Any] = {}
-    inserts = 100 if quick else 3000
+    inserts = 30 if quick else 1000
     store_metric = Metric(
         "server",
         "event insert rate, storage layer (SQLite)",
@@ -327,8 +327,9 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         store_metric.baseline.append(raw_sqlite_insert(raw_path, inserts))
 
     alternate(repeat, ours, baseline)
-    asyncio.run(store_insert(db_path, min(inserts, 1000), profile=True))
-    details["store_insert_profile"] = getattr(store_insert, "last_profile", "")
+    if not quick:
+        asyncio.run(store_insert(db_path, min(inserts, 1000), profile=True))
+        details["store_insert_profile"] = getattr(store_insert, "last_profile", "")
     metrics = [store_metric]
 
     with servers.running_server(db_path) as server:
@@ -344,10 +345,10 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         alternate(
             repeat,
             lambda: http_metric.ours.append(
-                asyncio.run(http_rate(server, inserts, 8, "POST", path, body))
+                asyncio.run(http_rate(server, inserts // 2, 8, "POST", path, body))
             ),
             lambda: http_metric.baseline.append(
-                asyncio.run(http_rate(server, inserts, 8, "GET", "/v1/health"))
+                asyncio.run(http_rate(server, inserts // 2, 8, "GET", "/v1/health"))
             ),
         )
         metrics.append(http_metric)
@@ -373,8 +374,8 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         )
         metrics.append(consume_metric)
 
-        subscribers = 5 if quick else 200
-        seconds = 2.0 if quick else 10.0
+        subscribers = 3 if quick else 200
+        seconds = 1.0 if quick else 10.0
         fan_out = subscribers_run(server, stream_session, subscribers, 100.0, seconds)
         details["fan_out"] = fan_out
         metrics.append(
@@ -408,7 +409,7 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
 def listing_metrics(quick: bool, details: dict[str, Any]) -> list[Metric]:
     from benchmarks.seeding import seeded_sessions_db
 
-    count = 2000 if quick else 100_000
+    count = 500 if quick else 100_000
     db_path = seeded_sessions_db(count)
     p99 = Metric(
         "server",
@@ -426,7 +427,7 @@ def listing_metrics(quick: bool, details: dict[str, Any]) -> list[Metric]:
     deadline = Deadline(120)
     with servers.running_server(db_path) as server:
         for _ in range(1 if quick else 3):
-            listing, health = list_latencies(server, 20 if quick else 200)
+            listing, health = list_latencies(server, 5 if quick else 200)
             p99.ours.append(percentile(listing, 0.99))
             p99.baseline.append(percentile(health, 0.99))
             p50.ours.append(percentile(listing, 0.5))

@@ -36,6 +36,8 @@ KEYS = {
     "pageup": b"\x1b[5~",
     "home": b"\x1b[H",
     "end": b"\x1b[F",
+    "ctrl+home": b"\x1b[1;5H",
+    "ctrl+end": b"\x1b[1;5F",
     "enter": b"\r",
     "escape": b"\x1b",
     "ctrl+q": b"\x11",
@@ -118,6 +120,10 @@ class PtyProgram:
         # stream alone does not say what is on screen.
         self.screen = pyte.Screen(columns, rows)
         self._stream = pyte.ByteStream(self.screen)
+        #: Feed output to the emulated screen. Emulation costs far more CPU than the programs
+        #: under test spend drawing; turn it off where only timestamps and raw text matter
+        #: (live ingest), or this side falls behind and inflates every latency.
+        self.emulate = True
 
     @property
     def pid(self) -> int:
@@ -136,7 +142,8 @@ class PtyProgram:
             return False
         at = time.monotonic()
         text = visible_text(data)
-        self._stream.feed(data)
+        if self.emulate:
+            self._stream.feed(data)
         self.chunks.append(Chunk(at, data, text))
         self._text += text
         if len(self._text) > 1 << 20:
