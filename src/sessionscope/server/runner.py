@@ -14,6 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import click
 import platformdirs
@@ -54,9 +55,17 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
+def _uvicorn_config(
+    app: FastAPI, settings: ServerSettings, *, embedded: bool = False
+) -> uvicorn.Config:
+    extra: dict[str, Any] = {}
+    if embedded:
+        # In a host process (tests, the console) logging belongs to the host: uvicorn's default
+        # config would rebind handlers to the real stderr, under a full-screen console.
+        extra["log_config"] = None
     return uvicorn.Config(
         app,
+        **extra,
         log_level="warning",
         access_log=settings.access_log,
         lifespan="on",
@@ -121,7 +130,9 @@ class ServerThread:
         self.port = self._socket.getsockname()[1]
         self.settings = dataclasses.replace(self.settings, port=self.port)
         self.app = create_app(self.settings)
-        self._server = _NotifyingServer(_uvicorn_config(self.app, self.settings), self._ready)
+        self._server = _NotifyingServer(
+            _uvicorn_config(self.app, self.settings, embedded=True), self._ready
+        )
         self._thread = threading.Thread(
             target=self._run, name=f"sessionscope-server-{self.port}", daemon=True
         )
