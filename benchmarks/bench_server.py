@@ -208,14 +208,15 @@ def subscribers_run(
     with server.client() as client:
         after = int(client.get(f"/v1/sessions/{session_id}").json().get("last_sequence", 0))
     total = int(rate * seconds)
-    spec = {
+    timeout = seconds + 60
+    spec: dict[str, Any] = {
         "url": server.url,
         "api_key": server.api_key,
         "session_id": session_id,
         "after": after,
         "last": after + total,
         "count": subscribers,
-        "timeout": seconds + 60,
+        "timeout": timeout,
     }
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.subscribers"],
@@ -244,7 +245,7 @@ def subscribers_run(
                 ).raise_for_status()
         emitted_in = time.perf_counter() - started
         server_cpu = server.cpu_seconds() - server_cpu_before
-        output, _ = child.communicate(timeout=spec["timeout"] + 30)
+        output, _ = child.communicate(timeout=timeout + 30)
     finally:
         if child.poll() is None:
             child.kill()
