@@ -118,7 +118,7 @@ def test_session_stream_resumes_without_gap_or_duplicate(server, api: httpx.Clie
             assert response.headers["content-type"].startswith("text/event-stream")
             iterator = frames(response)
             first = next(iterator)
-            assert first.retry == server.settings.sse_retry_ms
+            assert first.retry == server.settings.sse_retry_ms and first.id == "0"
             for n in range(3):
                 _append(api, session_id, "log", n=n)
             for frame in iterator:

@@ -63,7 +63,8 @@ async def _follow(
     # Subscribe before reading the backlog: anything committed after the read is then queued.
     subscription = broker.subscribe(channel)
     try:
-        yield f"retry: {settings.sse_retry_ms}\n\n"
+        # The opening frame carries an id too (the resume point), like every other frame.
+        yield f"id: {after}\nretry: {settings.sse_retry_ms}\n\n"
         last = after
         while True:
             items = await backlog(last, BACKLOG_PAGE)
