@@ -77,6 +77,8 @@ def test_context_variable_violations_name_the_key(api: httpx.Client) -> None:
     )
     assert "lower_case" in (problem.detail or "")
     assert problem.errors[0]["field"] == "context_variables"
+    problem = _problem(api.post("/v1/sessions", json={"context_variables": {"Bad-Key": "x"}}), 422)
+    assert "Bad-Key" in (problem.detail or "")
     too_many = {f"KEY_{n}": "v" for n in range(21)}
     _problem(api.patch(f"/v1/sessions/{session.id}", json={"context_variables": too_many}), 422)
     too_big = {"BIG": "x" * 5000}

@@ -41,6 +41,7 @@ from sessionscope.models import (
     ToolCall,
     ToolCallCreate,
     ToolResult,
+    validate_context_variables,
 )
 from sessionscope.server import streams
 from sessionscope.server.broker import Broker
@@ -164,6 +165,10 @@ async def list_sessions(
 
 @router.post("/sessions", status_code=201, response_model=Session)
 async def create_session(org: Org, store: StoreDep, spec: SessionCreate) -> Session:
+    try:
+        validate_context_variables(spec.context_variables)
+    except ValueError as error:
+        raise field_error("context_variables", str(error)) from None
     return await store.create_session(org, spec)
 
 
