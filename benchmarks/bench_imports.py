@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from benchmarks.harness import Metric, Target, alternate
 
-CONSOLE_MODULES = ("sessionscope.tui.app", "sessionscope.cli")
+CONSOLE_MODULES = (
+    "sessionscope.cli",
+    "sessionscope.backends.native",
+    "sessionscope.tui.app",
+    "sessionscope.tui.screens.sessions",
+)
 BASELINE_MODULES = ("textual.app", "textual.widgets")
 FORBIDDEN_PREFIXES = ("sessionscope.server", "fastapi", "sqlalchemy", "uvicorn", "starlette")
 
@@ -67,7 +72,7 @@ def profile_imports(modules: tuple[str, ...]) -> ImportProfile:
 def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, object]]:
     ours = Metric(
         "imports",
-        "import sessionscope.tui.app+cli",
+        "import the console's first screen (cli, native backend, app, sessions)",
         "ms",
         baseline_name="import textual.app+widgets",
         note="sum of self times from -X importtime, warm bytecode cache; no target of its own "
