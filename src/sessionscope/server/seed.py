@@ -36,23 +36,33 @@ _STATUSES = [
 class _RawInsert:
     """An INSERT compiled once for the engine's dialect and run with executemany on plain
     tuples: skipping SQLAlchemy's per-row type processing is what makes a million rows fast.
-    Values must already be in storage form (timestamps as microseconds, JSON as text)."""
+    Values must already be in storage form (timestamps as microseconds, JSON as text) and in
+    ``columns`` order."""
 
     def __init__(self, engine: AsyncEngine, table: Table, columns: list[str]) -> None:
         statement = table.insert().values({name: bindparam(name) for name in columns})
         compiled = statement.compile(dialect=engine.dialect)
         self.sql = str(compiled)
         self.columns = columns
-        self.order = list(compiled.positiontup or []) if compiled.positional else None
+        self.positional = bool(compiled.positional)
+        order = list(compiled.positiontup or []) if self.positional else columns
+        #: None when the driver takes the values in ``columns`` order already.
+        self.permutation = None if order == columns else [columns.index(n) for n in order]
 
-    def params(self, rows: list[dict[str, Any]]) -> list[Any]:
-        if self.order is None:
+    def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        if not self.positional:
+            return [dict(zip(self.columns, row, strict=True)) for row in rows]
+        if self.permutation is None:
             return rows
-        order = self.order
-        return [tuple(row[name] for name in order) for row in rows]
+        permutation = self.permutation
+        return [tuple(row[i] for i in permutation) for row in rows]
 
-    async def run(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    async def run(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         await conn.exec_driver_sql(self.sql, self.params(rows))
+
+    async def run_dicts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        columns = self.columns
+        await self.run(conn, [tuple(row[name] for name in columns) for row in rows])
 
 
 @asynccontextmanager
@@ -129,11 +139,11 @@ async def seed_sessions(
                     }
                 )
             tags = [
-                {"session_id": ids[n], "org": org, "tag": f"batch-{n % 10}"}
+                (ids[n], org, f"batch-{n % 10}")
                 for n in range(offset, min(offset + batch_size, count))
             ]
             async with engine.begin() as conn:
-                await insert_sessions.run(conn, rows)
+                await insert_sessions.run_dicts(conn, rows)
                 await insert_tags.run(conn, tags)
     return ids
 
@@ -170,17 +180,17 @@ async def seed_events(
         insert_events = _RawInsert(engine, db.events, columns)
         for offset in range(0, count, batch_size):
             rows = [
-                {
-                    "id": f"{prefix}{n:09d}",
-                    "session_id": session_id,
-                    "org": org,
-                    "sequence": first_sequence + n,
-                    "type": message,
-                    "created_at": base + n,
-                    "payload": f'{{"content": "message {n} {filler}"}}',
-                    "hidden": False,
-                    "hide_reason": None,
-                }
+                (
+                    f"{prefix}{n:09d}",
+                    session_id,
+                    org,
+                    first_sequence + n,
+                    message,
+                    base + n,
+                    f'{{"content": "message {n} {filler}"}}',
+                    False,
+                    None,
+                )
                 for n in range(offset, min(offset + batch_size, count))
             ]
             async with engine.begin() as conn:
