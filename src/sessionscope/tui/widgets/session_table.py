@@ -395,7 +395,7 @@ def column_widths(width: int) -> list[int]:
     return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in COLUMNS]
 
 
-class SessionTable(ScrollView, can_focus=True):
+class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Virtualised sessions list. Post ``SessionTable.Selected`` on enter."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -670,7 +670,7 @@ class SessionTable(ScrollView, can_focus=True):
         session = self.pages.get(row)
         if session is None:
             self.call_later(self.ensure_loaded)
-            style = self.get_component_rich_style("session-table--loading")
+            style = self._foreground("session-table--loading")
             return self._message_line("loading…", width, base + style)
         now = clock.now()
         age = format_age(session.created_at, now)
@@ -722,21 +722,26 @@ class SessionTable(ScrollView, can_focus=True):
             text.append(" " * _GAP)
         return self._strip(text, width, style)
 
+    def _foreground(self, component: str) -> Style:
+        """A component's colour and emphasis without its background: cells sit on the row's
+        background. (A partial style would keep ``$text-muted``'s alpha unblended.)"""
+        full = self.get_component_rich_style(component)
+        return Style(color=full.color, bold=full.bold, italic=full.italic)
+
     def _render_row(
         self, session: Session, width: int, base: Style, cursor: bool, age: str, active: str
     ) -> Strip:
         row_style = base
         if cursor:
+            # One colour pair across the cursor row, so it reads as a bar in both themes.
             row_style = base + self.get_component_rich_style("session-table--cursor")
-        status_style = self.get_component_rich_style(
-            f"session-table--status-{session.status.value}"
-        )
-        dim = self.get_component_rich_style("session-table--dim")
-        pending_style = (
-            self.get_component_rich_style("session-table--pending")
-            if session.pending_action_count
-            else dim
-        )
+            status_style = dim = pending_style = Style()
+        else:
+            status_style = self._foreground(f"session-table--status-{session.status.value}")
+            dim = self._foreground("session-table--dim")
+            pending_style = (
+                self._foreground("session-table--pending") if session.pending_action_count else dim
+            )
         widths = column_widths(width)
         glyph = STATUS_GLYPH.get(session.status, "?")
         cells: list[Text] = [
