@@ -25,7 +25,6 @@ from sqlalchemy import (
     String,
     and_,
     delete,
-    exists,
     func,
     literal,
     or_,
@@ -469,7 +468,7 @@ class Store:
             conditions.append(s.task_id == task_id)
         if tag is not None:
             t = db.session_tags.c
-            conditions.append(exists().where(t.session_id == s.id, t.org == org, t.tag == tag))
+            conditions.append(s.id.in_(select(t.session_id).where(t.org == org, t.tag == tag)))
         if text:
             conditions.append(
                 or_(
