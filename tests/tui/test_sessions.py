@@ -190,6 +190,10 @@ async def test_live_insert_keeps_cursor_on_the_same_session(
     async with app.run_test(size=SIZE) as pilot:
         table = await started(pilot)
         await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+        # Before the operator moves, the cursor stays on the first row, on the newest session.
+        create_session(running, "Newest")
+        await wait_for(pilot, lambda: table.row_count == 201, "a live insert")
+        assert table.cursor_row == 0 and table.cursor_session.title == "Newest"  # type: ignore[union-attr]
         for _ in range(5):
             await pilot.press("down")
         anchor = table.cursor_session
@@ -203,7 +207,7 @@ async def test_live_insert_keeps_cursor_on_the_same_session(
 
         for n in range(3):
             create_session(running, f"Live {n}")
-        await wait_for(pilot, lambda: table.row_count == 203, "three live inserts")
+        await wait_for(pilot, lambda: table.row_count == 204, "three live inserts")
         assert table.cursor_session is not None and table.cursor_session.id == anchor.id
         assert table.cursor_row == row + 3
         assert table.scroll_y == scroll + 3
@@ -266,7 +270,8 @@ async def test_unreachable_server_says_so_and_retries(unused_port: int) -> None:
         screen = app.sessions_screen
         message = screen.query_one("#sessions-message")
         await wait_for(pilot, lambda: bool(message.display), "the error message")
-        assert "Cannot reach 127.0.0.1" in str(message.render())
+        assert "Cannot reach" in str(message.render())
+        assert f"127.0.0.1:{unused_port}" in str(message.render())
         assert "press r to retry" in str(message.render()).lower()
         await wait_for(pilot, lambda: app.connection_state is WatchState.OFFLINE, "offline")
         await pilot.press("r")

@@ -49,8 +49,7 @@ def describe_error(error: BackendError, server: str) -> str:
         )
     if isinstance(error, ConnectError):
         return (
-            f"Cannot reach {server}: {error.message}. Is the server running and the URL "
-            "right? Press r to retry."
+            f"{error.message.rstrip('.')}. Is {server} running and the URL right? Press r to retry."
         )
     return f"{server}: {error.message}. Press r to retry."
 
@@ -124,7 +123,7 @@ class SessionsScreen(Screen[None]):
         text = Text(end="")
         total = table.pages.total if not table.pages.complete else table.pages.known_rows
         if table.pages.started and total is not None:
-            text.append(f"{total:,} sessions", style="bold")
+            text.append(f"{total:,} session{'' if total == 1 else 's'}", style="bold")
         elif table.load_error is None:
             text.append("loading…", style="italic")
         text.append(f"  status: {self.status_filter.value if self.status_filter else 'all'}")

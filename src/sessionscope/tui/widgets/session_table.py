@@ -471,6 +471,9 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._line_cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self._line_cache_size = 512
         self._loading = False
+        #: Until the operator moves the cursor it stays on the first row, where new sessions
+        #: arrive; afterwards it follows its session.
+        self.cursor_moved = False
 
     # -- public ----------------------------------------------------------------------------------
     @property
@@ -522,6 +525,8 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         top (where the operator watches new sessions arrive), keep the rows still on screen."""
         self._update_virtual_size()
         new_row = self.pages.index_of(anchor_id) if anchor_id else None
+        if not self.cursor_moved and old_row == 0:
+            new_row = 0
         if new_row is None:
             self.cursor_row = max(0, min(old_row, self.row_count - 1))
         else:
@@ -563,15 +568,19 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- actions ---------------------------------------------------------------------------------
     def action_cursor(self, delta: int) -> None:
+        self.cursor_moved = True
         self.set_cursor(self.cursor_row + delta)
 
     def action_page(self, direction: int) -> None:
+        self.cursor_moved = True
         self.set_cursor(self.cursor_row + direction * self._body_height)
 
     def action_first(self) -> None:
+        self.cursor_moved = True
         self.set_cursor(0)
 
     def action_last(self) -> None:
+        self.cursor_moved = True
         self.set_cursor(self.row_count - 1)
 
     def action_select(self) -> None:
@@ -587,6 +596,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             return
         if row == self.cursor_row and event.chain >= 2:
             self.action_select()
+        self.cursor_moved = True
         self.set_cursor(row, scroll=False)
 
     # -- loading ---------------------------------------------------------------------------------
@@ -635,6 +645,9 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                 self._after_page()
         finally:
             self._loading = False
+        #: Until the operator moves the cursor it stays on the first row, where new sessions
+        #: arrive; afterwards it follows its session.
+        self.cursor_moved = False
 
     def _after_page(self) -> None:
         self._update_virtual_size()
@@ -780,9 +793,7 @@ def matches(query: SessionQuery, session: Session) -> bool:
         return False
     if query.text:
         needle = query.text.casefold()
-        haystack = " ".join(
-            part for part in (session.title, session.id, session.agent_id or "") if part
-        ).casefold()
-        if needle not in haystack:
+        # The reference server searches the title and the preview, case-insensitively.
+        if not any(needle in (part or "").casefold() for part in (session.title, session.preview)):
             return False
     return True
