@@ -26,6 +26,9 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
     seeded = seeding.seeded_events_db(count)
     env = console.console_env()
     first_event, last_event = content_marker(0), content_marker(count - 1)
+    # Seen at 1,000,000 events: the timeline opened (and jumped to the end) one row short of the
+    # newest event. The paint is timed on either of the two newest rows and the miss is recorded.
+    newest = [last_event, content_marker(count - 2)]
 
     open_metric = Metric(
         "events",
@@ -57,19 +60,28 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
     rss = Metric("events", "RSS peak", "MiB", baseline_name="Log", target=Target("<=", 150))
     details: dict[str, Any] = {"errors": []}
 
+    def newest_missing(program: PtyProgram, side: str, when: str) -> None:
+        if not program.on_screen(last_event):
+            details["errors"].append(
+                f"{side} {when}: the newest event ({last_event!r}) is not on screen; the last "
+                f"row shown is the one before it"
+            )
+
     def jumps(program: PtyProgram, side: str) -> None:
-        for key, marker, metric in (
-            ("home", first_event, start_metric),
-            ("end", last_event, end_metric),
+        for key, markers, metric in (
+            ("home", [first_event], start_metric),
+            ("end", newest, end_metric),
         ):
             program.settle(quiet=0.2, timeout=5)
             index = len(program.chunks)
             pressed = program.send(key)
             try:
-                painted = program.wait_for_text(marker, timeout=30, since=index)
+                painted, _ = program.wait_for_any(markers, timeout=30, since=index)
                 getattr(metric, side).append((painted - pressed) * 1000)
             except TerminalTimeout as error:
                 details["errors"].append(f"{side} {key}: {error}")
+        program.settle(quiet=0.2, timeout=5)
+        newest_missing(program, side, "after end")
         program.settle(quiet=0.3, timeout=5)
         getattr(rss, side).append(program.status().get("VmHWM", 0) / 1024)
 
@@ -79,15 +91,17 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
             program.settle(quiet=0.2, timeout=5)
             index = len(program.chunks)
             pressed = program.send("enter")
-            painted = program.wait_for_text(last_event, timeout=120, since=index)
+            painted, _ = program.wait_for_any(newest, timeout=120, since=index)
             open_metric.ours.append((painted - pressed) * 1000)
+            program.settle(quiet=0.2, timeout=5)
+            newest_missing(program, "ours", "on open")
             spawn.ours.append((painted - program.started) * 1000)
             jumps(program, "ours")
 
     def baseline() -> None:
         argv = console.app_argv("benchmarks.apps.log_lines", str(count))
         with PtyProgram(argv, env=env, size=console.SIZE) as program:
-            painted = program.wait_for_text(last_event, timeout=300)
+            painted, _ = program.wait_for_any(newest, timeout=300)
             spawn.baseline.append((painted - program.started) * 1000)
             jumps(program, "baseline")
 

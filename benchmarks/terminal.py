@@ -156,22 +156,32 @@ class PtyProgram:
     def wait_for_text(self, needle: str, timeout: float, *, since: int = 0) -> float:
         """Time (monotonic) of the first chunk, from index ``since`` on, after which ``needle``
         is on the emulated screen. Chunks before ``since`` must already have been read."""
+        return self.wait_for_any([needle], timeout, since=since)[0]
+
+    def wait_for_any(
+        self, needles: list[str], timeout: float, *, since: int = 0
+    ) -> tuple[float, str]:
+        """Like ``wait_for_text`` for the first of several needles; returns (time, needle)."""
         deadline = time.monotonic() + timeout
-        if since < len(self.chunks) and self.on_screen(needle):
-            return self.chunks[max(since, len(self.chunks) - 1)].at
+
+        def found() -> str | None:
+            return next((needle for needle in needles if self.on_screen(needle)), None)
+
+        if since < len(self.chunks) and (hit := found()):
+            return self.chunks[max(since, len(self.chunks) - 1)].at, hit
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TerminalTimeout(
-                    f"{needle!r} not on screen within {timeout:.1f}s; screen:\n" + self.dump()
+                    f"{needles!r} not on screen within {timeout:.1f}s; screen:\n" + self.dump()
                 )
             before = len(self.chunks)
             alive = self.pump(min(remaining, 0.05))
-            if len(self.chunks) > before and self.on_screen(needle):
-                return self.chunks[-1].at
+            if len(self.chunks) > before and (hit := found()):
+                return self.chunks[-1].at, hit
             if not alive:
                 raise TerminalTimeout(
-                    f"program exited ({self.process.poll()}) before painting {needle!r}; "
+                    f"program exited ({self.process.poll()}) before painting {needles!r}; "
                     f"last output: {self.tail()!r}"
                 )
 
