@@ -75,6 +75,11 @@ class EventStore(abc.ABC):
     def append(self, events: Iterable[Event]) -> int:
         """Add live events at the tail; returns how many rows were added."""
 
+    @abc.abstractmethod
+    def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> bool:
+        """Reflect a hide (``True``), unhide (``False``) or delete (``None``) of an event in the
+        cached pages only (never fetches); returns whether a cached row changed."""
+
     def page_of(self, row: int) -> int:
         return row // self.page_size
 
@@ -169,6 +174,26 @@ class SequenceStore(EventStore):
             if sequence > self._count:
                 self._count = sequence
         return self._count - before
+
+    def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> bool:
+        if sequence <= 0:
+            return False
+        index, slot = divmod(sequence - 1, self.page_size)
+        page = self._pages.get(index)
+        event = page.events[slot] if page is not None else None
+        if page is None or event is None or (event_id and event.id != event_id):
+            return False
+        if hidden is None:
+            # The page already covers this sequence, so an empty slot now reads as a gap.
+            page.events[slot] = None
+        elif event.hidden == hidden:
+            return False
+        else:
+            page.events[slot] = event.model_copy(
+                update={"hidden": hidden, "hide_reason": event.hide_reason if hidden else None}
+            )
+        self.generation += 1
+        return True
 
 
 class FilteredStore(EventStore):
@@ -266,3 +291,24 @@ class FilteredStore(EventStore):
             page.append(event)
             self._count += 1
         return self._count - before
+
+    def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> bool:
+        for index in list(self._pages.keys()):
+            page = self._pages.get(index)
+            if not page or page[0].sequence > sequence or page[-1].sequence < sequence:
+                continue
+            for slot, event in enumerate(page):
+                if event.sequence != sequence or (event_id and event.id != event_id):
+                    continue
+                if hidden is None:
+                    # Removing the row would shift every later page's cursor; show it as gone.
+                    update = {"hidden": True, "hide_reason": "deleted"}
+                elif event.hidden == hidden:
+                    return False
+                else:
+                    reason = event.hide_reason if hidden else None
+                    update = {"hidden": hidden, "hide_reason": reason}
+                page[slot] = event.model_copy(update=update)
+                self.generation += 1
+                return True
+        return False

@@ -27,6 +27,7 @@ _FAMILY_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("session.", "session"),
     ("artifact.", "artifact"),
     ("variables.", "session"),
+    ("event.", "session"),
     ("error", "error"),
     ("log", "log"),
 )
@@ -43,6 +44,12 @@ FAMILIES: tuple[str, ...] = (
     "log",
     "other",
 )
+
+#: Emitted when an operator changes an event's visibility; payload ``{event_id, sequence}``.
+EVENT_HIDDEN = "event.hidden"
+EVENT_UNHIDDEN = "event.unhidden"
+EVENT_DELETED = "event.deleted"
+VISIBILITY_TYPES = frozenset({EVENT_HIDDEN, EVENT_UNHIDDEN, EVENT_DELETED})
 
 _TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "output", "error")
 _TOOL_KEYS = ("tool", "tool_name", "name")
@@ -101,12 +108,37 @@ def _arguments(payload: dict[str, Any]) -> str:
     return _compact(mask_secrets(arguments), 120)
 
 
+def visibility_change(event: Event) -> tuple[int, str, bool | None] | None:
+    """``(sequence, event_id, hidden)`` for an ``event.hidden/unhidden/deleted`` event, where
+    ``hidden`` is ``None`` for a deletion; ``None`` for any other event or a malformed payload."""
+    if event.type not in VISIBILITY_TYPES or not isinstance(event.payload, dict):
+        return None
+    sequence = event.payload.get("sequence")
+    event_id = event.payload.get("event_id")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence <= 0:
+        return None
+    hidden = None if event.type == EVENT_DELETED else event.type == EVENT_HIDDEN
+    return sequence, str(event_id) if event_id is not None else "", hidden
+
+
+def _visibility_summary(event: Event) -> str | None:
+    change = visibility_change(event)
+    if change is None:
+        return None
+    sequence, event_id, _hidden = change
+    verb = event.type.removeprefix("event.")
+    return f"event #{sequence} {verb}" + (f" ({event_id})" if event_id else "")
+
+
 def summarize(event: Event, limit: int = 200) -> str:
     """A neutralised single line describing ``event`` (no markup is ever parsed from it)."""
     payload = mask_secrets(event.payload) if isinstance(event.payload, dict) else {}
     kind = family(event.type)
     text: str
-    if kind in ("user", "message", "thinking", "log"):
+    visibility = _visibility_summary(event)
+    if visibility is not None:
+        text = visibility
+    elif kind in ("user", "message", "thinking", "log"):
         body = _first(payload, _TEXT_KEYS)
         text = _compact(body, limit) if body is not None else _key_values(payload)
     elif kind == "tool" or event.type.startswith("tool"):

@@ -1,4 +1,10 @@
-"""One session: its header, its pending actions and the live timeline of its events."""
+"""One session: its header (with an event-rate sparkline), its pending actions, and tabs for the
+live timeline of its events, its artifacts, its outstanding client tool calls and its context
+variables; plus the keys that act on the session (message, edit, close, complete, delete, replay,
+export) and on the selected event (hide, unhide, delete).
+
+Keys whose capability the backend lacks are greyed out and say "not supported by <backend>";
+in read-only mode the mutating ones are greyed out and labelled read-only."""
 
 from __future__ import annotations
 
@@ -7,24 +13,85 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.binding import ActiveBinding, Binding, BindingType
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widget import Widget
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Input,
+    OptionList,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 from textual.widgets.option_list import Option
 
-from sessionscope.backends import Backend, BackendError, WatchState
+from sessionscope.backends import Backend, BackendError, Capability, WatchState
 from sessionscope.models import ActionStatus, Event, EventType, PendingAction, Session
-from sessionscope.tui import event_summary
+from sessionscope.tui import clock, event_summary
+from sessionscope.tui.app import register_mutating
+from sessionscope.tui.event_rate import EventRate
 from sessionscope.tui.event_store import EventStore, FilteredStore, SequenceStore
 from sessionscope.tui.safe import one_line, plain_line
+from sessionscope.tui.screens.confirm import is_read_only
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left
 from sessionscope.tui.widgets.timeline import Timeline
+from sessionscope.tui.widgets.tool_calls import ToolCallsPane
 
 #: Live events are applied in batches at this rate, never one refresh per event.
 FLUSH_HZ = 30
 ALL_TYPES = "__all__"
+#: Events fetched on open to seed the rate sparkline (the live stream feeds it afterwards).
+RATE_SEED_EVENTS = 200
+
+TAB_TIMELINE = "tab-timeline"
+TAB_ARTIFACTS = "tab-artifacts"
+TAB_TOOL_CALLS = "tab-tool-calls"
+TAB_VARIABLES = "tab-variables"
+
+#: What each screen action needs from the backend; a missing capability greys the key out.
+ACTION_CAPABILITY: dict[str, Capability] = {
+    "show_artifacts": Capability.ARTIFACTS,
+    "show_tool_calls": Capability.TOOL_CALLS,
+    "focus_actions": Capability.PENDING_ACTIONS,
+    "message": Capability.MESSAGES,
+    "edit": Capability.UPDATE_SESSION,
+    "edit_variables": Capability.VARIABLES,
+    "close_session": Capability.CLOSE,
+    "complete_session": Capability.COMPLETE,
+    "delete_session": Capability.DELETE,
+    "event_visibility": Capability.HIDE_EVENTS,
+    "replay": Capability.REPLAY,
+    "export": Capability.EVENTS,
+}
+#: Screen actions that change something on the server: off in read-only mode.
+MUTATING_ACTIONS = frozenset(
+    {
+        "message",
+        "edit",
+        "edit_variables",
+        "close_session",
+        "complete_session",
+        "delete_session",
+        "event_visibility",
+    }
+)
+#: Actions about the timeline's rows: only while the timeline tab is showing.
+TIMELINE_ACTIONS = frozenset(
+    {
+        "toggle_follow",
+        "search",
+        "search_next",
+        "search_previous",
+        "filter_type",
+        "toggle_hidden",
+        "event_visibility",
+    }
+)
 
 
 class TypeFilterModal(ModalScreen[str | None]):
@@ -72,6 +139,40 @@ class SessionScreen(Screen[None]):
         Binding(
             "escape", "back", "Back", id="session.back", tooltip="Return to the previous screen"
         ),
+        # -- tabs: one key each ----------------------------------------------------------------
+        Binding(
+            "1",
+            "show_timeline",
+            "Timeline",
+            show=False,
+            id="session.tab_timeline",
+            tooltip="Show the timeline of events",
+        ),
+        Binding(
+            "2",
+            "show_artifacts",
+            "Artifacts",
+            show=False,
+            id="session.tab_artifacts",
+            tooltip="Show the session's artifacts",
+        ),
+        Binding(
+            "3",
+            "show_tool_calls",
+            "Tool calls",
+            show=False,
+            id="session.tab_tool_calls",
+            tooltip="Show the outstanding client tool calls",
+        ),
+        Binding(
+            "4",
+            "show_variables",
+            "Variables",
+            show=False,
+            id="session.tab_variables",
+            tooltip="Show the context variables",
+        ),
+        # -- timeline --------------------------------------------------------------------------
         Binding(
             "f",
             "toggle_follow",
@@ -81,7 +182,12 @@ class SessionScreen(Screen[None]):
         ),
         Binding("/", "search", "Search", id="session.search", tooltip="Search the timeline's text"),
         Binding(
-            "n", "search_next", "Next match", id="session.search_next", tooltip="Next search match"
+            "n",
+            "search_next",
+            "Next match",
+            show=False,
+            id="session.search_next",
+            tooltip="Next search match",
         ),
         Binding(
             "N",
@@ -102,11 +208,79 @@ class SessionScreen(Screen[None]):
             tooltip="Show or collapse hidden events",
         ),
         Binding(
+            "x",
+            "event_visibility",
+            "Hide/delete event",
+            show=False,
+            id="session.event_visibility",
+            tooltip="Hide, unhide or delete the selected event",
+        ),
+        # -- the session -----------------------------------------------------------------------
+        Binding(
             "p",
             "focus_actions",
             "Actions",
             id="session.actions",
             tooltip="Select one of this session's pending actions",
+        ),
+        Binding(
+            "m", "message", "Message", id="session.message", tooltip="Send a message to the session"
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Edit",
+            show=False,
+            id="session.edit",
+            tooltip="Edit the title, tags and metadata",
+        ),
+        Binding(
+            "V",
+            "edit_variables",
+            "Edit variables",
+            show=False,
+            id="session.edit_variables",
+            tooltip="Edit the context variables",
+        ),
+        Binding(
+            "c",
+            "close_session",
+            "Close",
+            show=False,
+            id="session.close",
+            tooltip="Close the session (asks first)",
+        ),
+        Binding(
+            "C",
+            "complete_session",
+            "Complete",
+            show=False,
+            id="session.complete",
+            tooltip="Mark the session completed (asks first)",
+        ),
+        Binding(
+            "D",
+            "delete_session",
+            "Delete",
+            show=False,
+            id="session.delete",
+            tooltip="Delete the session with its events and artifacts (asks first)",
+        ),
+        Binding(
+            "R",
+            "replay",
+            "Replay",
+            show=False,
+            id="session.replay",
+            tooltip="Show the session's replay as a waterfall",
+        ),
+        Binding(
+            "E",
+            "export",
+            "Export",
+            show=False,
+            id="session.export",
+            tooltip="Export the session, its events and artifacts to a folder",
         ),
         Binding(
             "r", "refresh", "Refresh", id="session.refresh", tooltip="Reload the session and retry"
@@ -131,12 +305,33 @@ class SessionScreen(Screen[None]):
         self._seen_types: set[str] = set()
         self._search_status = ""
         self._actions: list[PendingAction] = []
+        self.rate = EventRate()
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(Text("Loading session…"), id="session-header")
+        with Horizontal(id="session-title-row"):
+            yield Static(Text("Loading session…"), id="session-title")
+            yield Static("", id="session-rate-label")
+            rate = Sparkline([0] * self.rate.buckets, id="session-rate")
+            rate.tooltip = self.rate.window_label()
+            yield rate
+        yield Static("", id="session-header")
         yield OptionList(id="session-actions")
-        yield Timeline(SequenceStore(self.backend, self.session_id, 0), id="timeline")
+        with TabbedContent(initial=TAB_TIMELINE, id="session-tabs"):
+            with TabPane("1 Timeline", id=TAB_TIMELINE):
+                yield Timeline(SequenceStore(self.backend, self.session_id, 0), id="timeline")
+            with TabPane("2 Artifacts", id=TAB_ARTIFACTS):
+                # The pane is mounted the first time the tab is shown: no listing or preview
+                # download for an operator who only watches the timeline.
+                yield Static("", id="artifacts-unavailable", classes="tab-note")
+            with TabPane("3 Tool calls", id=TAB_TOOL_CALLS):
+                if self.backend.supports(Capability.TOOL_CALLS):
+                    yield ToolCallsPane(self.session_id, id="tool-calls")
+                else:
+                    yield Static(self._unsupported_text(Capability.TOOL_CALLS), classes="tab-note")
+            with TabPane("4 Variables", id=TAB_VARIABLES):
+                yield DataTable(id="variables-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="variables-note", classes="tab-note")
         yield Input(placeholder="search the timeline (enter: find, escape: close)", id="search")
         yield Static("", id="timeline-status")
         yield Footer()
@@ -145,15 +340,38 @@ class SessionScreen(Screen[None]):
     def timeline(self) -> Timeline:
         return self.query_one(Timeline)
 
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#session-tabs", TabbedContent)
+
     def on_mount(self) -> None:
         self.query_one("#session-actions").display = False
         self.query_one("#search").display = False
+        self.query_one("#artifacts-unavailable").display = False
+        variables = self.query_one("#variables-table", DataTable)
+        variables.add_column("key", key="key", width=32)
+        variables.add_column("value", key="value")
+        self._mark_unsupported_tabs()
         self.timeline.focus()
         self.set_interval(1 / FLUSH_HZ, self._flush, name="timeline-flush")
         self.set_interval(1.0, self._tick, name="session-tick")
         self._open()
 
-    # -- loading ----------------------------------------------------------------------------------
+    def _unsupported_text(self, capability: Capability) -> str:
+        return f"{capability.value.replace('_', ' ').capitalize()}: not supported by " + one_line(
+            self.backend.name, 40
+        )
+
+    def _mark_unsupported_tabs(self) -> None:
+        for tab_id, capability in (
+            (TAB_ARTIFACTS, Capability.ARTIFACTS),
+            (TAB_TOOL_CALLS, Capability.TOOL_CALLS),
+        ):
+            if not self.backend.supports(capability):
+                self.tabs.disable_tab(tab_id)
+                self.tabs.get_tab(tab_id).tooltip = self._unsupported_text(capability)
+
+    # -- loading --------------------------------------------------------------------------------
     @work(exclusive=True, exit_on_error=False, group="session-open")
     async def _open(self) -> None:
         try:
@@ -168,7 +386,28 @@ class SessionScreen(Screen[None]):
         self._render_header()
         self.timeline.set_store(self._new_store())
         self._load_actions()
+        self._seed_rate(self._last_seen)
         self._watch()
+
+    @work(exclusive=True, exit_on_error=False, group="session-rate")
+    async def _seed_rate(self, last_sequence: int) -> None:
+        if last_sequence <= 0:
+            return
+        try:
+            page = await self.backend.list_events(
+                self.session_id,
+                after=max(0, last_sequence - RATE_SEED_EVENTS),
+                limit=RATE_SEED_EVENTS,
+                include_hidden=True,
+            )
+        except BackendError:
+            return  # the sparkline starts empty and fills from the live stream
+        now = clock.now()
+        for event in page.data:
+            # Live events at or above the seed's start are counted by _flush already.
+            if event.sequence <= last_sequence:
+                self.rate.add(event.created_at, now)
+        self._render_rate()
 
     def _new_store(self) -> EventStore:
         if self.type_filter:
@@ -202,22 +441,46 @@ class SessionScreen(Screen[None]):
         if not self._batch:
             return
         batch, self._batch = self._batch, []
+        now = clock.now()
+        tool_calls_changed = False
+        visibility_changed = False
         for event in batch:
             if event.sequence > self._last_seen:
                 self._last_seen = event.sequence
             kind = event.type
             self._seen_types.add(kind)
+            self.rate.add(event.created_at, now)
             if kind.startswith(("session.", "variables.", "action.")):
                 self._meta_stale = True
+            elif kind.startswith("tool_call."):
+                tool_calls_changed = True
+            elif kind in event_summary.VISIBILITY_TYPES:
+                visibility_changed |= self._apply_visibility_event(event)
         added = self.timeline.store.append(batch)
         self.timeline.apply_appended(added)
+        if visibility_changed:
+            self.timeline.refresh()
+        if tool_calls_changed:
+            self._reload_tool_calls()
         self._render_status()
+
+    def _apply_visibility_event(self, event: Event) -> bool:
+        change = event_summary.visibility_change(event)
+        if change is None:
+            return False
+        sequence, event_id, hidden = change
+        return self.timeline.store.apply_visibility(sequence, event_id, hidden)
+
+    def _reload_tool_calls(self) -> None:
+        for pane in self.query(ToolCallsPane):
+            pane.reload()
 
     def _tick(self) -> None:
         if self._meta_stale and self.session is not None:
             self._meta_stale = False
             self._refresh_meta()
         self._render_actions()
+        self._render_rate()
 
     @work(exclusive=True, exit_on_error=False, group="session-meta")
     async def _refresh_meta(self) -> None:
@@ -248,7 +511,7 @@ class SessionScreen(Screen[None]):
 
     # -- rendering ------------------------------------------------------------------------------
     def _show_header_error(self, message: str) -> None:
-        self.query_one("#session-header", Static).update(Text(one_line(message, 300), style="bold"))
+        self.query_one("#session-title", Static).update(Text(one_line(message, 300), style="bold"))
 
     def _render_header(self) -> None:
         session = self.session
@@ -263,7 +526,8 @@ class SessionScreen(Screen[None]):
         header.append_text(plain_line(session.title or session.id, style="bold", limit=80))
         header.append("  ")
         header.append_text(plain_line(session.id, style="dim", limit=40))
-        header.append("\n")
+        self.query_one("#session-title", Static).update(header)
+        header = Text(end="")
         details = [
             ("agent", session.agent_id or "—"),
             ("model", session.model_id or "—"),
@@ -279,6 +543,25 @@ class SessionScreen(Screen[None]):
             header.append(f"{label} ", style="dim")
             header.append_text(plain_line(value, limit=60))
         self.query_one("#session-header", Static).update(header)
+        self._render_variables(session)
+
+    def _render_variables(self, session: Session) -> None:
+        table = self.query_one("#variables-table", DataTable)
+        table.clear()
+        for key, value in sorted(session.context_variables.items()):
+            table.add_row(plain_line(key, "bold", limit=60), plain_line(value, limit=500))
+        count = len(session.context_variables)
+        note = f"{count} context variable{'s' if count != 1 else ''}"
+        if self._unavailable_reason("edit_variables") is None:
+            note += " · V edits them"
+        self.query_one("#variables-note", Static).update(Text(note, style="dim", end=""))
+
+    def _render_rate(self) -> None:
+        series = self.rate.series(clock.now())
+        self.query_one("#session-rate", Sparkline).data = series
+        peak = max(series, default=0)
+        label = f"{series[-1] if series else 0}/{self.rate.bucket_seconds}s · peak {peak} "
+        self.query_one("#session-rate-label", Static).update(Text(label, end=""))
 
     def _render_actions(self, *, rebuild: bool = False) -> None:
         option_list = self.query_one("#session-actions", OptionList)
@@ -323,6 +606,67 @@ class SessionScreen(Screen[None]):
         if self._search_status:
             parts.append(self._search_status)
         self.query_one("#timeline-status", Static).update(Text("  ·  ".join(parts), end=""))
+
+    # -- tabs -----------------------------------------------------------------------------------
+    def _show_tab(self, tab_id: str) -> None:
+        tabs = self.tabs
+        if tabs.active != tab_id:
+            tabs.active = tab_id
+        else:
+            self._tab_shown(tab_id)
+
+    @on(TabbedContent.TabActivated, "#session-tabs")
+    def _tab_activated(self, activated: TabbedContent.TabActivated) -> None:
+        if activated.pane.id:
+            self._tab_shown(activated.pane.id)
+
+    def _tab_shown(self, tab_id: str) -> None:
+        self.refresh_bindings()
+        target: Widget | None = None
+        if tab_id == TAB_TIMELINE:
+            target = self.timeline
+        elif tab_id == TAB_ARTIFACTS:
+            target = self._ensure_artifacts()
+        elif tab_id == TAB_TOOL_CALLS:
+            panes = self.query(ToolCallsPane)
+            target = panes.first().table if panes else None
+        elif tab_id == TAB_VARIABLES:
+            target = self.query_one("#variables-table", DataTable)
+        if target is not None:
+            target.focus()
+
+    def _ensure_artifacts(self) -> Widget | None:
+        from sessionscope.tui.widgets.artifacts import ArtifactsPane
+
+        panes = self.query(ArtifactsPane)
+        if panes:
+            return panes.first().table
+        if not self.backend.supports(Capability.ARTIFACTS):
+            note = self.query_one("#artifacts-unavailable", Static)
+            note.update(self._unsupported_text(Capability.ARTIFACTS))
+            note.display = True
+            return None
+        pane = ArtifactsPane(self.session_id, id="artifacts")
+        self.query_one(f"#{TAB_ARTIFACTS}", TabPane).mount(pane)
+        self.call_after_refresh(lambda: pane.table.focus())
+        return None
+
+    def action_show_timeline(self) -> None:
+        self._show_tab(TAB_TIMELINE)
+
+    def action_show_artifacts(self) -> None:
+        self._show_tab(TAB_ARTIFACTS)
+
+    def action_show_tool_calls(self) -> None:
+        self._show_tab(TAB_TOOL_CALLS)
+
+    def action_show_variables(self) -> None:
+        self._show_tab(TAB_VARIABLES)
+
+    @on(ToolCallsPane.Changed)
+    def _tool_calls_changed(self, changed: ToolCallsPane.Changed) -> None:
+        label = "3 Tool calls" + (f" ({changed.count})" if changed.count else "")
+        self.tabs.get_tab(TAB_TOOL_CALLS).label = label
 
     # -- timeline ---------------------------------------------------------------------------------
     @on(Timeline.Opened)
@@ -376,6 +720,7 @@ class SessionScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.timeline.retry_failed()
+        self._reload_tool_calls()
         if self.session is None:
             self._open()
         else:
@@ -455,12 +800,131 @@ class SessionScreen(Screen[None]):
         self._render_status()
         self.notify(f"No match for “{one_line(needle, 60)}”.", markup=False, timeout=3)
 
+    # -- the selected event ---------------------------------------------------------------------
+    def action_event_visibility(self) -> None:
+        event = self.timeline.event_at_cursor()
+        if event is None:
+            self.notify("Select an event first.", timeout=3)
+            return
+        from sessionscope.tui.screens.lifecycle import decide_event_visibility
+
+        async def decide() -> None:
+            outcome = await decide_event_visibility(self.app, self.session_id, event)
+            if outcome is None or not self.is_mounted:
+                return
+            hidden = None if outcome.event is None else outcome.event.hidden
+            # The stream may announce the change too; applying it twice is harmless.
+            if self.timeline.store.apply_visibility(event.sequence, event.id, hidden):
+                self.timeline.refresh()
+
+        # On the app: the flow waits on modals pushed over this screen.
+        self.app.run_worker(decide(), name="event-visibility", group="lifecycle")
+
+    # -- the session ----------------------------------------------------------------------------
+    def action_message(self) -> None:
+        from sessionscope.tui.screens.message import MessageScreen
+
+        self.app.push_screen(MessageScreen(self.session_id))
+
+    def action_edit(self) -> None:
+        from sessionscope.tui.screens.lifecycle import EditSessionScreen
+
+        def edited(session: Session | None) -> None:
+            if session is not None:
+                self.session = session
+                self._render_header()
+
+        self.app.push_screen(EditSessionScreen(self.session_id), edited)
+
+    def action_edit_variables(self) -> None:
+        from sessionscope.tui.screens.variables import VariablesScreen
+
+        def closed(_saved: dict[str, str] | None) -> None:
+            # The form may have saved before it closed: show what the server now holds.
+            self._after_lifecycle()
+
+        self.app.push_screen(VariablesScreen(self.session_id), closed)
+
+    def action_close_session(self) -> None:
+        from sessionscope.tui.screens.lifecycle import close_session
+
+        close_session(self.app, self.session_id, lambda _result: self._after_lifecycle())
+
+    def action_complete_session(self) -> None:
+        from sessionscope.tui.screens.lifecycle import complete_session
+
+        complete_session(self.app, self.session_id, lambda _result: self._after_lifecycle())
+
+    def action_delete_session(self) -> None:
+        from sessionscope.tui.screens.lifecycle import delete_session
+
+        def deleted(ok: bool) -> None:
+            if ok and self.app.screen is self:
+                self.app.pop_screen()
+
+        delete_session(self.app, self.session_id, deleted)
+
+    def _after_lifecycle(self) -> None:
+        if self.is_mounted:
+            self._refresh_meta()
+
+    def action_replay(self) -> None:
+        from sessionscope.tui.screens.replay import ReplayScreen
+
+        self.app.push_screen(ReplayScreen(self.session_id))
+
+    def action_export(self) -> None:
+        from sessionscope.tui.screens.export import ExportScreen
+
+        self.app.push_screen(ExportScreen(self.session_id))
+
+    # -- what is available ----------------------------------------------------------------------
+    def _unavailable_reason(self, action: str) -> str | None:
+        """Why a screen action is off (shown as the key's tooltip and in `?`), or ``None``."""
+        capability = ACTION_CAPABILITY.get(action)
+        if capability is not None and not self.backend.supports(capability):
+            return f"not supported by {one_line(self.backend.name, 40)}"
+        if action in MUTATING_ACTIONS and is_read_only(self.app):
+            return "read-only mode"
+        return None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self._unavailable_reason(action) is not None:
+            return None  # greyed out; the tooltip and `?` say why
+        if action in TIMELINE_ACTIONS and self.is_mounted:
+            tabs = self.query(TabbedContent)
+            if tabs and tabs.first().active not in ("", TAB_TIMELINE):
+                return None
         if action in ("search_next", "search_previous"):
             timelines = self.query(Timeline)
             if not timelines or not timelines.first().search_term:
                 return None
         return True
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        bindings = super().active_bindings
+        for key, active in bindings.items():
+            if active.node is not self:
+                continue
+            reason = self._unavailable_reason(active.binding.action)
+            if reason is not None:
+                bindings[key] = active._replace(
+                    enabled=False, tooltip=f"{active.binding.tooltip} ({reason})"
+                )
+        return bindings
+
+
+register_mutating(
+    "session.message",
+    "session.edit",
+    "session.edit_variables",
+    "session.close",
+    "session.complete",
+    "session.delete",
+    "session.event_visibility",
+    "tool_calls.answer",
+)
 
 
 def _status_colour(session: Session) -> str:

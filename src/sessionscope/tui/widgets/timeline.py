@@ -232,10 +232,14 @@ class Timeline(ScrollView, can_focus=True):
     def _scroll_cursor_into_view(self) -> None:
         height = max(1, self.scrollable_content_region.height)
         top = round(self.scroll_offset.y)
+        # force: right after the row count grows, the scrollbar (which gates scrolling) is only
+        # shown at the next layout, and a scroll asked for before it would be dropped.
         if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True, force=True)
         elif self.cursor_row >= top + height:
-            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+            self.scroll_to(
+                y=self.cursor_row - height + 1, animate=False, immediate=True, force=True
+            )
 
     def move_cursor(self, row: int, *, keep_follow: bool = False) -> None:
         if not keep_follow:
