@@ -196,3 +196,21 @@ def test_other_organisations_objects_are_404(api: httpx.Client, other_api: httpx
     listed = other_api.get("/v1/sessions", params={"limit": 200}).json()["data"]
     assert session.id not in {s["id"] for s in listed}
     assert api.get(base).status_code == 200
+
+
+def test_total_comes_with_the_first_page_only_and_follows_inserts(api: httpx.Client) -> None:
+    tag = "total-first-page"
+    for index in range(3):
+        _create(api, title=f"counted {index}", tags=[tag])
+    first = Page[Session].model_validate(
+        api.get("/v1/sessions", params={"tag": tag, "limit": 2}).json()
+    )
+    assert first.total == 3 and first.next_cursor
+    second = Page[Session].model_validate(
+        api.get("/v1/sessions", params={"tag": tag, "limit": 2, "cursor": first.next_cursor}).json()
+    )
+    assert second.total is None and len(second.data) == 1
+    # A cached count never hides a session created through the API.
+    _create(api, title="counted 3", tags=[tag])
+    again = api.get("/v1/sessions", params={"tag": tag, "limit": 2}).json()
+    assert again["total"] == 4

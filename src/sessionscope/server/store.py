@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error, not_found
 
 PREVIEW_CHARS = 200
+#: How long a sessions COUNT is reused: totals may lag inserts by this much.
+COUNT_CACHE_SECONDS = 2.0
+COUNT_CACHE_ENTRIES = 1024
 SECRET_MASK = "********"
 
 
@@ -252,6 +256,8 @@ class Store:
         self.action_completion_delay = action_completion_delay
         self._write_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        #: (org, filters) -> (monotonic time, COUNT) for the sessions list's first page.
+        self._counts: dict[Hashable, tuple[float, int]] = {}
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -268,6 +274,9 @@ class Store:
                 tx = Tx(conn=conn, now=now_utc())
                 yield tx
                 await self._flush_sessions(tx)
+            if tx.dirty or tx.created or tx.deleted:
+                # Any of these may move a session in or out of a filter: recount.
+                self._counts.clear()
             for channel, item in tx.outbox:
                 self.broker.publish(channel, item)
             for channel in tx.closed_channels:
@@ -486,11 +495,22 @@ class Store:
             .order_by(s.created_at.desc(), s.id.desc())
             .limit(limit + 1)
         )
+        total: int | None = None
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-            total = (
-                await conn.execute(select(func.count()).select_from(db.sessions).where(*conditions))
-            ).scalar_one()
+            if not cursor:
+                # A COUNT walks every matching row (hundreds of ms with 100k sessions), so only
+                # the first page carries it, from a short-lived cache: a client paging on keeps
+                # the total it got first (the API allows null on later pages).
+                count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
+                total = self._cached_count(count_key)
+                if total is None:
+                    total = (
+                        await conn.execute(
+                            select(func.count()).select_from(db.sessions).where(*conditions)
+                        )
+                    ).scalar_one()
+                    self._remember_count(count_key, total)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None
@@ -500,6 +520,22 @@ class Store:
         return Page[Session](
             data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
         )
+
+    def _cached_count(self, key: Hashable) -> int | None:
+        cached = self._counts.get(key)
+        if cached is None or time.monotonic() - cached[0] > COUNT_CACHE_SECONDS:
+            return None
+        return cached[1]
+
+    def _remember_count(self, key: Hashable, total: int) -> None:
+        if len(self._counts) >= COUNT_CACHE_ENTRIES:
+            now = time.monotonic()
+            self._counts = {
+                k: v for k, v in self._counts.items() if now - v[0] <= COUNT_CACHE_SECONDS
+            }
+            if len(self._counts) >= COUNT_CACHE_ENTRIES:
+                self._counts.clear()
+        self._counts[key] = (time.monotonic(), total)
 
     async def update_session(self, org: str, session_id: str, change: SessionUpdate) -> Session:
         async with self.write() as tx:
