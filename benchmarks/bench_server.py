@@ -291,7 +291,7 @@ async def raw_consume(server: servers.RunningServer, session_id: str, last: int)
         path = f"/v1/sessions/{session_id}/events/stream"
         async with aconnect_sse(client, "GET", path, params={"after": 0}) as source:
             async for sse in source.aiter_sse():
-                if not sse.id:
+                if not sse.id or not sse.data:  # e.g. the "retry:" frame
                     continue
                 json.loads(sse.data)
                 count += 1

@@ -39,7 +39,7 @@ async def subscriber(
             async with aconnect_sse(client, "GET", path, headers=headers) as source:
                 connected.set()
                 async for sse in source.aiter_sse():
-                    if not sse.id:
+                    if not sse.id or not sse.data:  # e.g. the "retry:" frame
                         continue
                     sequence = int(sse.id)
                     if sequence <= position:

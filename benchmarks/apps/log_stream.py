@@ -40,7 +40,7 @@ class StreamApp(App[None]):
             aconnect_sse(client, "GET", path) as source,
         ):
             async for sse in source.aiter_sse():
-                if not sse.id:
+                if not sse.id or not sse.data:  # e.g. the "retry:" frame
                     continue
                 event = json.loads(sse.data)
                 payload = event.get("payload") or {}
