@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import sessionscope
 from sessionscope.models import (
@@ -105,10 +105,10 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
-def _json(model: BaseModel) -> Response:
+def _json(model: BaseModel, status_code: int = 200) -> Response:
     """Serialise once: FastAPI would validate a returned model against ``response_model`` again,
     which doubles the cost of large pages."""
-    return Response(model.model_dump_json(), media_type="application/json")
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def _split_values(values: list[str] | None) -> list[str]:
@@ -238,10 +238,38 @@ async def list_events(
 
 
 @router.post("/sessions/{session_id}/events", status_code=201, response_model=Event)
-async def append_event(org: Org, store: StoreDep, session_id: str, spec: EventCreate) -> Event:
+async def append_event(org: Org, store: StoreDep, session_id: str, spec: EventCreate) -> Response:
     if not spec.type.strip():
         raise field_error("type", "the event type must not be empty")
-    return await store.append_event(org, session_id, spec.type, spec.payload)
+    event = await store.append_event(org, session_id, spec.type, spec.payload)
+    return _json(event, status_code=201)
+
+
+MAX_BATCH_EVENTS = 1000
+
+
+class EventBatch(BaseModel):
+    """``POST /v1/sessions/{id}/events:batch``: events appended in order, all or none."""
+
+    events: list[EventCreate] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+@router.post("/sessions/{session_id}/events:batch", status_code=201, response_model=Page[Event])
+@router.post(
+    "/sessions/{session_id}/events/batch",
+    status_code=201,
+    response_model=Page[Event],
+    include_in_schema=False,
+)
+async def append_events(org: Org, store: StoreDep, session_id: str, batch: EventBatch) -> Response:
+    """Replies with the appended events (their ids and sequences) in the order given."""
+    for index, spec in enumerate(batch.events):
+        if not spec.type.strip():
+            raise field_error(f"events.{index}.type", "the event type must not be empty")
+    events = await store.append_events(
+        org, session_id, [(spec.type, spec.payload) for spec in batch.events]
+    )
+    return _json(Page[Event](data=events), status_code=201)
 
 
 @router.get("/sessions/{session_id}/events/stream", response_class=StreamingResponse)

@@ -14,17 +14,20 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Row,
     String,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -33,6 +36,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionscope.models import (
@@ -68,6 +72,9 @@ PREVIEW_CHARS = 200
 #: How long a sessions COUNT is reused: totals may lag inserts by this much.
 COUNT_CACHE_SECONDS = 2.0
 COUNT_CACHE_ENTRIES = 1024
+#: Appends committed together at most (each still gets its own sequence and reply).
+APPEND_BATCH_REQUESTS = 256
+T = TypeVar("T")
 SECRET_MASK = "********"
 
 
@@ -247,6 +254,26 @@ class Tx:
 SESSION_COUNTER_TYPES = {EventType.MESSAGE_USER.value, EventType.MESSAGE_AGENT.value}
 
 
+@dataclass
+class _AppendRequest:
+    org: str
+    session_id: str
+    items: list[tuple[str, dict[str, Any]]]
+    future: asyncio.Future[list[Event]]
+
+
+@dataclass
+class _AppendBatch:
+    """What one group-commit transaction did: per request its events or its error."""
+
+    results: list[list[Event] | ApiError] = field(default_factory=list)
+    outbox: list[tuple[Hashable, Any]] = field(default_factory=list)
+    #: Some session changed status or preview: cached counts may be wrong.
+    recount: bool = False
+    #: (org, session id) of every session that got events.
+    touched: list[tuple[str, str]] = field(default_factory=list)
+
+
 class Store:
     def __init__(
         self, engine: AsyncEngine, broker: Broker, *, action_completion_delay: float = 0.5
@@ -258,12 +285,45 @@ class Store:
         self._background: set[asyncio.Task[None]] = set()
         #: (org, filters) -> (monotonic time, COUNT) for the sessions list's first page.
         self._counts: dict[Hashable, tuple[float, int]] = {}
+        # Event appends are queued and committed in groups by one drainer task: appends that
+        # arrive while a commit runs share the next transaction (group commit).
+        self._appends: list[_AppendRequest] = []
+        self._append_drainer: asyncio.Task[None] | None = None
+        self._sync_engine = db.make_sync_writer_engine(engine)
+        self._writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="sessionscope-writer")
+            if self._sync_engine is not None
+            else None
+        )
 
     async def aclose(self) -> None:
         for task in list(self._background):
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self._append_drainer is not None and not self._append_drainer.done():
+            # Let queued appends finish: their callers are waiting for replies.
+            await asyncio.gather(self._append_drainer, return_exceptions=True)
+        if self._writer is not None and self._sync_engine is not None:
+            # pysqlite connections belong to the thread that opened them.
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._sync_engine.dispose
+            )
+            self._writer.shutdown(wait=True)
+
+    async def _run_write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction: in the writer thread (one hop for the whole
+        transaction) when there is a sync engine, else through the async engine."""
+        if self._writer is not None and self._sync_engine is not None:
+            sync_engine = self._sync_engine
+
+            def in_transaction() -> T:
+                with sync_engine.begin() as conn:
+                    return work(conn)
+
+            return await asyncio.get_running_loop().run_in_executor(self._writer, in_transaction)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
 
     # -- transaction plumbing -------------------------------------------------------------------
 
@@ -626,10 +686,55 @@ class Store:
     async def append_event(
         self, org: str, session_id: str, event_type: str, payload: dict[str, Any]
     ) -> Event:
-        async with self.write() as tx:
-            session = await self._load_session(tx, org, session_id)
-            _refuse_closed(session)
-            return await self._append_event(tx, session, event_type, payload)
+        (event,) = await self.append_events(org, session_id, [(event_type, payload)])
+        return event
+
+    async def append_events(
+        self, org: str, session_id: str, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Event]:
+        """Append events (type, payload) in order, atomically; returns them with sequences."""
+        if not items:
+            return []
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._appends.append(_AppendRequest(org, session_id, list(items), future))
+        if self._append_drainer is None or self._append_drainer.done():
+            self._append_drainer = asyncio.create_task(
+                self._drain_appends(), name="sessionscope-appends"
+            )
+        # Shielded: a caller that goes away must not cancel a commit other callers share.
+        return await asyncio.shield(future)
+
+    async def _drain_appends(self) -> None:
+        while self._appends:
+            batch = self._appends[:APPEND_BATCH_REQUESTS]
+            del self._appends[:APPEND_BATCH_REQUESTS]
+            try:
+                async with self._write_lock:
+                    now = now_utc()
+                    outcome = await self._run_write(partial(_append_batch, requests=batch, now=now))
+                    if outcome.recount:
+                        self._counts.clear()
+                    if outcome.touched:
+                        changes = await self._run_write(
+                            partial(_record_sessions_updated, keys=outcome.touched, now=now)
+                        )
+                        outcome.outbox.extend((org_channel(c.org), c.change) for c in changes)
+                    for channel, item in outcome.outbox:
+                        self.broker.publish(channel, item)
+            except BaseException as error:
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(error)
+                if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                    raise
+                continue
+            for request, result in zip(batch, outcome.results, strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(result, ApiError):
+                    request.future.set_exception(result)
+                else:
+                    request.future.set_result(result)
 
     async def send_message(self, org: str, session_id: str, content: str) -> Event:
         async with self.write() as tx:
@@ -1270,6 +1375,194 @@ class Store:
         for (action_id,) in stale:
             await self.finish_action(action_id)
         return len(due) + len(stale)
+
+
+class _DriverSql:
+    """A Core statement compiled once per dialect and run with ``exec_driver_sql`` on values
+    already in storage form: SQLAlchemy's per-call statement building, cache-key generation and
+    type processing cost ten times the database work on the append hot path. The SQL is still
+    the dialect's own compilation of a portable Core statement."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, str], tuple[str, list[str] | None]] = {}
+
+    def _for(self, conn: Connection) -> tuple[str, list[str] | None]:
+        key = (conn.dialect.name, conn.dialect.driver)
+        found = self._compiled.get(key)
+        if found is None:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            order = list(compiled.positiontup or []) if compiled.positional else None
+            found = self._compiled[key] = (compiled.string, order)
+        return found
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        sql, order = self._for(conn)
+        if order is None:
+            return conn.exec_driver_sql(sql, params)
+        return conn.exec_driver_sql(sql, tuple(params[n] for n in order))
+
+    def run_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        sql, order = self._for(conn)
+        if order is None:
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.exec_driver_sql(sql, [tuple(row[n] for n in order) for row in rows])
+
+
+#: The session columns an appended event can change (what ``_apply_event_to_session`` reads).
+_HOT_COLUMNS = (
+    "status",
+    "last_sequence",
+    "event_count",
+    "message_count",
+    "preview",
+    "output_preview",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "started_at",
+    "finished_at",
+)
+_TIME_COLUMNS = ("started_at", "finished_at", "last_active_at", "updated_at")
+#: A change of one of these may move the session in or out of a sessions-list filter.
+_FILTERED_COLUMNS = ("status", "preview")
+_SELECT_HOT = _DriverSql(
+    select(*(db.sessions.c[name] for name in _HOT_COLUMNS)).where(
+        db.sessions.c.id == bindparam("p_id"), db.sessions.c.org == bindparam("p_org")
+    )
+)
+_UPDATE_HOT = _DriverSql(
+    update(db.sessions)
+    .where(db.sessions.c.id == bindparam("p_id"))
+    .values(
+        {name: bindparam(f"v_{name}") for name in (*_HOT_COLUMNS, "last_active_at", "updated_at")}
+    )
+)
+_INSERT_EVENT = _DriverSql(
+    db.events.insert().values(
+        {column.name: bindparam(f"v_{column.name}") for column in db.events.c}
+    )
+)
+
+
+def _append_batch(conn: Connection, requests: list[_AppendRequest], now: datetime) -> _AppendBatch:
+    """One transaction for a group of append requests: read each session once, apply the
+    events in memory (the same rules as every other write), then one multi-row INSERT and one
+    UPDATE per session. A request that fails (unknown or closed session) adds nothing."""
+    outcome = _AppendBatch()
+    sessions: dict[tuple[str, str], dict[str, Any]] = {}
+    originals: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    now_micros = db.to_micros(now)
+    for request in requests:
+        key = (request.org, request.session_id)
+        session = sessions.get(key)
+        if session is None:
+            found = _SELECT_HOT.run(conn, {"p_id": request.session_id, "p_org": request.org})
+            values = found.first()
+            if values is None:
+                outcome.results.append(not_found("session"))
+                continue
+            session = dict(zip(_HOT_COLUMNS, values, strict=True))
+            for name in ("started_at", "finished_at"):
+                if session[name] is not None:
+                    session[name] = db.from_micros(session[name])
+            session["id"], session["org"] = request.session_id, request.org
+            sessions[key] = session
+            originals[key] = dict(session)
+        try:
+            _refuse_closed(session)
+        except ApiError as error:
+            outcome.results.append(error)
+            continue
+        channel = session_channel(request.org, request.session_id)
+        appended: list[Event] = []
+        for event_type, payload in request.items:
+            sequence = session["last_sequence"] + 1
+            session["last_sequence"] = sequence
+            session["event_count"] += 1
+            _apply_event_to_session(session, event_type, payload, now)
+            event_id = new_id("evt")
+            rows.append(
+                {
+                    "v_id": event_id,
+                    "v_session_id": request.session_id,
+                    "v_org": request.org,
+                    "v_sequence": sequence,
+                    "v_type": event_type,
+                    "v_created_at": now_micros,
+                    "v_payload": json.dumps(payload),
+                    "v_hidden": False,
+                    "v_hide_reason": None,
+                }
+            )
+            event = Event(
+                id=event_id,
+                session_id=request.session_id,
+                sequence=sequence,
+                type=event_type,
+                created_at=now,
+                payload=payload,
+            )
+            appended.append(event)
+            outcome.outbox.append((channel, event))
+        outcome.results.append(appended)
+    if rows:
+        _INSERT_EVENT.run_many(conn, rows)
+    for key, session in sessions.items():
+        original = originals[key]
+        if session["last_sequence"] == original["last_sequence"]:
+            continue
+        session["last_active_at"] = session["updated_at"] = now
+        params = {"p_id": session["id"]}
+        for name in (*_HOT_COLUMNS, "last_active_at", "updated_at"):
+            value = session[name]
+            if name in _TIME_COLUMNS and value is not None:
+                value = db.to_micros(value)
+            params[f"v_{name}"] = value
+        _UPDATE_HOT.run(conn, params)
+        if any(session[name] != original[name] for name in _FILTERED_COLUMNS):
+            outcome.recount = True
+        outcome.touched.append(key)
+    return outcome
+
+
+@dataclass
+class _RecordedChange:
+    org: str
+    change: OrgChange
+
+
+def _record_sessions_updated(
+    conn: Connection, keys: list[tuple[str, str]], now: datetime
+) -> list[_RecordedChange]:
+    """A ``session.updated`` org change carrying each session's current row (gone ones skipped)."""
+    recorded: list[_RecordedChange] = []
+    s = db.sessions.c
+    for org, session_id in keys:
+        row = conn.execute(select(db.sessions).where(s.id == session_id, s.org == org)).first()
+        if row is None:
+            continue
+        body = {"session": session_from_row(row).model_dump(mode="json")}
+        inserted = conn.execute(
+            db.org_changes.insert().values(
+                org=org, kind="session.updated", session_id=session_id, created_at=now, body=body
+            )
+        )
+        primary_key = inserted.inserted_primary_key
+        assert primary_key is not None
+        change = OrgChange.model_validate(
+            {
+                "id": primary_key[0],
+                "kind": "session.updated",
+                "session_id": session_id,
+                "created_at": now,
+                **body,
+            }
+        )
+        recorded.append(_RecordedChange(org, change))
+    return recorded
 
 
 def _refuse_closed(session: dict[str, Any]) -> None:
