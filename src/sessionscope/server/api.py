@@ -30,6 +30,7 @@ from sessionscope.models import (
     EventCreate,
     Health,
     MessageCreate,
+    OrgChange,
     Page,
     PendingAction,
     Replay,
@@ -359,7 +360,14 @@ async def stream_org(
     else:
         start = streams.resume_point(last_event_id, after)
 
-    async def backlog(after_id: int, limit: int) -> list:  # type: ignore[type-arg]
+    floor = await store.org_stream_floor(org)
+
+    async def backlog(after_id: int, limit: int) -> list[OrgChange]:
+        if after_id < floor:
+            # The changes the client missed were pruned: say so (it reloads), then go on from
+            # the oldest change still kept.
+            reset = OrgChange(id=floor, kind="stream.reset", session_id="")
+            return [reset, *await store.org_changes_after(org, floor, limit - 1)]
         return await store.org_changes_after(org, after_id, limit)
 
     return streams.org_stream(

@@ -27,9 +27,16 @@ async def _sweep_forever(store: Store, settings: ServerSettings) -> None:
     # Confirmed actions normally finish on their own timer; the sweeper catches those a restart
     # interrupted, with generous slack so it never races the timer.
     stale_after = max(settings.action_completion_delay * 4, 5.0)
+    # Pruning is a bulk delete: often enough to keep the table near the window, no more.
+    prune_every = min(60.0, max(settings.org_change_retention / 2, settings.sweep_interval))
+    loop = asyncio.get_running_loop()
+    next_prune = loop.time()
     while True:
         try:
             await store.sweep(stale_after=stale_after)
+            if loop.time() >= next_prune:
+                next_prune = loop.time() + prune_every
+                await store.prune_org_changes(settings.org_change_retention)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -60,7 +67,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         engine = make_engine(settings.db_url)
         await prepare_schema(engine)
         broker = Broker(settings.stream_queue_size)
-        store = Store(engine, broker, action_completion_delay=settings.action_completion_delay)
+        store = Store(
+            engine,
+            broker,
+            action_completion_delay=settings.action_completion_delay,
+            session_update_interval=settings.session_update_interval,
+        )
         app.state.engine = engine
         app.state.broker = broker
         app.state.store = store

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCMicros(TypeDecorator[datetime]):
@@ -196,7 +196,17 @@ org_changes = Table(
     Column("created_at", UTCMicros, nullable=False),
     Column("body", JSON, nullable=False),
     Index("ix_org_changes_org_id", "org", "id"),
+    Index("ix_org_changes_created", "created_at"),
     sqlite_autoincrement=True,
+)
+
+# Per organisation, the newest org change id pruned by retention: resuming from before it has a
+# gap the server must announce.
+org_stream_floor = Table(
+    "org_stream_floor",
+    metadata,
+    Column("org", String(128), primary_key=True),
+    Column("change_id", BigInteger, nullable=False),
 )
 
 
@@ -238,7 +248,13 @@ def make_sync_writer_engine(engine: AsyncEngine) -> Engine | None:
 
 
 # version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "CREATE INDEX ix_org_changes_created ON org_changes (created_at)",
+        "CREATE TABLE org_stream_floor ("
+        " org VARCHAR(128) NOT NULL PRIMARY KEY, change_id BIGINT NOT NULL)",
+    ],
+}
 
 
 async def prepare_schema(engine: AsyncEngine) -> int:

@@ -35,6 +35,13 @@ class ServerSettings:
     action_completion_delay: float = 0.5
     #: Largest request body accepted (artifact uploads are base64 inside JSON).
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Least seconds between two ``session.updated`` org-stream frames caused by appended events
+    #: for one session: the first is sent at once, later ones coalesce into one with the newest
+    #: counters (a busy session would otherwise add an org change per event).
+    session_update_interval: float = 1.0
+    #: Seconds org-stream changes are kept for resuming; a client resuming from before that gets
+    #: a ``stream.reset`` frame first and should reload its list.
+    org_change_retention: float = 6 * 3600.0
     #: Uvicorn access log; off by default (tests, demo).
     access_log: bool = False
 

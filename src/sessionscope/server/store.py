@@ -272,15 +272,28 @@ class _AppendBatch:
     recount: bool = False
     #: (org, session id) of every session that got events.
     touched: list[tuple[str, str]] = field(default_factory=list)
+    #: Those whose session.updated went out in this transaction (the others are owed one).
+    announced: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Store:
     def __init__(
-        self, engine: AsyncEngine, broker: Broker, *, action_completion_delay: float = 0.5
+        self,
+        engine: AsyncEngine,
+        broker: Broker,
+        *,
+        action_completion_delay: float = 0.5,
+        session_update_interval: float = 1.0,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.action_completion_delay = action_completion_delay
+        self.session_update_interval = session_update_interval
+        # session.updated coalescing for appended events: when each session's last frame went
+        # out, and the sessions owed a trailing frame with their newest state.
+        self._session_update_sent: dict[tuple[str, str], float] = {}
+        self._session_update_owed: set[tuple[str, str]] = set()
+        self._session_update_flusher: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         #: (org, filters) -> (monotonic time, COUNT) for the sessions list's first page.
@@ -297,6 +310,9 @@ class Store:
         )
 
     async def aclose(self) -> None:
+        if self._session_update_flusher is not None:
+            self._session_update_flusher.cancel()
+            await asyncio.gather(self._session_update_flusher, return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -704,6 +720,59 @@ class Store:
         # Shielded: a caller that goes away must not cancel a commit other callers share.
         return await asyncio.shield(future)
 
+    def _may_announce_session_update(self, key: tuple[str, str]) -> bool:
+        """Called in the transaction (writer thread, write lock held): True when the session
+        has had no session.updated for an interval, so this one goes out at once."""
+        sent = self._session_update_sent.get(key)
+        return sent is None or time.monotonic() - sent >= self.session_update_interval
+
+    def _note_session_updates(self, outcome: _AppendBatch) -> None:
+        now = time.monotonic()
+        for key in outcome.announced:
+            self._session_update_sent[key] = now
+            self._session_update_owed.discard(key)
+        owed = [key for key in outcome.touched if key not in outcome.announced]
+        self._session_update_owed.update(owed)
+        if self._session_update_owed and (
+            self._session_update_flusher is None or self._session_update_flusher.done()
+        ):
+            self._session_update_flusher = asyncio.create_task(
+                self._flush_session_updates(), name="sessionscope-session-updates"
+            )
+
+    async def _flush_session_updates(self) -> None:
+        """Send each owed session.updated once its interval is over, with the newest state."""
+        interval = self.session_update_interval
+        while self._session_update_owed:
+            now = time.monotonic()
+            due = [
+                key
+                for key in self._session_update_owed
+                if now - self._session_update_sent.get(key, 0.0) >= interval
+            ]
+            if not due:
+                earliest = min(
+                    self._session_update_sent.get(key, 0.0) for key in self._session_update_owed
+                )
+                await asyncio.sleep(max(0.0, earliest + interval - now))
+                continue
+            async with self._write_lock:
+                stamp = now_utc()
+                changes = await self._run_write(
+                    partial(_record_sessions_updated, keys=due, now=stamp)
+                )
+                sent = time.monotonic()
+                for key in due:
+                    self._session_update_owed.discard(key)
+                    self._session_update_sent[key] = sent
+                for change in changes:
+                    self.broker.publish(org_channel(change.org), change.change)
+            # Forget sessions that have been quiet for a while so the map stays small.
+            cutoff = time.monotonic() - 10 * interval
+            for key in [k for k, v in self._session_update_sent.items() if v < cutoff]:
+                if key not in self._session_update_owed:
+                    del self._session_update_sent[key]
+
     async def _drain_appends(self) -> None:
         while self._appends:
             batch = self._appends[:APPEND_BATCH_REQUESTS]
@@ -711,14 +780,17 @@ class Store:
             try:
                 async with self._write_lock:
                     now = now_utc()
-                    outcome = await self._run_write(partial(_append_batch, requests=batch, now=now))
+                    outcome = await self._run_write(
+                        partial(
+                            _append_batch,
+                            requests=batch,
+                            now=now,
+                            announce_now=self._may_announce_session_update,
+                        )
+                    )
                     if outcome.recount:
                         self._counts.clear()
-                    if outcome.touched:
-                        changes = await self._run_write(
-                            partial(_record_sessions_updated, keys=outcome.touched, now=now)
-                        )
-                        outcome.outbox.extend((org_channel(c.org), c.change) for c in changes)
+                    self._note_session_updates(outcome)
                     for channel, item in outcome.outbox:
                         self.broker.publish(channel, item)
             except BaseException as error:
@@ -884,6 +956,41 @@ class Store:
             )
             for row in rows
         ]
+
+    async def prune_org_changes(self, retention_seconds: float) -> int:
+        """Drop org changes older than the retention window, remembering per organisation the
+        newest id dropped (a resume from before it is told to reload). Returns rows dropped."""
+        cutoff = datetime.fromtimestamp(now_utc().timestamp() - retention_seconds, UTC)
+        c = db.org_changes.c
+        f = db.org_stream_floor.c
+        async with self.write() as tx:
+            newest = (
+                await tx.conn.execute(
+                    select(c.org, func.max(c.id)).where(c.created_at < cutoff).group_by(c.org)
+                )
+            ).all()
+            if not newest:
+                return 0
+            for org, change_id in newest:
+                updated = await tx.conn.execute(
+                    update(db.org_stream_floor).where(f.org == org).values(change_id=change_id)
+                )
+                if updated.rowcount == 0:
+                    await tx.conn.execute(
+                        db.org_stream_floor.insert().values(org=org, change_id=change_id)
+                    )
+            result = await tx.conn.execute(delete(db.org_changes).where(c.created_at < cutoff))
+        return int(result.rowcount or 0)
+
+    async def org_stream_floor(self, org: str) -> int:
+        """The newest org change id retention dropped (0: nothing dropped)."""
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    select(db.org_stream_floor.c.change_id).where(db.org_stream_floor.c.org == org)
+                )
+            ).scalar()
+        return int(value or 0)
 
     async def last_org_change_id(self, org: str) -> int:
         async with self.engine.connect() as conn:
@@ -1446,7 +1553,12 @@ _INSERT_EVENT = _DriverSql(
 )
 
 
-def _append_batch(conn: Connection, requests: list[_AppendRequest], now: datetime) -> _AppendBatch:
+def _append_batch(
+    conn: Connection,
+    requests: list[_AppendRequest],
+    now: datetime,
+    announce_now: Callable[[tuple[str, str]], bool] = lambda key: True,
+) -> _AppendBatch:
     """One transaction for a group of append requests: read each session once, apply the
     events in memory (the same rules as every other write), then one multi-row INSERT and one
     UPDATE per session. A request that fails (unknown or closed session) adds nothing."""
@@ -1525,6 +1637,10 @@ def _append_batch(conn: Connection, requests: list[_AppendRequest], now: datetim
         if any(session[name] != original[name] for name in _FILTERED_COLUMNS):
             outcome.recount = True
         outcome.touched.append(key)
+        if announce_now(key):
+            outcome.announced.append(key)
+    for recorded in _record_sessions_updated(conn, outcome.announced, now):
+        outcome.outbox.append((org_channel(recorded.org), recorded.change))
     return outcome
 
 
