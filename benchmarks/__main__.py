@@ -11,6 +11,7 @@ import argparse
 import importlib
 import platform
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -44,7 +45,19 @@ def machine() -> dict[str, Any]:
             memory_kib = int(meminfo.readline().split()[1])
     except OSError:
         pass
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
+        except OSError:
+            return ""
+
     return {
+        # The working tree is what runs; uncommitted changes count too.
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_files": len(git("status", "--porcelain", "--untracked-files=no").splitlines()),
         "nproc": os.cpu_count(),
         "memory_gib": round(memory_kib / 1024 / 1024, 1),
         "python": platform.python_version(),

@@ -1,8 +1,10 @@
 """A process of raw SSE subscribers (httpx-sse), so their parsing does not share the harness's GIL.
 
 ``python -m benchmarks.subscribers`` reads one JSON object on stdin (url, api_key, session_id,
-after, last, count, timeout), prints ``ready`` once every subscriber is connected, then one JSON
-result line: per subscriber the sequences received, duplicates, gaps, reconnects and delivery lags.
+after, last, count, timeout), prints ``ready`` once every subscriber is connected; a second stdin
+line ``drain SECONDS`` (sent when the emitter is done) leaves that long for the rest to arrive.
+Then it prints one JSON result line: per subscriber the sequences received, duplicates, gaps,
+reconnects and delivery lags.
 Each subscriber resumes with Last-Event-ID after a disconnect, as a real client would.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -19,13 +22,29 @@ import httpx
 from httpx_sse import aconnect_sse
 
 
+class Deadline:
+    """Far away until the harness says the emitter is done; then ``drain`` seconds from then."""
+
+    def __init__(self, cap: float) -> None:
+        self.at = time.monotonic() + cap
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+
+def listen_for_drain(deadline: Deadline) -> None:
+    line = sys.stdin.readline().split()
+    if len(line) == 2 and line[0] == "drain":
+        deadline.at = min(deadline.at, time.monotonic() + float(line[1]))
+
+
 async def subscriber(
     client: httpx.AsyncClient,
     path: str,
     after: int,
     last: int,
     connected: asyncio.Event,
-    deadline: float,
+    deadline: Deadline,
 ) -> dict[str, Any]:
     received = 0
     duplicates = 0
@@ -33,7 +52,7 @@ async def subscriber(
     reconnects = 0
     position = after
     lags: list[float] = []
-    while position < last and time.monotonic() < deadline:
+    while position < last and not deadline.passed():
         headers = {"Last-Event-ID": str(position)}
         try:
             async with aconnect_sse(client, "GET", path, headers=headers) as source:
@@ -52,7 +71,7 @@ async def subscriber(
                     created = json.loads(sse.data).get("created_at")
                     if created:
                         lags.append(time.time() - datetime.fromisoformat(created).timestamp())
-                    if position >= last or time.monotonic() > deadline:
+                    if position >= last or deadline.passed():
                         break
         except (httpx.HTTPError, ValueError):
             pass
@@ -80,7 +99,8 @@ async def main() -> None:
         limits=limits,
         timeout=timeout,
     ) as client:
-        deadline = time.monotonic() + spec["timeout"]
+        deadline = Deadline(spec["timeout"])
+        threading.Thread(target=listen_for_drain, args=(deadline,), daemon=True).start()
         events = [asyncio.Event() for _ in range(spec["count"])]
         tasks = [
             asyncio.create_task(
