@@ -65,8 +65,9 @@ def test_list_get_hide_unhide_delete(api: httpx.Client) -> None:
     assert api.delete(base).status_code == 204
     assert api.get(base).status_code == 404
     assert api.post(f"{base}/hide").status_code == 404
-    # Sequence numbers only grow, even after a deletion.
-    assert _append(api, session_id, "log").sequence == appended[-1].sequence + 1
+    # Sequence numbers only grow, even after a deletion (hide, unhide and delete each took one
+    # for the event announcing them).
+    assert _append(api, session_id, "log").sequence == appended[-1].sequence + 4
 
 
 def test_event_errors(api: httpx.Client) -> None:
@@ -197,3 +198,27 @@ def test_org_stream_is_scoped_to_the_organisation(server, api: httpx.Client, oth
         theirs = _session(other_api)
         first = OrgChange.model_validate(data_frames(response, 1)[0].json())
     assert first.session_id == theirs
+
+
+@pytest.mark.timeout(30)
+def test_hide_unhide_delete_are_announced_on_the_session_stream(server, api: httpx.Client) -> None:
+    session_id = _session(api)
+    target = _append(api, session_id, "message.agent", content="oops")
+    base = f"/v1/sessions/{session_id}/events/{target.id}"
+    assert api.post(f"{base}/hide").status_code == 200
+    assert api.post(f"{base}/unhide").status_code == 200
+    assert api.delete(base).status_code == 204
+    status_before = api.get(f"/v1/sessions/{session_id}").json()["status"]
+
+    # A stream that resumes from before them replays the three announcements in order.
+    with _stream(server, "") as client:
+        path = f"/v1/sessions/{session_id}/events/stream"
+        with client.stream("GET", path, params={"after": target.sequence}) as response:
+            announced = [Event.model_validate(f.json()) for f in data_frames(response, 3)]
+    assert [e.type for e in announced] == ["event.hidden", "event.unhidden", "event.deleted"]
+    assert [e.sequence for e in announced] == [target.sequence + n for n in (1, 2, 3)]
+    assert all(e.payload == {"event_id": target.id, "sequence": target.sequence} for e in announced)
+    # Bookkeeping is not agent activity: the timeline leaves it out and the status holds.
+    entries = api.get(f"/v1/sessions/{session_id}/timeline").json()["data"]
+    assert not [entry for entry in entries if entry["kind"].startswith("event.")]
+    assert status_before == "active"

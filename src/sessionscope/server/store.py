@@ -252,6 +252,11 @@ class Tx:
 
 
 SESSION_COUNTER_TYPES = {EventType.MESSAGE_USER.value, EventType.MESSAGE_AGENT.value}
+#: Bookkeeping events about another event (payload {event_id, sequence}); not agent activity.
+EVENT_HIDDEN = "event.hidden"
+EVENT_UNHIDDEN = "event.unhidden"
+EVENT_DELETED = "event.deleted"
+BOOKKEEPING_TYPES = frozenset({EVENT_HIDDEN, EVENT_UNHIDDEN, EVENT_DELETED})
 
 
 @dataclass
@@ -895,15 +900,23 @@ class Store:
 
     async def delete_event(self, org: str, session_id: str, event_id: str) -> None:
         async with self.write() as tx:
-            result = await tx.conn.execute(
-                delete(db.events).where(
-                    db.events.c.id == event_id,
-                    db.events.c.session_id == session_id,
-                    db.events.c.org == org,
-                )
-            )
-            if result.rowcount == 0:
+            e = db.events.c
+            where = (e.id == event_id, e.session_id == session_id, e.org == org)
+            sequence = (await tx.conn.execute(select(e.sequence).where(*where))).scalar()
+            if sequence is None:
                 raise not_found("event")
+            await tx.conn.execute(delete(db.events).where(*where))
+            await self._announce_event_change(
+                tx, org, session_id, EVENT_DELETED, event_id, sequence
+            )
+
+    async def _announce_event_change(
+        self, tx: Tx, org: str, session_id: str, kind: str, event_id: str, sequence: int
+    ) -> None:
+        """Live viewers learn of a hide, unhide or delete through an event of its own, with its
+        own sequence, so a resumed stream replays it in order too."""
+        session = await self._load_session(tx, org, session_id)
+        await self._append_event(tx, session, kind, {"event_id": event_id, "sequence": sequence})
 
     async def set_event_hidden(
         self, org: str, session_id: str, event_id: str, hidden: bool
@@ -921,6 +934,14 @@ class Store:
             if result.rowcount == 0:
                 raise not_found("event")
             row = (await tx.conn.execute(select(db.events).where(db.events.c.id == event_id))).one()
+            await self._announce_event_change(
+                tx,
+                org,
+                session_id,
+                EVENT_HIDDEN if hidden else EVENT_UNHIDDEN,
+                event_id,
+                row.sequence,
+            )
         return event_from_row(row)
 
     async def timeline(
@@ -1740,7 +1761,7 @@ def _apply_event_to_session(
     elif event_type == EventType.SESSION_FAILED.value:
         new_status = SessionStatus.FAILED.value
     elif status in (SessionStatus.CREATED.value, SessionStatus.IDLE.value) and not (
-        event_type.startswith("session.") or event_type == EventType.LOG.value
+        event_type.startswith(("session.", "event.")) or event_type == EventType.LOG.value
     ):
         new_status = SessionStatus.ACTIVE.value
     if new_status is not None and new_status != status:
@@ -1815,6 +1836,8 @@ def _summary(event: Event) -> str:
 
 
 def build_timeline(events: list[Event]) -> list[TimelineEntry]:
+    # Hide/unhide/delete announcements are for live viewers, not part of the session's story.
+    events = [event for event in events if event.type not in BOOKKEEPING_TYPES]
     pairs = _pair_tools(events)
     ended = {end.id for end in pairs.values()}
     entries: list[TimelineEntry] = []
