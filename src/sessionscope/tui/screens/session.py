@@ -646,10 +646,16 @@ class SessionScreen(Screen[None]):
             note.update(self._unsupported_text(Capability.ARTIFACTS))
             note.display = True
             return None
-        pane = ArtifactsPane(self.session_id, id="artifacts")
-        self.query_one(f"#{TAB_ARTIFACTS}", TabPane).mount(pane)
-        self.call_after_refresh(lambda: pane.table.focus())
+        self._mount_artifacts(ArtifactsPane(self.session_id, id="artifacts"))
         return None
+
+    @work(exclusive=True, exit_on_error=False, group="artifacts-mount")
+    async def _mount_artifacts(self, pane: Widget) -> None:
+        # The pane is in the DOM at once (so a second press does not mount another), its
+        # table only once the mount completes.
+        await self.query_one(f"#{TAB_ARTIFACTS}", TabPane).mount(pane)
+        if self.tabs.active == TAB_ARTIFACTS:
+            pane.query_one("#artifacts-table").focus()
 
     def action_show_timeline(self) -> None:
         self._show_tab(TAB_TIMELINE)
