@@ -27,11 +27,13 @@ from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.session import SessionScreen
 from sessionscope.tui.widgets.timeline import Timeline
+from sessionscope.tui.widgets.tool_calls import ToolCallsPane
 
 BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
 NOW = BASE + timedelta(minutes=10)
 SESSION_ID = "ses_snapshot0001"
 ACTION_ID = "act_snapshot0001"
+TOOL_CALL_ID = "call_snapshot0001"
 
 _EVENTS: list[tuple[str, dict[str, Any], bool]] = [
     ("session.created", {"title": "Refund for order 42"}, False),
@@ -140,6 +142,27 @@ async def _insert(db_path: str, org: str) -> None:
                 }
             ],
         )
+        await conn.execute(
+            db.tool_calls.insert(),
+            [
+                {
+                    "id": TOOL_CALL_ID,
+                    "session_id": SESSION_ID,
+                    "org": org,
+                    "tool": "crm.lookup",
+                    "arguments": [
+                        {"name": "customer", "value": "ACME-42", "secret": False},
+                        {"name": "api_token", "value": "tok_live_1234", "secret": True},
+                    ],
+                    "status": "pending",
+                    "created_at": BASE + timedelta(seconds=70),
+                    "resolved_at": None,
+                    "result": None,
+                    "error": None,
+                    "idempotency_key": None,
+                }
+            ],
+        )
 
 
 @pytest.fixture
@@ -174,6 +197,7 @@ async def _open_session(pilot: Pilot[Any], theme: str) -> Timeline:
             timeline.store.row_count == len(_EVENTS)
             and len(screen._actions) == 1
             and screen.watch_state is WatchState.LIVE
+            and screen.query_one(ToolCallsPane).loaded
             and "loading…" not in "".join(timeline.render_line(y).text for y in range(9))
         ),
         "the session's events",
@@ -229,3 +253,20 @@ def test_event_detail_snapshot(snapshot_server: Any, snap_compare: Any, theme: s
 def test_action_modal_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
     app = make_app(snapshot_server, watch=False)
     assert snap_compare(app, terminal_size=SIZE, run_before=_action_modal(theme))
+
+
+def _tool_calls_tab(pilot: Pilot[Any]) -> Any:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _open_session(pilot, "textual-dark")
+        await pilot.press("3")
+        pane = pilot.app.screen.query_one(ToolCallsPane)
+        await wait_for(pilot, lambda: pane.table.has_focus and len(pane.calls) == 1, "the call")
+        await pilot.pause()
+
+    return run_before(pilot)
+
+
+def test_tool_calls_tab_snapshot(snapshot_server: Any, snap_compare: Any) -> None:
+    """The outstanding call with its secret argument masked."""
+    app = make_app(snapshot_server, watch=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_tool_calls_tab)
