@@ -400,9 +400,17 @@ async def create_artifact(
 
 @router.get("/sessions/{session_id}/artifacts/{artifact_id}", response_model=ArtifactWithContent)
 async def get_artifact(
-    org: Org, store: StoreDep, session_id: str, artifact_id: str
-) -> ArtifactWithContent:
-    return await store.get_artifact_with_content(org, session_id, artifact_id)
+    org: Org,
+    store: StoreDep,
+    session_id: str,
+    artifact_id: str,
+    content: Annotated[
+        bool, Query(description="false: metadata only, without the base64 `data`")
+    ] = True,
+) -> Response:
+    if not content:
+        return _json(await store.get_artifact_metadata(org, session_id, artifact_id))
+    return _json(await store.get_artifact_with_content(org, session_id, artifact_id))
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -442,8 +450,8 @@ async def artifact_content(
     artifact_id: str,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    artifact, content = await store.get_artifact(org, session_id, artifact_id)
-    size = len(content)
+    artifact = await store.get_artifact_metadata(org, session_id, artifact_id)
+    size = artifact.size_bytes
     headers = {
         "Accept-Ranges": "bytes",
         # The name comes from an agent: percent-encode it rather than trust it in a header.
@@ -452,12 +460,22 @@ async def artifact_content(
         "ETag": f'"{artifact.checksum_sha256}"',
     }
     chosen = _byte_range(range_header, size) if range_header else None
+    status_code = 200
     if chosen is None:
-        return Response(content, media_type=artifact.mime_type, headers=headers)
-    first, last = chosen
-    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return Response(
-        content[first : last + 1], status_code=206, media_type=artifact.mime_type, headers=headers
+        first, last = 0, size - 1
+    else:
+        first, last = chosen
+        status_code = 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    headers["Content-Length"] = str(last - first + 1)
+    if size == 0:
+        return Response(b"", media_type=artifact.mime_type, headers=headers)
+    # Streamed chunk by chunk from the database: a preview of a huge artifact costs its range.
+    return StreamingResponse(
+        store.read_artifact_range(artifact, first, last),
+        status_code=status_code,
+        media_type=artifact.mime_type,
+        headers=headers,
     )
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCMicros(TypeDecorator[datetime]):
@@ -144,6 +144,17 @@ artifacts = Table(
     Index("ix_artifacts_session_created", "session_id", "created_at", "id"),
 )
 
+#: Artifact bytes in fixed-size chunks, so that a range reads only the chunks it covers
+#: (``artifacts.content`` is empty for chunked artifacts; older ones keep their bytes there).
+ARTIFACT_CHUNK_BYTES = 256 * 1024
+artifact_chunks = Table(
+    "artifact_chunks",
+    metadata,
+    Column("artifact_id", String(64), primary_key=True),
+    Column("chunk_index", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
 actions = Table(
     "actions",
     metadata,
@@ -248,12 +259,11 @@ def make_sync_writer_engine(engine: AsyncEngine) -> Engine | None:
 
 
 # version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
-MIGRATIONS: dict[int, list[str]] = {
-    2: [
-        "CREATE INDEX ix_org_changes_created ON org_changes (created_at)",
-        "CREATE TABLE org_stream_floor ("
-        " org VARCHAR(128) NOT NULL PRIMARY KEY, change_id BIGINT NOT NULL)",
-    ],
+#: version -> steps upgrading from version - 1: portable SQL, or a table to create (SQLAlchemy
+#: then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL).
+MIGRATIONS: dict[int, list[str | Table]] = {
+    2: ["CREATE INDEX ix_org_changes_created ON org_changes (created_at)", org_stream_floor],
+    3: [artifact_chunks],
 }
 
 
@@ -272,8 +282,11 @@ async def prepare_schema(engine: AsyncEngine) -> int:
             await _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version]:
-                await conn.exec_driver_sql(statement)
+            for step in MIGRATIONS[version]:
+                if isinstance(step, Table):
+                    await conn.run_sync(step.create, checkfirst=True)
+                else:
+                    await conn.exec_driver_sql(step)
             await _record(conn, version)
     return SCHEMA_VERSION
 

@@ -74,6 +74,8 @@ COUNT_CACHE_SECONDS = 2.0
 COUNT_CACHE_ENTRIES = 1024
 #: Appends committed together at most (each still gets its own sequence and reply).
 APPEND_BATCH_REQUESTS = 256
+#: Artifact chunks fetched per query when streaming a range (1 MiB).
+ARTIFACT_CHUNKS_PER_READ = 4
 T = TypeVar("T")
 SECRET_MASK = "********"
 
@@ -656,6 +658,13 @@ class Store:
         async with self.write() as tx:
             session = await self._load_session(tx, org, session_id)
             await self._cancel_pending_actions(tx, session, reason="session deleted")
+            await tx.conn.execute(
+                delete(db.artifact_chunks).where(
+                    db.artifact_chunks.c.artifact_id.in_(
+                        select(db.artifacts.c.id).where(db.artifacts.c.session_id == session_id)
+                    )
+                )
+            )
             for table in (db.events, db.artifacts, db.actions, db.tool_calls, db.session_tags):
                 await tx.conn.execute(delete(table).where(table.c.session_id == session_id))
             await tx.conn.execute(delete(db.sessions).where(db.sessions.c.id == session_id))
@@ -1044,12 +1053,19 @@ class Store:
                 created_at=tx.now,
             )
             await tx.conn.execute(
-                db.artifacts.insert().values(
-                    **artifact.model_dump(),
-                    org=org,
-                    content=content,
-                )
+                db.artifacts.insert().values(**artifact.model_dump(), org=org, content=b"")
             )
+            step = db.ARTIFACT_CHUNK_BYTES
+            chunks = [
+                {
+                    "artifact_id": artifact.id,
+                    "chunk_index": index,
+                    "data": content[start : start + step],
+                }
+                for index, start in enumerate(range(0, len(content), step))
+            ]
+            if chunks:
+                await tx.conn.execute(db.artifact_chunks.insert(), chunks)
             await self._append_event(
                 tx,
                 session,
@@ -1090,22 +1106,67 @@ class Store:
             data=[artifact_from_row(row) for row in rows], next_cursor=next_cursor, total=total
         )
 
-    async def get_artifact(
-        self, org: str, session_id: str, artifact_id: str
-    ) -> tuple[Artifact, bytes]:
+    async def get_artifact_metadata(self, org: str, session_id: str, artifact_id: str) -> Artifact:
+        a = db.artifacts.c
+        columns = [column for column in db.artifacts.c if column.name != "content"]
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(db.artifacts).where(
-                        db.artifacts.c.id == artifact_id,
-                        db.artifacts.c.session_id == session_id,
-                        db.artifacts.c.org == org,
+                    select(*columns).where(
+                        a.id == artifact_id, a.session_id == session_id, a.org == org
                     )
                 )
             ).first()
         if row is None:
             raise not_found("artifact")
-        return artifact_from_row(row), bytes(row.content)
+        return artifact_from_row(row)
+
+    async def read_artifact_range(
+        self, artifact: Artifact, first: int, last: int
+    ) -> AsyncIterator[bytes]:
+        """The bytes ``first..last`` (inclusive) of an artifact, a few chunks per query, so
+        memory stays at a few chunks whatever the artifact's size or the range's length."""
+        step = db.ARTIFACT_CHUNK_BYTES
+        k = db.artifact_chunks.c
+        index, last_index = first // step, last // step
+        while index <= last_index:
+            upto = min(last_index, index + ARTIFACT_CHUNKS_PER_READ - 1)
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(k.chunk_index, k.data)
+                        .where(
+                            k.artifact_id == artifact.id,
+                            k.chunk_index >= index,
+                            k.chunk_index <= upto,
+                        )
+                        .order_by(k.chunk_index)
+                    )
+                ).all()
+                if not rows and index == 0:
+                    # Stored before chunking: the bytes are still in artifacts.content.
+                    legacy = (
+                        await conn.execute(
+                            select(db.artifacts.c.content).where(db.artifacts.c.id == artifact.id)
+                        )
+                    ).scalar()
+                    yield bytes(legacy or b"")[first : last + 1]
+                    return
+            for chunk_index, data in rows:
+                start = chunk_index * step
+                yield bytes(data[max(0, first - start) : last + 1 - start])
+            index = upto + 1
+
+    async def get_artifact(
+        self, org: str, session_id: str, artifact_id: str
+    ) -> tuple[Artifact, bytes]:
+        artifact = await self.get_artifact_metadata(org, session_id, artifact_id)
+        if artifact.size_bytes == 0:
+            return artifact, b""
+        parts = [
+            part async for part in self.read_artifact_range(artifact, 0, artifact.size_bytes - 1)
+        ]
+        return artifact, b"".join(parts)
 
     async def get_artifact_with_content(
         self, org: str, session_id: str, artifact_id: str

@@ -1,0 +1,80 @@
+"""Artifacts stored in chunks: ranges across chunk boundaries, metadata-only reads, old rows."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import sqlite3
+
+import httpx
+
+from sessionscope.models import Artifact, ArtifactWithContent
+from sessionscope.server.db import ARTIFACT_CHUNK_BYTES
+
+
+def _upload(api: httpx.Client, session_id: str, name: str, data: bytes) -> Artifact:
+    body = {"name": name, "mime_type": "application/octet-stream"}
+    body["data"] = base64.b64encode(data).decode()
+    response = api.post(f"/v1/sessions/{session_id}/artifacts", json=body)
+    assert response.status_code == 201, response.text
+    return Artifact.model_validate(response.json())
+
+
+def test_ranges_across_chunk_boundaries_and_metadata_only(api: httpx.Client) -> None:
+    session_id = api.post("/v1/sessions", json={"title": "chunks"}).json()["id"]
+    blob = random.Random(7).randbytes(ARTIFACT_CHUNK_BYTES * 5 + 123)
+    artifact = _upload(api, session_id, "big.bin", blob)
+    content = f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
+
+    whole = api.get(content)
+    assert whole.status_code == 200 and whole.content == blob
+    assert whole.headers["content-length"] == str(len(blob))
+    step = ARTIFACT_CHUNK_BYTES
+    for first, last in [
+        (0, 0),
+        (step - 1, step),  # the last byte of one chunk and the first of the next
+        (step * 2 - 10, step * 4 + 10),  # spans several chunks (and more than one read)
+        (len(blob) - 5, len(blob) - 1),
+    ]:
+        part = api.get(content, headers={"Range": f"bytes={first}-{last}"})
+        assert part.status_code == 206, (first, last)
+        assert part.content == blob[first : last + 1], (first, last)
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{len(blob)}"
+    suffix = api.get(content, headers={"Range": "bytes=-300"})
+    assert suffix.status_code == 206 and suffix.content == blob[-300:]
+
+    single = f"/v1/sessions/{session_id}/artifacts/{artifact.id}"
+    with_content = ArtifactWithContent.model_validate(api.get(single).json())
+    assert base64.b64decode(with_content.data) == blob
+    metadata = api.get(single, params={"content": "false"})
+    assert metadata.status_code == 200 and "data" not in metadata.json()
+    assert Artifact.model_validate(metadata.json()) == artifact
+    assert artifact.checksum_sha256 == hashlib.sha256(blob).hexdigest()
+
+    empty = _upload(api, session_id, "empty.bin", b"")
+    empty_content = api.get(f"/v1/sessions/{session_id}/artifacts/{empty.id}/content")
+    assert empty_content.status_code == 200 and empty_content.content == b""
+
+
+def test_artifacts_stored_before_chunking_still_read(make_server) -> None:
+    server = make_server()
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
+        session_id = api.post("/v1/sessions", json={"title": "legacy"}).json()["id"]
+        artifact = _upload(api, session_id, "old.txt", b"placeholder")
+        # Put the row back the way the first schema stored it: bytes inline, no chunks.
+        legacy = b"stored inline by an older server"
+        with sqlite3.connect(server.db_path) as connection:
+            connection.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?", (artifact.id,))
+            connection.execute(
+                "UPDATE artifacts SET content = ?, size_bytes = ? WHERE id = ?",
+                (legacy, len(legacy), artifact.id),
+            )
+        content = f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
+        assert api.get(content).content == legacy
+        ranged = api.get(content, headers={"Range": "bytes=7-12"})
+        assert ranged.status_code == 206 and ranged.content == legacy[7:13]
+        assert api.delete(f"/v1/sessions/{session_id}").status_code == 204
+        with sqlite3.connect(server.db_path) as connection:
+            (left,) = connection.execute("SELECT COUNT(*) FROM artifact_chunks").fetchone()
+        assert left == 0
