@@ -5,8 +5,10 @@ and keys greyed out for a backend without a capability or in read-only mode."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from session_support import (
     SIZE,
     agent_client,
@@ -18,11 +20,13 @@ from session_support import (
     screen_text,
     wait_for,
 )
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
 
 from sessionscope.backends import Capability
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.event_rate import EventRate
 from sessionscope.tui.help import collect_keys
 from sessionscope.tui.screens.confirm import ConfirmationModal, InfoModal
 from sessionscope.tui.screens.export import ExportScreen
@@ -34,7 +38,7 @@ from sessionscope.tui.screens.tool_call import ToolResultScreen
 from sessionscope.tui.screens.variables import VariablesScreen
 from sessionscope.tui.widgets.artifacts import ArtifactsPane
 from sessionscope.tui.widgets.timeline import Timeline
-from sessionscope.tui.widgets.tool_calls import ToolCallsPane
+from sessionscope.tui.widgets.tool_calls import ToolCallsPane, ToolCallTable
 
 
 def visible_rows(timeline: Timeline) -> list[str]:
@@ -346,3 +350,43 @@ async def test_keys_greyed_out_without_the_capability_and_in_read_only(server: A
         for binding_id in ("session.message", "session.close", "session.event_visibility"):
             assert help_of[binding_id].note == "read-only", binding_id
         assert help_of["session.replay"].enabled, "replay changes nothing"
+
+
+BINDING_HOLDERS = [SessionScreen, ToolCallsPane, ToolCallTable]
+
+
+@pytest.mark.parametrize("holder", BINDING_HOLDERS, ids=lambda c: c.__name__)
+def test_bindings_have_ids_descriptions_and_tooltips(holder: type) -> None:
+    own = [b for b in holder.__dict__.get("BINDINGS", []) if isinstance(b, Binding)]
+    assert own
+    for binding in own:
+        assert binding.id and binding.description and binding.tooltip, binding.key
+
+
+def test_session_keys_do_not_collide() -> None:
+    def keys(holder: type) -> list[str]:
+        return [
+            key
+            for binding in holder.__dict__["BINDINGS"]
+            for key in binding.key.split(",")
+            if isinstance(binding, Binding)
+        ]
+
+    screen_keys = keys(SessionScreen)
+    assert len(screen_keys) == len(set(screen_keys)), "a key bound twice on the session screen"
+    app_keys = set(keys(SessionScopeApp))
+    timeline_keys = set(keys(Timeline))
+    assert not set(screen_keys) & (app_keys | timeline_keys)
+    # The panes shadow only refresh, with the same meaning (reload what they show).
+    assert set(keys(ToolCallsPane)) & set(screen_keys) == {"r"}
+    assert set(keys(ArtifactsPane)) & set(screen_keys) == {"r"}
+
+
+def test_event_rate_buckets_and_window() -> None:
+    rate = EventRate(bucket_seconds=10, buckets=3)
+    now = datetime(2030, 1, 1, 0, 0, 25, tzinfo=UTC)
+    for seconds in (1, 12, 13, 24, 25, -40, 3600):
+        rate.add(now.replace(second=0) + timedelta(seconds=seconds), now)
+    assert rate.series(now) == [1, 2, 2]
+    later = now + timedelta(seconds=20)
+    assert rate.series(later) == [2, 0, 0]
