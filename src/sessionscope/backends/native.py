@@ -292,8 +292,9 @@ class NativeBackend(Backend):
             _ARTIFACT,
             "GET",
             f"/v1/sessions/{_seg(session_id)}/artifacts/{_seg(artifact_id)}",
+            params={"content": "false"},
         )
-        # The reply may carry the base64 content; metadata callers must not keep it around.
+        # Older servers ignore ``content=false`` and send the base64 content: drop it.
         if artifact.model_extra and "data" in artifact.model_extra:
             del artifact.model_extra["data"]
         return artifact
