@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from session_support import (
 )
 from textual.binding import Binding
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable, TabbedContent
 
 from sessionscope.backends import Capability
@@ -271,16 +273,17 @@ async def test_each_session_key_reaches_its_screen(server: Any) -> None:
         app = make_app(server)
         async with app.run_test(size=SIZE) as pilot:
             screen = await open_session(pilot, session_id, 4)
-            for key, kind in (
+            screens: list[tuple[str, type[Screen[Any]]]] = [
                 ("e", EditSessionScreen),
                 ("V", VariablesScreen),
                 ("R", ReplayScreen),
                 ("E", ExportScreen),
                 ("C", ConfirmationModal),
                 ("D", ConfirmationModal),
-            ):
+            ]
+            for key, kind in screens:
                 await pilot.press(key)
-                await wait_for(pilot, lambda kind=kind: isinstance(app.screen, kind), kind.__name__)
+                await wait_for(pilot, partial(_showing, app, kind), kind.__name__)
                 await pilot.press("escape")
                 await back_to(pilot, screen)
             response = await client.get(f"/sessions/{session_id}")
@@ -294,6 +297,10 @@ async def test_each_session_key_reaches_its_screen(server: Any) -> None:
 
             # The sparkline counted the seeded events (created just now).
             await wait_for(pilot, lambda: sum(screen.rate.series(_now())) >= 4, "the rate")
+
+
+def _showing(app: SessionScopeApp, kind: type[Screen[Any]]) -> bool:
+    return isinstance(app.screen, kind)
 
 
 def _now() -> Any:
