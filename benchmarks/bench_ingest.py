@@ -107,6 +107,8 @@ def watch(program: PtyProgram, feeder: subprocess.Popen[str], seconds: float) ->
         "cpu_percent": 100 * cpu / elapsed,
         "rss_start": rss[0] if rss else 0.0,
         "rss_end": rss[-1] if rss else 0.0,
+        # Quartiles of the run, to tell a plateau (bounded caches filling) from steady growth.
+        "rss_quarters": [rss[len(rss) * q // 4] for q in (1, 2, 3)] if len(rss) >= 4 else [],
     }
 
 
@@ -211,7 +213,7 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
 
         # Ramp: the highest rate at which every probe shows up and the lag does not grow.
         sustained = 0.0
-        ramp = [] if quick else [2000.0, 5000.0, 10000.0]
+        ramp = [] if quick else [1000.0, 2000.0, 5000.0, 10000.0]
         for target_rate in ramp:
             title = f"ramp-{target_rate:g}-{time.monotonic_ns()}"
             session_id = create_session(server, title)
