@@ -39,6 +39,7 @@ from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.screens.confirm import is_read_only
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left
+from sessionscope.tui.widgets.status import AppHeader
 from sessionscope.tui.widgets.timeline import Timeline
 from sessionscope.tui.widgets.tool_calls import ToolCallsPane
 
@@ -309,6 +310,7 @@ class SessionScreen(Screen[None]):
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield AppHeader("Session")
         with Horizontal(id="session-title-row"):
             yield Static(Text("Loading session…"), id="session-title")
             yield Static("", id="session-rate-label")
