@@ -16,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from session_support import SIZE, make_app, wait_for
+from session_support import SIZE, wait_for
 from textual.pilot import Pilot
 
-from sessionscope.backends import WatchState
+from sessionscope.backends import BackendConfig, WatchState
+from sessionscope.backends.native import NativeBackend
 from sessionscope.server import db
 from sessionscope.server.seed import _engine
 from sessionscope.tui import clock
+from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.session import SessionScreen
@@ -34,6 +36,27 @@ NOW = BASE + timedelta(minutes=10)
 SESSION_ID = "ses_snapshot0001"
 ACTION_ID = "act_snapshot0001"
 TOOL_CALL_ID = "call_snapshot0001"
+
+
+class FixedNameBackend(NativeBackend):
+    """The real client; only the header's server name is fixed (the port changes per run)."""
+
+    @property
+    def display_name(self) -> str:
+        return "snapshot-server:8765"
+
+
+def snapshot_app(running: Any) -> SessionScopeApp:
+    backend = FixedNameBackend(
+        BackendConfig(
+            url=running.url,
+            api_key=running.api_key,
+            timeout=5.0,
+            options={"retry_attempts": 1, "reconnect_base": 0.05, "reconnect_max": 0.2},
+        )
+    )
+    return SessionScopeApp(backend, watch=False)
+
 
 _EVENTS: list[tuple[str, dict[str, Any], bool]] = [
     ("session.created", {"title": "Refund for order 42"}, False),
@@ -239,19 +262,19 @@ def _action_modal(theme: str) -> Callable[[Pilot[Any]], Any]:
 
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 def test_session_screen_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
-    app = make_app(snapshot_server, watch=False)
+    app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_session_screen(theme))
 
 
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 def test_event_detail_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
-    app = make_app(snapshot_server, watch=False)
+    app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_event_detail(theme))
 
 
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 def test_action_modal_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
-    app = make_app(snapshot_server, watch=False)
+    app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_action_modal(theme))
 
 
@@ -268,5 +291,5 @@ def _tool_calls_tab(pilot: Pilot[Any]) -> Any:
 
 def test_tool_calls_tab_snapshot(snapshot_server: Any, snap_compare: Any) -> None:
     """The outstanding call with its secret argument masked."""
-    app = make_app(snapshot_server, watch=False)
+    app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_tool_calls_tab)

@@ -16,6 +16,7 @@ from sessionscope.models import Event
 from sessionscope.tui import event_summary
 from sessionscope.tui.safe import neutralise, one_line, plain
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.status import AppHeader
 
 
 class EventDetailScreen(Screen[None]):
@@ -46,6 +47,7 @@ class EventDetailScreen(Screen[None]):
         title.append(one_line(self.event.id, 60), style="dim")
         if self.event.hidden:
             title.append("  hidden", style="italic dim")
+        yield AppHeader("Event")
         yield Static(title, id="event-title")
         with VerticalScroll(id="event-json-scroll"):
             yield Static(id="event-json")

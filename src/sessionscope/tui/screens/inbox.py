@@ -19,6 +19,7 @@ from sessionscope.tui import clock
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left, seconds_left
+from sessionscope.tui.widgets.status import AppHeader
 
 #: Re-fetch this often even when the org stream is quiet or unavailable.
 FALLBACK_REFRESH_SECONDS = 15.0
@@ -57,7 +58,7 @@ class InboxScreen(Screen[None]):
         self._debounce: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("Actions inbox", style="bold"), id="inbox-title")
+        yield AppHeader("Actions inbox")
         table: DataTable[Text | str] = DataTable(id="inbox-table", cursor_type="row")
         for key, label in _COLUMNS:
             table.add_column(label, key=key)

@@ -20,6 +20,7 @@ from sessionscope.models import Replay, ReplayStep
 from sessionscope.tui.safe import plain, plain_line, pretty_json
 from sessionscope.tui.screens.confirm import describe_error
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.status import AppHeader
 
 #: Rows drawn at most; a longer replay says how many were left out.
 MAX_STEPS = 2000
@@ -93,6 +94,7 @@ class ReplayScreen(Screen[None]):
         self.steps: list[ReplayStep] = []
 
     def compose(self) -> ComposeResult:
+        yield AppHeader("Replay")
         yield Static(plain(f"Replay · {self.session_id}"), id="replay-summary")
         yield OptionList(id="replay-waterfall")
         with VerticalScroll(id="replay-detail"):

@@ -34,6 +34,7 @@ from sessionscope.tui.preview.loader import Preview, load_preview
 from sessionscope.tui.preview.widgets import preview_widget
 from sessionscope.tui.safe import one_line, plain, plain_line
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.status import AppHeader
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -425,6 +426,7 @@ class ArtifactsScreen(Screen[None]):
         self.session_id = session_id
 
     def compose(self) -> ComposeResult:
+        yield AppHeader("Artifacts")
         yield Static(
             plain_line(f"Artifacts · session {self.session_id}", "bold", limit=200),
             id="artifacts-screen-title",

@@ -32,7 +32,11 @@ class ConnectionIndicator(Static):
     """``● live`` / ``◐ reconnecting`` / ``◍ polling`` / ``○ offline``; detail in the tooltip."""
 
     def on_mount(self) -> None:
-        app = cast("SessionScopeApp", self.app)
+        app = self.app
+        if not hasattr(app, "connection_state"):
+            # Hosted by an app without an organisation watch (a screen on its own): no state.
+            self.display = False
+            return
         self.watch(app, "connection_state", self._show, init=True)
         self.watch(app, "connection_detail", self._show, init=False)
 
@@ -59,10 +63,12 @@ class AppHeader(Horizontal):
         self._screen_title = screen_title
 
     def compose(self) -> ComposeResult:
-        app = cast("SessionScopeApp", self.app)
+        app = self.app
+        backend = getattr(app, "backend", None)
+        server = backend.display_name if backend is not None else ""
         yield Static("sessionscope", classes="app-header--name")
-        yield Static(plain_line(app.backend.display_name, limit=80), classes="app-header--server")
+        yield Static(plain_line(server, limit=80), classes="app-header--server")
         yield Static(Text(self._screen_title, end=""), classes="app-header--screen")
-        if app.read_only:
+        if getattr(app, "read_only", False):
             yield Static("READ-ONLY", classes="app-header--read-only")
         yield ConnectionIndicator(classes="app-header--connection")

@@ -1,0 +1,83 @@
+"""Console-wide consistency: the header on every full screen, org-stream resets, the inbox on the
+app's org stream, the action modal's outcome from live events, palette commands per screen, the
+sessions rate column. Everything against the reference server on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from session_support import (
+    SIZE,
+    agent_client,
+    create_session,
+    make_app,
+    post_messages,
+    wait_for,
+)
+from textual.screen import Screen
+
+from sessionscope.backends import WatchState
+from sessionscope.tui import clock
+from sessionscope.tui.screens.event_detail import EventDetailScreen
+from sessionscope.tui.screens.inbox import InboxScreen
+from sessionscope.tui.screens.replay import ReplayScreen
+from sessionscope.tui.screens.session import SessionScreen
+from sessionscope.tui.widgets.status import AppHeader, ConnectionIndicator
+from sessionscope.tui.widgets.timeline import Timeline
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_clock() -> Any:
+    yield
+    clock.freeze(None)
+
+
+def header_of(screen: Screen[Any]) -> tuple[str, str]:
+    """(server name, connection label) as the screen's own header shows them."""
+    header = screen.query_one(AppHeader)
+    server = str(header.query_one(".app-header--server").render())
+    indicator = str(header.query_one(ConnectionIndicator).render())
+    return server, indicator
+
+
+async def test_every_full_screen_shows_server_and_connection(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Header everywhere")
+        await post_messages(client, session_id, 2, "hello")
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+        name = app.backend.display_name
+
+        def shows_header() -> bool:
+            try:
+                server_name, indicator = header_of(app.screen)
+            except Exception:
+                return False
+            return server_name == name and "live" in indicator
+
+        assert shows_header()  # the sessions screen
+        app.open_session(session_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the session")
+        await wait_for(pilot, shows_header, "the session screen's header")
+        screen = app.screen
+        assert isinstance(screen, SessionScreen)
+        timeline = screen.query_one(Timeline)
+        await wait_for(pilot, lambda: timeline.event_at_cursor() is not None, "an event")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EventDetailScreen), "event detail")
+        await wait_for(pilot, shows_header, "the event detail's header")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back on the session")
+        app.push_screen(ReplayScreen(session_id))
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), "replay")
+        await wait_for(pilot, shows_header, "the replay's header")
+        await pilot.press("escape")
+        app.open_inbox()
+        await wait_for(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
+        await wait_for(pilot, shows_header, "the inbox's header")
+        # The indicator follows the app's state on whichever screen is showing.
+        app.connection_state = WatchState.RECONNECTING
+        await pilot.pause()
+        assert "reconnecting" in header_of(app.screen)[1]
