@@ -72,6 +72,8 @@ PREVIEW_CHARS = 200
 #: How long a sessions COUNT is reused: totals may lag inserts by this much.
 COUNT_CACHE_SECONDS = 2.0
 COUNT_CACHE_ENTRIES = 1024
+#: Sessions a text search (``q``) scans per request, newest first: its latency bound.
+TEXT_SCAN_ROWS = 2_000
 #: Appends committed together at most (each still gets its own sequence and reply).
 APPEND_BATCH_REQUESTS = 256
 #: Artifact chunks fetched per query when streaming a range (1 MiB).
@@ -561,30 +563,55 @@ class Store:
         if tag is not None:
             t = db.session_tags.c
             conditions.append(s.id.in_(select(t.session_id).where(t.org == org, t.tag == tag)))
-        if text:
-            conditions.append(
-                or_(
-                    s.title.icontains(text, autoescape=True),
-                    s.preview.icontains(text, autoescape=True),
-                )
-            )
         page_conditions = list(conditions)
         if cursor:
             micros, last_id = decode_cursor(cursor)
             page_conditions.append(tuple_(s.created_at, s.id) < _keyset(micros, last_id))
-        query = (
-            select(db.sessions)
-            .where(and_(*page_conditions))
-            .order_by(s.created_at.desc(), s.id.desc())
-            .limit(limit + 1)
-        )
+        order = (s.created_at.desc(), s.id.desc())
         total: int | None = None
         async with self.engine.connect() as conn:
+            # Text search is a substring match no index serves, so each request scans a bounded
+            # window of the newest TEXT_SCAN_ROWS candidates (an index walk) and filters those.
+            # A window that ends before the page fills still hands out a cursor (at the window's
+            # end): pages may be short, even empty, yet every match is reached by paging on.
+            window_end: tuple[int, str] | None = None
+            if text:
+                boundary = (
+                    await conn.execute(
+                        select(s.created_at, s.id)
+                        .where(and_(*page_conditions))
+                        .order_by(*order)
+                        .limit(1)
+                        .offset(TEXT_SCAN_ROWS - 1)
+                    )
+                ).first()
+                if conn.dialect.name == "sqlite":
+                    # SQLite's LIKE already ignores ASCII case and its lower() folds nothing
+                    # else, so lower() on both sides only doubled the scan's cost.
+                    matches = or_(
+                        s.title.contains(text, autoescape=True),
+                        s.preview.contains(text, autoescape=True),
+                    )
+                else:
+                    matches = or_(
+                        s.title.icontains(text, autoescape=True),
+                        s.preview.icontains(text, autoescape=True),
+                    )
+                conditions.append(matches)
+                page_conditions.append(matches)
+                if boundary is not None:
+                    window_end = (db.to_micros(boundary.created_at), boundary.id)
+                    page_conditions.append(tuple_(s.created_at, s.id) >= _keyset(*window_end))
+            query = (
+                select(db.sessions).where(and_(*page_conditions)).order_by(*order).limit(limit + 1)
+            )
             rows = (await conn.execute(query)).all()
-            if not cursor:
+            if not cursor and not (text and window_end is not None):
                 # A COUNT walks every matching row (hundreds of ms with 100k sessions), so only
                 # the first page carries it, from a short-lived cache: a client paging on keeps
-                # the total it got first (the API allows null on later pages).
+                # the total it got first (the API allows null on later pages). A text search
+                # whose window did not reach the oldest session has no total (null): counting
+                # it would scan every row.
                 count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
                 total = self._cached_count(count_key)
                 if total is None:
@@ -600,6 +627,8 @@ class Store:
         if more and rows:
             last = rows[-1]._mapping
             next_cursor = encode_cursor(last["created_at"], last["id"])
+        elif window_end is not None:
+            next_cursor = encode_cursor(db.from_micros(window_end[0]), window_end[1])
         return Page[Session](
             data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
         )
