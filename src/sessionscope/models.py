@@ -76,6 +76,14 @@ class EventType(StrEnum):
     VARIABLES_UPDATED = "variables.updated"
     ERROR = "error"
     LOG = "log"
+    #: Bookkeeping: an operator changed an event's visibility; payload ``{event_id, sequence}``.
+    #: They never appear in a timeline.
+    EVENT_HIDDEN = "event.hidden"
+    EVENT_UNHIDDEN = "event.unhidden"
+    EVENT_DELETED = "event.deleted"
+    #: Not a session event: the organisation stream's ``OrgChange.kind`` when a client resumed
+    #: from before the server's retention window (it should reload what it lists).
+    STREAM_RESET = "stream.reset"
 
 
 class Usage(Model):
