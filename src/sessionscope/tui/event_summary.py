@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sessionscope.models import Event
+from sessionscope.models import Event, EventType
 from sessionscope.tui.safe import SECRET_MASK, one_line
 
 #: Colour family of each type prefix; the timeline maps a family to a component class.
@@ -46,10 +46,9 @@ FAMILIES: tuple[str, ...] = (
 )
 
 #: Emitted when an operator changes an event's visibility; payload ``{event_id, sequence}``.
-EVENT_HIDDEN = "event.hidden"
-EVENT_UNHIDDEN = "event.unhidden"
-EVENT_DELETED = "event.deleted"
-VISIBILITY_TYPES = frozenset({EVENT_HIDDEN, EVENT_UNHIDDEN, EVENT_DELETED})
+VISIBILITY_TYPES = frozenset(
+    {EventType.EVENT_HIDDEN, EventType.EVENT_UNHIDDEN, EventType.EVENT_DELETED}
+)
 
 _TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "output", "error")
 _TOOL_KEYS = ("tool", "tool_name", "name")
@@ -117,7 +116,7 @@ def visibility_change(event: Event) -> tuple[int, str, bool | None] | None:
     event_id = event.payload.get("event_id")
     if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence <= 0:
         return None
-    hidden = None if event.type == EVENT_DELETED else event.type == EVENT_HIDDEN
+    hidden = None if event.type == EventType.EVENT_DELETED else event.type == EventType.EVENT_HIDDEN
     return sequence, str(event_id) if event_id is not None else "", hidden
 
 
