@@ -18,11 +18,12 @@ from session_support import (
 from textual.screen import Screen
 
 from sessionscope.backends import WatchState
-from sessionscope.tui import clock
+from sessionscope.models import Event, EventType
+from sessionscope.tui import clock, event_summary
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
-from sessionscope.tui.screens.session import SessionScreen
+from sessionscope.tui.screens.session import NOT_TIMELINE_TYPES, SessionScreen
 from sessionscope.tui.widgets.status import AppHeader, ConnectionIndicator
 from sessionscope.tui.widgets.timeline import Timeline
 
@@ -81,3 +82,23 @@ async def test_every_full_screen_shows_server_and_connection(server: Any) -> Non
         app.connection_state = WatchState.RECONNECTING
         await pilot.pause()
         assert "reconnecting" in header_of(app.screen)[1]
+
+
+def test_visibility_and_reset_kinds_are_event_types() -> None:
+    """The TUI reads the bookkeeping kinds from ``EventType``, the one list of event names."""
+    assert EventType.STREAM_RESET == "stream.reset"
+    deleted = Event(
+        id="evt_2",
+        session_id="ses_1",
+        sequence=9,
+        type=EventType.EVENT_DELETED,
+        payload={"event_id": "evt_1", "sequence": 4},
+    )
+    hidden = deleted.model_copy(update={"type": "event.hidden"})
+    unhidden = deleted.model_copy(update={"type": EventType.EVENT_UNHIDDEN.value})
+    assert event_summary.visibility_change(deleted) == (4, "evt_1", None)
+    assert event_summary.visibility_change(hidden) == (4, "evt_1", True)
+    assert event_summary.visibility_change(unhidden) == (4, "evt_1", False)
+    # None of them (nor the org stream's reset) is offered by the timeline's type filter.
+    assert EventType.STREAM_RESET in NOT_TIMELINE_TYPES
+    assert event_summary.VISIBILITY_TYPES <= NOT_TIMELINE_TYPES

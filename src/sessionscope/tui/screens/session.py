@@ -81,6 +81,8 @@ MUTATING_ACTIONS = frozenset(
         "event_visibility",
     }
 )
+#: Kinds that never show in a timeline: nothing to filter on.
+NOT_TIMELINE_TYPES = event_summary.VISIBILITY_TYPES | {EventType.STREAM_RESET}
 #: Actions about the timeline's rows: only while the timeline tab is showing.
 TIMELINE_ACTIONS = frozenset(
     {
@@ -735,7 +737,8 @@ class SessionScreen(Screen[None]):
             self._refresh_meta()
 
     def action_filter_type(self) -> None:
-        types = sorted({*(kind.value for kind in EventType), *self._seen_types})
+        kinds = {*(kind.value for kind in EventType), *self._seen_types}
+        types = sorted(kinds - NOT_TIMELINE_TYPES)
 
         def chosen(choice: str | None) -> None:
             if choice is None:
