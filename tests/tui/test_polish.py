@@ -4,12 +4,14 @@ sessions rate column. Everything against the reference server on loopback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from session_support import (
     SIZE,
     agent_client,
+    create_action,
     create_session,
     make_app,
     post_messages,
@@ -19,7 +21,9 @@ from textual.screen import Screen
 
 from sessionscope.backends import WatchState
 from sessionscope.models import Event, EventType
+from sessionscope.server.store import org_channel
 from sessionscope.tui import clock, event_summary
+from sessionscope.tui.screens import inbox as inbox_module
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
@@ -102,3 +106,28 @@ def test_visibility_and_reset_kinds_are_event_types() -> None:
     # None of them (nor the org stream's reset) is offered by the timeline's type filter.
     assert EventType.STREAM_RESET in NOT_TIMELINE_TYPES
     assert event_summary.VISIBILITY_TYPES <= NOT_TIMELINE_TYPES
+
+
+async def test_inbox_follows_the_apps_org_stream(
+    make_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the timer fallback, only the org stream can bring the new action in.
+    monkeypatch.setattr(inbox_module, "FALLBACK_REFRESH_SECONDS", 3600.0)
+    running = make_server()
+    broker = running.app.state.broker
+    async with agent_client(running) as client:
+        session_id = await create_session(client, "Inbox stream")
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            app.open_inbox()
+            await wait_for(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
+            inbox = app.screen
+            assert isinstance(inbox, InboxScreen)
+            await wait_for(pilot, lambda: inbox.loads > 0, "the first fetch")
+            action = await create_action(client, session_id, tool="stream_tool")
+            await wait_for(
+                pilot, lambda: [a.id for a in inbox.actions] == [action["id"]], "the new action"
+            )
+            # One organisation stream for the whole console.
+            assert broker.subscriber_count(org_channel(running.org)) == 1

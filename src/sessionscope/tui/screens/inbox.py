@@ -13,9 +13,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
-from sessionscope.backends import Backend, BackendError, WatchState
+from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ActionStatus, PendingAction
 from sessionscope.tui import clock
+from sessionscope.tui.app import OrgChanges
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left, seconds_left
@@ -54,6 +55,8 @@ class InboxScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.actions: list[PendingAction] = []
+        #: Successful fetches so far (0: the inbox has not been shown yet).
+        self.loads = 0
         self._fallback: Timer | None = None
         self._debounce: Timer | None = None
 
@@ -70,7 +73,6 @@ class InboxScreen(Screen[None]):
         self.query_one(DataTable).focus()
         self.set_interval(1.0, self._tick, name="inbox-countdown")
         self.action_reload()
-        self._watch()
 
     def on_screen_resume(self) -> None:
         self.action_reload()
@@ -90,6 +92,7 @@ class InboxScreen(Screen[None]):
         self.actions = sorted(
             (a for a in actions if a.status is ActionStatus.PENDING), key=lambda a: a.created_at
         )
+        self.loads += 1
         self._rebuild()
         self._arm_fallback()
 
@@ -100,23 +103,18 @@ class InboxScreen(Screen[None]):
             FALLBACK_REFRESH_SECONDS, self.action_reload, name="inbox-fallback"
         )
 
-    @work(exclusive=True, exit_on_error=False, group="inbox-watch")
-    async def _watch(self) -> None:
-        def on_state(state: WatchState, detail: str | None) -> None:
-            if state is not WatchState.LIVE and detail:
-                self._set_status(f"updates {state.value}: {detail}")
+    def on_org_changes(self, message: OrgChanges) -> None:
+        """The app's one organisation stream (no second stream per inbox): a change to any
+        action re-fetches the inbox, debounced so a burst costs one fetch."""
+        if any(change.kind.startswith("action.") for change in message.changes):
+            self._reload_soon()
 
-        try:
-            async for change in self.backend.watch_org(on_state=on_state):
-                if change.kind.startswith("action."):
-                    if self._debounce is not None:
-                        self._debounce.stop()
-                    self._debounce = self.set_timer(
-                        CHANGE_DEBOUNCE_SECONDS, self.action_reload, name="inbox-change"
-                    )
-        except BackendError as error:
-            # The fallback timer keeps the inbox fresh without the stream.
-            self._set_status(f"Live updates unavailable ({error}); refreshing every 15 s.")
+    def _reload_soon(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(
+            CHANGE_DEBOUNCE_SECONDS, self.action_reload, name="inbox-change"
+        )
 
     # -- rendering ------------------------------------------------------------------------------
     def _rebuild(self) -> None:
