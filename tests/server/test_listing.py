@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,53 @@ def test_text_search_treats_wildcards_literally_in_windows(
     with _client(seeded) as client:
         _, titles = _walk(client, q="session_1%", limit=50)
     assert titles == []
+
+
+def _tag_titles(client: httpx.Client, tag: str, limit: int) -> list[str]:
+    _, titles = _walk(client, tag=tag, limit=limit)
+    return titles
+
+
+def test_tag_pages_walk_newest_first_and_follow_tag_changes(seeded: Any) -> None:
+    # Seeded session n carries the tag batch-(n % 10).
+    with _client(seeded) as client:
+        assert _tag_titles(client, "batch-3", 4) == _titles(list(range(3, SEEDED, 10)))
+        first = _page(client, tag="batch-3", limit=4)
+        assert first.total == SEEDED // 10
+        newest_other = _page(client, tag="batch-4", limit=1).data[0]
+        retagged = client.patch(
+            f"/v1/sessions/{newest_other.id}", json={"tags": ["batch-3", "extra"]}
+        )
+        assert retagged.status_code == 200, retagged.text
+        # The retagged session keeps its place in time among the tag's sessions.
+        assert _tag_titles(client, "batch-3", 4) == _titles([*range(3, SEEDED, 10), 114])
+        assert _tag_titles(client, "extra", 50) == _titles([114])
+        assert 114 not in [int(t.rsplit(" ", 1)[1]) for t in _tag_titles(client, "batch-4", 50)]
+        created = client.post("/v1/sessions", json={"title": "fresh", "tags": ["batch-3"]})
+        assert created.status_code == 201
+        assert _page(client, tag="batch-3", limit=1).data[0].title == "fresh"
+        both = _page(client, tag="batch-3", q="fresh", limit=5)
+        assert [s.title for s in both.data] == ["fresh"] and both.total == 1
+
+
+def test_schema_4_migration_fills_tag_order_of_older_databases(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "v3.db"
+    asyncio.run(seed_sessions(str(path), ORG, 30))
+    # Turn the file back into schema 3: no created_at on tags, the old tag index.
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "DROP INDEX ix_session_tags_org_tag_created;"
+            "ALTER TABLE session_tags DROP COLUMN created_at;"
+            "CREATE INDEX ix_session_tags_org_tag ON session_tags (org, tag, session_id);"
+            "UPDATE schema_version SET version = 3;"
+        )
+    server = make_server(db_path=path)
+    with _client(server) as client:
+        assert _tag_titles(client, "batch-7", 2) == _titles([27, 17, 7])
+    with sqlite3.connect(path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(session_tags)")}
+    assert max(versions) == 4
+    assert "ix_session_tags_org_tag_created" in indexes and "ix_session_tags_org_tag" not in indexes

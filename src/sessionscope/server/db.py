@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCMicros(TypeDecorator[datetime]):
@@ -103,13 +103,18 @@ sessions = Table(
 )
 
 # Tags live in their own table so that the tag filter is an indexed lookup on every database.
+# The session's created_at is copied here so that a tag's sessions are one index range in
+# listing order: a page walks ``limit`` index entries, however rare or common the tag.
 session_tags = Table(
     "session_tags",
     metadata,
     Column("session_id", String(64), ForeignKey("sessions.id"), primary_key=True),
     Column("tag", String(255), primary_key=True),
     Column("org", String(128), nullable=False),
-    Index("ix_session_tags_org_tag", "org", "tag", "session_id"),
+    # Nullable only because ALTER TABLE ADD COLUMN cannot add a NOT NULL column without a
+    # default; every writer sets it and migration 4 fills older rows.
+    Column("created_at", UTCMicros),
+    Index("ix_session_tags_org_tag_created", "org", "tag", "created_at", "session_id"),
 )
 
 events = Table(
@@ -264,6 +269,14 @@ def make_sync_writer_engine(engine: AsyncEngine) -> Engine | None:
 MIGRATIONS: dict[int, list[str | Table]] = {
     2: ["CREATE INDEX ix_org_changes_created ON org_changes (created_at)", org_stream_floor],
     3: [artifact_chunks],
+    4: [
+        "ALTER TABLE session_tags ADD COLUMN created_at BIGINT",
+        "UPDATE session_tags SET created_at = (SELECT sessions.created_at FROM sessions"
+        " WHERE sessions.id = session_tags.session_id)",
+        "CREATE INDEX ix_session_tags_org_tag_created"
+        " ON session_tags (org, tag, created_at, session_id)",
+        "DROP INDEX ix_session_tags_org_tag",
+    ],
 }
 
 

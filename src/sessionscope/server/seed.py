@@ -100,7 +100,8 @@ async def seed_sessions(
     empty = json.dumps({})
     async with _engine(target) as engine:
         insert_sessions = _RawInsert(engine, db.sessions, [c.name for c in db.sessions.c])
-        insert_tags = _RawInsert(engine, db.session_tags, ["session_id", "org", "tag"])
+        tag_columns = ["session_id", "org", "tag", "created_at"]
+        insert_tags = _RawInsert(engine, db.session_tags, tag_columns)
         for offset in range(0, count, batch_size):
             rows: list[dict[str, Any]] = []
             for n in range(offset, min(offset + batch_size, count)):
@@ -139,7 +140,7 @@ async def seed_sessions(
                     }
                 )
             tags = [
-                (ids[n], org, f"batch-{n % 10}")
+                (ids[n], org, f"batch-{n % 10}", first_micros + step * n)
                 for n in range(offset, min(offset + batch_size, count))
             ]
             async with engine.begin() as conn:

@@ -502,7 +502,7 @@ class Store:
                 "duration_seconds": None,
             }
             await tx.conn.execute(db.sessions.insert().values(**data))
-            await self._write_tags(tx, org, session_id, data["tags"])
+            await self._write_tags(tx, org, session_id, data["tags"], tx.now)
             tx.sessions[session_id] = data
             tx.created.add(session_id)
             await self._append_event(
@@ -514,14 +514,19 @@ class Store:
                 )
         return session_from_row(data)
 
-    async def _write_tags(self, tx: Tx, org: str, session_id: str, tags: list[str]) -> None:
+    async def _write_tags(
+        self, tx: Tx, org: str, session_id: str, tags: list[str], created_at: datetime
+    ) -> None:
         await tx.conn.execute(
             delete(db.session_tags).where(db.session_tags.c.session_id == session_id)
         )
         if tags:
             await tx.conn.execute(
                 db.session_tags.insert(),
-                [{"session_id": session_id, "org": org, "tag": tag} for tag in tags],
+                [
+                    {"session_id": session_id, "org": org, "tag": tag, "created_at": created_at}
+                    for tag in tags
+                ],
             )
 
     async def get_session(self, org: str, session_id: str) -> Session:
@@ -560,14 +565,22 @@ class Store:
             conditions.append(s.agent_id == agent_id)
         if task_id is not None:
             conditions.append(s.task_id == task_id)
+        source: Any = db.sessions
+        #: The listing order's columns, and the table whose index walks them.
+        key_created, key_id = s.created_at, s.id
         if tag is not None:
+            # Walk the tag's (org, tag, created_at, session_id) range and join each entry to
+            # its session: ``limit`` entries per page instead of every tagged id up front.
             t = db.session_tags.c
-            conditions.append(s.id.in_(select(t.session_id).where(t.org == org, t.tag == tag)))
+            source = db.session_tags.join(db.sessions, s.id == t.session_id)
+            key_created, key_id = t.created_at, t.session_id
+            conditions[0] = t.org == org
+            conditions.append(t.tag == tag)
         page_conditions = list(conditions)
         if cursor:
             micros, last_id = decode_cursor(cursor)
-            page_conditions.append(tuple_(s.created_at, s.id) < _keyset(micros, last_id))
-        order = (s.created_at.desc(), s.id.desc())
+            page_conditions.append(tuple_(key_created, key_id) < _keyset(micros, last_id))
+        order = (key_created.desc(), key_id.desc())
         total: int | None = None
         async with self.engine.connect() as conn:
             # Text search is a substring match no index serves, so each request scans a bounded
@@ -578,7 +591,8 @@ class Store:
             if text:
                 boundary = (
                     await conn.execute(
-                        select(s.created_at, s.id)
+                        select(key_created, key_id)
+                        .select_from(source)
                         .where(and_(*page_conditions))
                         .order_by(*order)
                         .limit(1)
@@ -600,10 +614,14 @@ class Store:
                 conditions.append(matches)
                 page_conditions.append(matches)
                 if boundary is not None:
-                    window_end = (db.to_micros(boundary.created_at), boundary.id)
-                    page_conditions.append(tuple_(s.created_at, s.id) >= _keyset(*window_end))
+                    window_end = (db.to_micros(boundary[0]), boundary[1])
+                    page_conditions.append(tuple_(key_created, key_id) >= _keyset(*window_end))
             query = (
-                select(db.sessions).where(and_(*page_conditions)).order_by(*order).limit(limit + 1)
+                select(db.sessions)
+                .select_from(source)
+                .where(and_(*page_conditions))
+                .order_by(*order)
+                .limit(limit + 1)
             )
             rows = (await conn.execute(query)).all()
             if not cursor and not (text and window_end is not None):
@@ -614,10 +632,14 @@ class Store:
                 # it would scan every row.
                 count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
                 total = self._cached_count(count_key)
+                # A tag alone is counted in its own index, without visiting the sessions.
+                count_source = (
+                    db.session_tags if tag is not None and len(conditions) == 2 else source
+                )
                 if total is None:
                     total = (
                         await conn.execute(
-                            select(func.count()).select_from(db.sessions).where(*conditions)
+                            select(func.count()).select_from(count_source).where(*conditions)
                         )
                     ).scalar_one()
                     self._remember_count(count_key, total)
@@ -658,7 +680,7 @@ class Store:
             if change.tags is not None:
                 tags = list(dict.fromkeys(change.tags))
                 session["tags"] = changed["tags"] = tags
-                await self._write_tags(tx, org, session_id, tags)
+                await self._write_tags(tx, org, session_id, tags, session["created_at"])
             if change.metadata is not None:
                 session["metadata"] = changed["metadata"] = change.metadata
             if change.context_variables is not None:
