@@ -4,6 +4,7 @@ sessions rate column. Everything against the reference server on loopback."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -131,3 +132,56 @@ async def test_inbox_follows_the_apps_org_stream(
             )
             # One organisation stream for the whole console.
             assert broker.subscriber_count(org_channel(running.org)) == 1
+
+
+def _pruned_everything(db_path: Any, org: str) -> bool:
+    """The server's retention dropped every org change (the floor is above all of them)."""
+    with sqlite3.connect(db_path, timeout=5) as conn:
+        left = conn.execute("SELECT count(*) FROM org_changes WHERE org = ?", (org,)).fetchone()
+        floor = conn.execute(
+            "SELECT change_id FROM org_stream_floor WHERE org = ?", (org,)
+        ).fetchone()
+    return left[0] == 0 and floor is not None and floor[0] > 0
+
+
+async def test_stream_reset_reloads_sessions_and_inbox(
+    make_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox_module, "FALLBACK_REFRESH_SECONDS", 3600.0)
+    running = make_server(org_change_retention=0.3)
+    async with agent_client(running) as client:
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.sessions_screen.table
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            await create_session(client, "Seen live")
+            await wait_for(pilot, lambda: app._org_position is not None, "a change")
+            app.open_inbox()
+            await wait_for(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
+            inbox = app.screen
+            assert isinstance(inbox, InboxScreen)
+            await wait_for(pilot, lambda: inbox.loads > 0, "the first fetch")
+
+            # The console goes away; meanwhile things happen and the server prunes them.
+            app.workers.cancel_group(app, "org-watch")
+            await wait_for(
+                pilot,
+                lambda: not [w for w in app.workers if w.group == "org-watch" and w.is_running],
+                "the watch to stop",
+            )
+            away = await create_session(client, "Made while away")
+            action = await create_action(client, away, tool="away_tool")
+            await wait_for(
+                pilot, lambda: _pruned_everything(running.db_path, running.org), "pruning"
+            )
+
+            # It resumes from its last position, before the server's window: stream.reset.
+            app.watch_org_changes()
+            await wait_for(
+                pilot,
+                lambda: any(s.id == away for s in table.pages.loaded()),
+                "the sessions list to reload",
+            )
+            await wait_for(
+                pilot, lambda: [a.id for a in inbox.actions] == [action["id"]], "the inbox"
+            )

@@ -14,7 +14,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from sessionscope.backends import Backend, BackendError
-from sessionscope.models import ActionStatus, PendingAction
+from sessionscope.models import ActionStatus, EventType, PendingAction
 from sessionscope.tui import clock
 from sessionscope.tui.app import OrgChanges
 from sessionscope.tui.safe import one_line, plain_line
@@ -105,8 +105,12 @@ class InboxScreen(Screen[None]):
 
     def on_org_changes(self, message: OrgChanges) -> None:
         """The app's one organisation stream (no second stream per inbox): a change to any
-        action re-fetches the inbox, debounced so a burst costs one fetch."""
-        if any(change.kind.startswith("action.") for change in message.changes):
+        action, or a reset (changes the console missed were pruned), re-fetches the inbox,
+        debounced so a burst costs one fetch."""
+        if any(
+            change.kind.startswith("action.") or change.kind == EventType.STREAM_RESET
+            for change in message.changes
+        ):
             self._reload_soon()
 
     def _reload_soon(self) -> None:

@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from sessionscope.backends import AuthError, BackendError, ConnectError, SessionQuery
-from sessionscope.models import OrgChange, Session, SessionStatus
+from sessionscope.models import EventType, OrgChange, Session, SessionStatus
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.widgets.session_table import SessionTable, SortOrder, matches
 from sessionscope.tui.widgets.status import AppHeader
@@ -258,6 +258,11 @@ class SessionsScreen(Screen[None]):
         table = self.table
         pages = table.pages
         if not pages.started:
+            return
+        if any(change.kind == EventType.STREAM_RESET for change in changes):
+            # The server pruned changes this console never saw: patching the list could leave it
+            # wrong, so start over (the cursor stays on its session when it comes back).
+            self._reload()
             return
         anchor = table.cursor_session
         old_row = table.cursor_row
