@@ -21,7 +21,7 @@ from session_support import (
 from textual.screen import Screen
 
 from sessionscope.backends import WatchState
-from sessionscope.models import Event, EventType
+from sessionscope.models import Event, EventType, ToolCallArgument
 from sessionscope.server.store import org_channel
 from sessionscope.tui import clock, event_summary
 from sessionscope.tui.screens import inbox as inbox_module
@@ -29,6 +29,7 @@ from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
 from sessionscope.tui.screens.session import NOT_TIMELINE_TYPES, SessionScreen
+from sessionscope.tui.screens.tool_call import argument_text
 from sessionscope.tui.widgets.status import AppHeader, ConnectionIndicator
 from sessionscope.tui.widgets.timeline import Timeline
 
@@ -185,3 +186,10 @@ async def test_stream_reset_reloads_sessions_and_inbox(
             await wait_for(
                 pilot, lambda: [a.id for a in inbox.actions] == [action["id"]], "the inbox"
             )
+
+
+def test_argument_text_is_public() -> None:
+    assert argument_text(ToolCallArgument(name="to", value="ops@example.com")) == (
+        "ops@example.com"
+    )
+    assert argument_text(ToolCallArgument(name="n", value={"a": [1, "é"]})) == '{"a": [1, "é"]}'

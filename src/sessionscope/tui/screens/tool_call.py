@@ -20,7 +20,9 @@ from sessionscope.tui.screens.confirm import notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 
-def _argument_text(argument: ToolCallArgument) -> str:
+def argument_text(argument: ToolCallArgument) -> str:
+    """An argument's value as one string: text as is, anything else as compact JSON. Untrusted:
+    render it through ``sessionscope.tui.safe``."""
     value = argument.value
     if isinstance(value, str):
         return value
@@ -43,7 +45,7 @@ def render_arguments(arguments: list[ToolCallArgument], *, revealed: bool) -> Te
             text.append(SECRET_MASK, style="dim")
             text.append("  (secret: v reveals)", style="dim italic")
         else:
-            text.append_text(plain_line(_argument_text(argument), limit=2000))
+            text.append_text(plain_line(argument_text(argument), limit=2000))
             if argument.secret:
                 text.append("  (secret, revealed)", style="italic yellow")
     return text

@@ -24,7 +24,7 @@ from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ToolCall, ToolCallArgument
 from sessionscope.tui.safe import SECRET_MASK, one_line, plain_line
 from sessionscope.tui.screens.confirm import READ_ONLY_MESSAGE, is_read_only, notify_plain
-from sessionscope.tui.screens.tool_call import _argument_text, render_arguments
+from sessionscope.tui.screens.tool_call import argument_text, render_arguments
 
 
 def arguments_line(arguments: list[ToolCallArgument], *, revealed: bool) -> str:
@@ -33,7 +33,7 @@ def arguments_line(arguments: list[ToolCallArgument], *, revealed: bool) -> str:
         return "(no arguments)"
     parts = []
     for argument in arguments:
-        value = SECRET_MASK if argument.secret and not revealed else _argument_text(argument)
+        value = SECRET_MASK if argument.secret and not revealed else argument_text(argument)
         parts.append(f"{one_line(argument.name, 40)}={one_line(value, 120)}")
     return ", ".join(parts)
 
