@@ -151,3 +151,43 @@ def test_schema_4_migration_fills_tag_order_of_older_databases(
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(session_tags)")}
     assert max(versions) == 4
     assert "ix_session_tags_org_tag_created" in indexes and "ix_session_tags_org_tag" not in indexes
+
+
+def test_listing_json_is_byte_identical_to_the_models(api: httpx.Client) -> None:
+    tag = "wire-form"
+    plain = api.post("/v1/sessions", json={"title": "plain", "tags": [tag]}).json()
+    rich = api.post(
+        "/v1/sessions",
+        json={
+            "title": "rich ünïcode",
+            "agent_id": "agent-w",
+            "task_id": "task-w",
+            "model_id": "model-w",
+            "tags": [tag, "second"],
+            "metadata": {"nested": {"list": [1, 2.5, None, True]}},
+            "context_variables": {"CUSTOMER_ID": "42"},
+            "prompt": "hello there",
+        },
+    ).json()
+    api.post(
+        f"/v1/sessions/{rich['id']}/events",
+        json={
+            "type": "message.agent",
+            "payload": {
+                "content": "answer",
+                "usage": {"input_tokens": 7, "output_tokens": 3, "cost_usd": 0.25},
+            },
+        },
+    ).raise_for_status()
+    api.post(f"/v1/sessions/{rich['id']}/close").raise_for_status()
+    listing = api.get("/v1/sessions", params={"tag": tag, "limit": 1})
+    assert listing.headers["content-type"] == "application/json"
+    text = listing.text
+    assert text == Page[Session].model_validate_json(text).model_dump_json()
+    rest = api.get("/v1/sessions", params={"tag": tag, "cursor": listing.json()["next_cursor"]})
+    listed = [*listing.json()["data"], *rest.json()["data"]]
+    assert [s["id"] for s in listed] == [rich["id"], plain["id"]]
+    for item in listed:
+        single = Session.model_validate(api.get(f"/v1/sessions/{item['id']}").json())
+        assert item == single.model_dump(mode="json")
+    assert listed[0]["billable"] is True and listed[0]["usage"]["cost_usd"] == 0.25

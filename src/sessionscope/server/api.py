@@ -151,7 +151,7 @@ async def list_sessions(
         except ValueError:
             allowed = ", ".join(s.value for s in SessionStatus)
             raise field_error("status", f"unknown status {value!r}; one of {allowed}") from None
-    page = await store.list_sessions(
+    body = await store.list_sessions_json(
         org,
         statuses=statuses,
         agent_id=agent_id,
@@ -161,7 +161,7 @@ async def list_sessions(
         cursor=cursor,
         limit=limit,
     )
-    return _json(page)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/sessions", status_code=201, response_model=Session)
