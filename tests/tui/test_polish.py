@@ -19,12 +19,15 @@ from session_support import (
     wait_for,
 )
 from textual.screen import Screen
+from textual.widgets import Button, Static
 
 from sessionscope.backends import WatchState
 from sessionscope.models import Event, EventType, ToolCallArgument
 from sessionscope.server.store import org_channel
 from sessionscope.tui import clock, event_summary
+from sessionscope.tui.screens import action as action_module
 from sessionscope.tui.screens import inbox as inbox_module
+from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
@@ -193,3 +196,35 @@ def test_argument_text_is_public() -> None:
         "ops@example.com"
     )
     assert argument_text(ToolCallArgument(name="n", value={"a": [1, "é"]})) == '{"a": [1, "é"]}'
+
+
+async def test_action_outcome_arrives_live_and_buttons_look_inert(
+    make_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polling while live is only a safety net: make it never fire, so the outcome must come
+    # from the organisation stream; the server takes a while to "run" the action.
+    monkeypatch.setattr(action_module, "LIVE_OUTCOME_POLL_SECONDS", 3600.0)
+    running = make_server(action_completion_delay=1.0)
+    async with agent_client(running) as client:
+        session_id = await create_session(client, "Live outcome")
+        action = await create_action(client, session_id, tool="send_email", destructive=True)
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            app.open_action(session_id, action["id"])
+            await wait_for(pilot, lambda: isinstance(app.screen, ActionModal), "the modal")
+            modal = app.screen
+            assert isinstance(modal, ActionModal)
+            await wait_for(pilot, lambda: modal.state is ModalState.READY, "ready")
+            confirm = modal.query_one("#action-confirm", Button)
+            cancel = modal.query_one("#action-cancel", Button)
+            active_look = confirm.styles.background
+            await pilot.press("y")
+            await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
+            assert "Completed" in str(modal.query_one("#action-status", Static).render())
+            await pilot.pause()
+            assert confirm.disabled and cancel.disabled
+            # Inert and looking it: no longer the destructive colour, same as the other one.
+            assert confirm.styles.background != active_look
+            assert confirm.styles.background == cancel.styles.background
+            assert confirm.styles.color == cancel.styles.color

@@ -15,16 +15,20 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFound
+from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFound, WatchState
 from sessionscope.models import ActionStatus, PendingAction
-from sessionscope.tui.app import register_mutating
+from sessionscope.tui.app import OrgChanges, register_mutating
 from sessionscope.tui.event_summary import mask_secrets
 from sessionscope.tui.safe import one_line, plain, plain_line, pretty_json
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import Countdown, seconds_left
 
-#: How often the outcome of a confirmed action is polled while it is processing.
+#: How often the outcome of a confirmed action is polled while it is processing and the
+#: organisation stream is not live.
 OUTCOME_POLL_SECONDS = 0.5
+#: While the stream is live its ``action.resolved`` change brings the outcome; polling stays as a
+#: slow safety net (a change lost in a reconnect, a backend that never sends one).
+LIVE_OUTCOME_POLL_SECONDS = 5.0
 _EMAIL_KEYS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _COMMAND_KEYS = ("command", "cmd", "shell", "script")
 
@@ -303,19 +307,49 @@ class ActionModal(ModalScreen[None]):
             detail = str(error)
         self._finish(ModalState.DECIDED_ELSEWHERE, f"This action was {detail}.")
 
+    def _poll_interval(self) -> float:
+        live = getattr(self.app, "connection_state", None) is WatchState.LIVE
+        return LIVE_OUTCOME_POLL_SECONDS if live else OUTCOME_POLL_SECONDS
+
     @work(exclusive=True, exit_on_error=False, group="action-outcome")
     async def _await_outcome(self) -> None:
+        if self.state is not ModalState.PROCESSING:
+            return  # the live change already told the outcome
         try:
             action = await self.backend.get_action(self.session_id, self.action_id)
         except BackendError as error:
             self._status(f"Processing; could not check the outcome: {error}", error=True)
             self.set_timer(OUTCOME_POLL_SECONDS * 4, self._await_outcome)
             return
+        if self.state is not ModalState.PROCESSING:
+            return
         self.action = action
         if action.status in (ActionStatus.PROCESSING, ActionStatus.PENDING):
-            self.set_timer(OUTCOME_POLL_SECONDS, self._await_outcome)
+            self.set_timer(self._poll_interval(), self._await_outcome)
             return
         self._show_outcome(action.status, action.outcome)
+
+    def on_org_changes(self, message: OrgChanges) -> None:
+        """The app's organisation stream announces every resolution (``action.resolved``, with
+        the action's status and outcome): the outcome shows as soon as it happens."""
+        for change in message.changes:
+            action = change.action
+            if action is None or action.id != self.action_id:
+                continue
+            if self.state is ModalState.PROCESSING and action.status not in (
+                ActionStatus.PROCESSING,
+                ActionStatus.PENDING,
+            ):
+                self.action = action
+                self._show_outcome(action.status, action.outcome)
+            elif self.state is ModalState.READY and action.status is ActionStatus.EXPIRED:
+                self._finish(ModalState.EXPIRED, "This action has expired; it can no longer run.")
+            elif self.state is ModalState.READY and action.status is not ActionStatus.PENDING:
+                # Someone else decided (another console, the API) while this one was open.
+                self._finish(
+                    ModalState.DECIDED_ELSEWHERE,
+                    f"This action was just decided elsewhere: {action.status.value}.",
+                )
 
     def _show_outcome(self, status: ActionStatus, outcome: dict[str, Any] | None) -> None:
         label = {
