@@ -18,6 +18,7 @@ from session_support import (
     post_messages,
     wait_for,
 )
+from textual.command import CommandList, CommandPalette
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
@@ -25,6 +26,7 @@ from sessionscope.backends import WatchState
 from sessionscope.models import Event, EventType, ToolCallArgument
 from sessionscope.server.store import org_channel
 from sessionscope.tui import clock, event_summary
+from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.screens import action as action_module
 from sessionscope.tui.screens import inbox as inbox_module
 from sessionscope.tui.screens.action import ActionModal, ModalState
@@ -228,3 +230,49 @@ async def test_action_outcome_arrives_live_and_buttons_look_inert(
             assert confirm.styles.background != active_look
             assert confirm.styles.background == cancel.styles.background
             assert confirm.styles.color == cancel.styles.color
+
+
+async def test_palette_offers_session_commands_on_a_session_screen(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Palette target")
+    app = make_app(server)
+    async with app.run_test(size=SIZE) as pilot:
+        sessions_screen = app.screen
+        assert not SessionScopeCommands(sessions_screen)._session_commands()
+        app.open_session(session_id)
+        await wait_for(pilot, lambda: getattr(app.screen, "session", None) is not None, "loaded")
+        screen = app.screen
+        names = {name for name, _help, _call in SessionScopeCommands(screen)._commands()}
+        assert {
+            "Session: send a message",
+            "Session: close",
+            "Session: delete",
+            "Session: replay",
+            "Session: export",
+            "Session: artifacts tab",
+        } <= names
+        # Through the real palette: ctrl+p, type, enter.
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.press(*"session replay")
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        await wait_for(
+            pilot,
+            lambda: palette.query_one(CommandList).option_count > 0,
+            "the palette's hits",
+        )
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), "the replay")
+
+
+async def test_palette_leaves_out_what_read_only_refuses(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Read-only palette")
+    app = make_app(server, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_session(session_id)
+        await wait_for(pilot, lambda: getattr(app.screen, "session", None) is not None, "loaded")
+        names = {name for name, _help, _call in SessionScopeCommands(app.screen)._commands()}
+        assert "Session: replay" in names and "Session: export" in names
+        assert not {"Session: send a message", "Session: close", "Session: delete"} & names
