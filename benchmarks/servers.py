@@ -164,6 +164,11 @@ def cached_db(name: str) -> tuple[Path, bool]:
     directory = OUT_DIR / "db"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}-{code_fingerprint()}.sqlite"
+    # A database built by older server code is never used again: drop it (a 1M-event one is
+    # 300 MB).
+    for stale in directory.glob(f"{name}-*"):
+        if not stale.name.startswith(path.stem):
+            stale.unlink(missing_ok=True)
     ready = path.with_suffix(".ready")
     return path, ready.exists()
 
