@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +36,8 @@ from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
 from sessionscope.tui.screens.session import NOT_TIMELINE_TYPES, SessionScreen
 from sessionscope.tui.screens.tool_call import argument_text
+from sessionscope.tui.session_rates import SPARK_BLOCKS, SessionRates, sparkline
+from sessionscope.tui.widgets.rate_column import RateColumn
 from sessionscope.tui.widgets.status import AppHeader, ConnectionIndicator
 from sessionscope.tui.widgets.timeline import Timeline
 
@@ -276,3 +279,46 @@ async def test_palette_leaves_out_what_read_only_refuses(server: Any) -> None:
         names = {name for name, _help, _call in SessionScopeCommands(app.screen)._commands()}
         assert "Session: replay" in names and "Session: export" in names
         assert not {"Session: send a message", "Session: close", "Session: delete"} & names
+
+
+def test_rates_bucket_the_differences_between_samples() -> None:
+    rates = SessionRates(buckets=4, bucket_seconds=10)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rates.observe("s", 100, start)
+    rates.observe("s", 104, start + timedelta(seconds=12))
+    rates.observe("s", 104, start + timedelta(seconds=15))  # no change: nothing recorded
+    rates.observe("s", 120, start + timedelta(seconds=38))
+    assert rates.series("s", start + timedelta(seconds=40)) == [0, 4, 0, 16]
+    assert sparkline([0, 4, 0, 16]) == " ▃ █"
+    rates.forget_quiet(start + timedelta(seconds=200))
+    assert not rates.knows("s")
+
+
+async def test_rate_column_is_opt_in_and_shows_live_activity(
+    make_server: Callable[..., Any],
+) -> None:
+    running = make_server()
+    async with agent_client(running) as client:
+        busy = await create_session(client, "Busy session")
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.sessions_screen
+            await wait_for(pilot, lambda: screen.table.pages.started, "the first page")
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            column = screen.query_one(RateColumn)
+            assert not column.display
+            await pilot.press("R")
+            assert column.display
+            await pilot.pause()
+            assert column.render_line(0).text.strip() == "RATE"
+            row = screen.table.pages.index_of(busy)
+            assert row is not None
+            await post_messages(client, busy, 5, "tick")
+
+            def drawn() -> str:
+                return column.render_line(row + 1 - round(screen.table.scroll_y)).text
+
+            await wait_for(pilot, lambda: any(b in drawn() for b in SPARK_BLOCKS), "a sparkline")
+            assert sum(screen.rates.series(busy, clock.now())) > 0
+            await pilot.press("R")
+            assert not column.display

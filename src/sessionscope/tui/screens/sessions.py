@@ -16,7 +16,10 @@ from textual.widgets import Footer, Input, Static
 
 from sessionscope.backends import AuthError, BackendError, ConnectError, SessionQuery
 from sessionscope.models import EventType, OrgChange, Session, SessionStatus
+from sessionscope.tui import clock
 from sessionscope.tui.safe import plain_line
+from sessionscope.tui.session_rates import SessionRates
+from sessionscope.tui.widgets.rate_column import RateColumn
 from sessionscope.tui.widgets.session_table import SessionTable, SortOrder, matches
 from sessionscope.tui.widgets.status import AppHeader
 
@@ -72,6 +75,14 @@ class SessionsScreen(Screen[None]):
         ),
         Binding("n", "new_session", "New", id="sessions.new", tooltip="Create a session"),
         Binding(
+            "R",
+            "toggle_rate",
+            "Rate",
+            id="sessions.rate",
+            show=False,
+            tooltip="Show or hide the event-rate column",
+        ),
+        Binding(
             "escape",
             "clear_filter",
             "Clear filter",
@@ -87,6 +98,8 @@ class SessionsScreen(Screen[None]):
         self.status_filter: SessionStatus | None = None
         self.text_filter = ""
         self._filter_timer: Timer | None = None
+        self.rates = SessionRates()
+        self._rate_timer: Timer | None = None
 
     @property
     def ss_app(self) -> SessionScopeApp:
@@ -104,12 +117,16 @@ class SessionsScreen(Screen[None]):
                 placeholder="filter: title, id or agent (enter applies)", id="sessions-filter"
             )
         yield Static(id="sessions-message")
-        yield SessionTable(self.ss_app.backend, id="sessions-table")
+        with Horizontal(id="sessions-body"):
+            table = SessionTable(self.ss_app.backend, id="sessions-table")
+            yield table
+            yield RateColumn(table, self.rates, id="sessions-rate")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#sessions-filter").display = False
         self.query_one("#sessions-message").display = False
+        self.query_one(RateColumn).display = False
         self.table.focus()
         self.table.reload(self._query())
         self._show_summary()
@@ -197,6 +214,25 @@ class SessionsScreen(Screen[None]):
     def action_inbox(self) -> None:
         self.ss_app.open_inbox()
 
+    @property
+    def rate_shown(self) -> bool:
+        return bool(self.query_one(RateColumn).display)
+
+    def action_toggle_rate(self) -> None:
+        column = self.query_one(RateColumn)
+        column.display = not column.display
+        if column.display:
+            self._rate_timer = self.set_interval(5.0, self._refresh_rate, name="sessions-rate")
+        elif self._rate_timer is not None:
+            self._rate_timer.stop()
+            self._rate_timer = None
+            # Off means no sampling: a later toggle starts from fresh baselines.
+            self.rates.clear()
+
+    def _refresh_rate(self) -> None:
+        self.rates.forget_quiet(clock.now())
+        self.query_one(RateColumn).refresh()
+
     # -- close -----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("close_session", "new_session") and self.ss_app.read_only:
@@ -264,6 +300,12 @@ class SessionsScreen(Screen[None]):
             # wrong, so start over (the cursor stays on its session when it comes back).
             self._reload()
             return
+        if self.rate_shown:
+            now = clock.now()
+            for change in changes:
+                if change.session is not None:
+                    self.rates.observe(change.session_id, change.session.event_count, now)
+            self.query_one(RateColumn).refresh()
         anchor = table.cursor_session
         old_row = table.cursor_row
         query = self._query()
