@@ -17,6 +17,7 @@ Two shapes:
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Iterable
 from enum import Enum
 
@@ -90,6 +91,14 @@ class EventStore(abc.ABC):
         """Whether rows beyond ``row_count`` may exist and must be discovered by loading."""
         return False
 
+    def page_loaded(self, page: int) -> bool:
+        """Whether every row of ``page`` that exists is known (no need to fetch it)."""
+        return self._pages.get(page) is not None  # type: ignore[attr-defined,no-any-return]
+
+    def prefetch_pages(self) -> list[int]:
+        """Pages worth fetching once the view is painted (the ends the operator jumps to)."""
+        return []
+
     def frontier_page(self) -> int:
         return self.page_of(self.row_count)
 
@@ -115,6 +124,8 @@ class SequenceStore(EventStore):
         super().__init__(backend, session_id, page_size=page_size, max_pages=max_pages)
         self._count = max(0, last_sequence)
         self._pages: LRUCache[int, _SequencePage] = LRUCache(max_pages)
+        #: Fetches in flight, so the view and other readers (the rate seed) share one request.
+        self._loading: dict[int, asyncio.Future[None]] = {}
 
     @property
     def row_count(self) -> int:
@@ -140,7 +151,42 @@ class SequenceStore(EventStore):
             self._pages[index] = page
         return page
 
+    def prefetch_pages(self) -> list[int]:
+        return [0, self.page_of(self._count - 1)] if self._count else []
+
+    def page_loaded(self, page: int) -> bool:
+        found = self._pages.get(page)
+        end = min(self._count, (page + 1) * self.page_size)
+        return found is not None and found.loaded_upto >= end
+
     async def load_page(self, page: int) -> None:
+        pending = self._loading.get(page)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch_page(page))
+            self._loading[page] = pending
+            pending.add_done_callback(lambda done: self._fetch_done(page, done))
+        # Shielded: one reader giving up (its worker cancelled) must not cancel the others'.
+        await asyncio.shield(pending)
+
+    def _fetch_done(self, page: int, done: asyncio.Future[None]) -> None:
+        if self._loading.get(page) is done:
+            del self._loading[page]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a fetch nobody awaits any more logs nothing
+
+    async def tail_events(self, count: int) -> list[Event]:
+        """The newest ``count`` events (fewer where sequences have no event)."""
+        first = max(0, self._count - count)
+        if first >= self._count:
+            return []
+        pages = range(self.page_of(first), self.page_of(self._count - 1) + 1)
+        await asyncio.gather(
+            *(self.load_page(page) for page in pages if self._pages.get(page) is None)
+        )
+        found = (self.lookup(row) for row in range(first, self._count))
+        return [event for event in found if isinstance(event, Event)]
+
+    async def _fetch_page(self, page: int) -> None:
         start = page * self.page_size
         end = start + self.page_size
         known_count = self._count

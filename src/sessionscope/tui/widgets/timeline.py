@@ -4,6 +4,11 @@ Only the rows on screen are rendered (``render_line``), only the pages under the
 rendered lines are kept in a bounded LRU, and live events are batched by the screen and applied at
 most ~30 times a second, so a session with a million events and a thousand new events a second costs
 the same to draw as one with ten.
+
+Rows are the hot path (a frame while following a fast session is all new rows): a plain row is
+built straight from segments with styles computed once per frame, not through ``Text.render``, and
+the pages under the view are asked for as soon as the view moves, not after a frame of
+placeholders.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import asyncio
 from datetime import UTC
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -114,6 +120,12 @@ class Timeline(ScrollView, can_focus=True):
         self._wake = asyncio.Event()
         self._failed_pages: dict[int, str] = {}
         self._style_generation = 0
+        #: Set per frame by ``render_lines``: computing them per row cost more than the row.
+        self._frame_base: Style | None = None
+        self._frame_focus = False
+        self._row_styles: dict[tuple[Style, str], Style] = {}
+        #: The first and last pages are fetched once the view is painted, so home/end are instant.
+        self._prefetched = False
 
     # -- data ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -132,6 +144,7 @@ class Timeline(ScrollView, can_focus=True):
     def _restyle(self) -> None:
         self._style_generation += 1
         self._lines.clear()
+        self._row_styles.clear()
         self.refresh()
 
     def set_store(self, store: EventStore) -> None:
@@ -140,19 +153,33 @@ class Timeline(ScrollView, can_focus=True):
         self._lines.clear()
         self._wanted.clear()
         self._failed_pages.clear()
+        self._prefetched = False
         self._sync_size()
         self.cursor_row = max(0, self.store.row_count - 1) if self.follow else 0
         self._scroll_cursor_into_view()
         self._request_frontier()
+        self._request_view()
         self.refresh()
 
     def apply_appended(self, added: int) -> None:
         """Called by the screen after it appended a batch of live events to the store."""
+        if not added:
+            return
         self._sync_size()
         if self.follow and self.store.row_count:
+            # The view scrolls: every row on screen moves, so the whole view is redrawn (from
+            # the line cache for rows seen before).
             self.cursor_row = self.store.row_count - 1
             self._scroll_cursor_into_view()
-        self.refresh()
+            self.refresh()
+            return
+        # Paused: only new rows that fall inside the view need drawing.
+        top = round(self.scroll_offset.y)
+        first_new = self.store.row_count - added
+        bottom = top + max(1, self.size.height)
+        if first_new < bottom:
+            start = max(first_new, top)
+            self.refresh(Region(0, start - top, self.size.width, bottom - start))
 
     def event_at_cursor(self) -> Event | None:
         found = self.store.lookup(self.cursor_row)
@@ -167,40 +194,96 @@ class Timeline(ScrollView, can_focus=True):
             self._wanted.add(self.store.frontier_page())
             self._wake.set()
 
+    def _near_pages(self) -> set[int]:
+        """Pages under the view and around the cursor (the view is about to scroll to it).
+        Before the first layout the height is unknown; the screen's height bounds it."""
+        height = self.size.height or self.app.size.height
+        top = round(self.scroll_offset.y)
+        cursor = self.cursor_row
+        pages: set[int] = set()
+        for low, high in ((top, top + height), (cursor - height + 1, cursor + height)):
+            low = max(0, low)
+            if high > low:
+                pages.update(range(self.store.page_of(low), self.store.page_of(high - 1) + 1))
+        if self.store.wants_more():
+            pages.add(self.store.frontier_page())
+        return pages
+
+    def _request_view(self) -> None:
+        """Ask for the pages under the cursor's window now, not after a frame of placeholders."""
+        count = self.store.row_count
+        if not count:
+            return
+        height = self.size.height or self.app.size.height
+        top = max(0, min(self.cursor_row - height + 1, round(self.scroll_offset.y)))
+        if not top <= self.cursor_row < top + height:
+            top = max(0, self.cursor_row - height + 1)
+        last = min(count, top + height) - 1
+        for page in range(self.store.page_of(top), self.store.page_of(last) + 1):
+            if not self.store.page_loaded(page) and page not in self._failed_pages:
+                self._wanted.add(page)
+        if self._wanted:
+            self._wake.set()
+
+    def on_resize(self) -> None:
+        # A store set before the first layout scrolled with no height: scroll again now.
+        self._sync_size()
+        if self.follow and self.store.row_count:
+            self._scroll_cursor_into_view()
+
     @work(exclusive=True, exit_on_error=False, group="timeline-pages")
     async def _load_pages(self) -> None:
-        """One long-lived loader: fetch the pages the last paint asked for, nearest first."""
+        """One long-lived loader: fetch the pages the view asked for, together."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._wanted:
-                top = self.scroll_offset.y
-                bottom = top + self.size.height
-                visible = {
-                    self.store.page_of(row) for row in (top, max(top, bottom - 1), self.cursor_row)
-                }
-                if self.store.wants_more():
-                    visible.add(self.store.frontier_page())
+                near = self._near_pages()
                 # Pages scrolled past while waiting are dropped: only what is on screen counts.
-                wanted = sorted(self._wanted & visible) or []
+                wanted = sorted(
+                    page
+                    for page in self._wanted
+                    if page in near and not self.store.page_loaded(page)
+                )
                 self._wanted.clear()
-                for page in wanted:
-                    store = self.store
-                    try:
-                        await store.load_page(page)
-                    except BackendError as error:
-                        self._failed_pages[page] = str(error)
-                        self.post_message(self.LoadFailed(str(error)))
-                        continue
-                    if store is not self.store:
-                        break
-                    self._failed_pages.pop(page, None)
-                    self._lines.clear()
-                    self._sync_size()
-                    if self.follow and self.store.row_count:
-                        self.cursor_row = self.store.row_count - 1
-                        self._scroll_cursor_into_view()
-                    self.refresh()
+                if wanted:
+                    await self._fetch(wanted, visible=True)
+            if not self._prefetched and not self._wanted and self.store.row_count:
+                self._prefetched = True
+                # After the view's first paint, so parsing these pages does not delay it.
+                painted = asyncio.Event()
+                self.call_after_refresh(painted.set)
+                await painted.wait()
+                extra = [
+                    page for page in self.store.prefetch_pages() if not self.store.page_loaded(page)
+                ]
+                if extra:
+                    await self._fetch(extra, visible=False)
+
+    async def _fetch(self, pages: list[int], *, visible: bool) -> None:
+        store = self.store
+        results = await asyncio.gather(
+            *(store.load_page(page) for page in pages), return_exceptions=True
+        )
+        if store is not self.store:
+            return
+        for page, result in zip(pages, results, strict=True):
+            if isinstance(result, BackendError):
+                if visible:
+                    self._failed_pages[page] = str(result)
+                    self.post_message(self.LoadFailed(str(result)))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self._failed_pages.pop(page, None)
+        if not visible:
+            return
+        count_before = self.virtual_size.height
+        self._sync_size()
+        if self.follow and self.store.row_count and self.store.row_count != count_before:
+            self.cursor_row = self.store.row_count - 1
+            self._scroll_cursor_into_view()
+        self.refresh()
 
     def retry_failed(self) -> None:
         self._failed_pages.clear()
@@ -248,6 +331,7 @@ class Timeline(ScrollView, can_focus=True):
         self.cursor_row = row
         self._scroll_cursor_into_view()
         self._request_frontier_near(row)
+        self._request_view()
 
     def _request_frontier_near(self, row: int) -> None:
         if self.store.wants_more() and row >= self.store.row_count - self.size.height * 2:
@@ -287,14 +371,24 @@ class Timeline(ScrollView, can_focus=True):
         self.follow = False
 
     # -- rendering ------------------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame_base = self.rich_style
+        self._frame_focus = self.has_focus_within
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_base = None
+
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width or self.size.width
-        base = self.rich_style
+        base = self._frame_base if self._frame_base is not None else self.rich_style
         if row >= self.store.row_count or row < 0:
             return Strip.blank(width, base)
         found = self.store.lookup(row)
-        selected = row == self.cursor_row and self.has_focus_within
+        selected = row == self.cursor_row and (
+            self._frame_focus if self._frame_base is not None else self.has_focus_within
+        )
         if found is RowState.LOADING:
             page = self.store.page_of(row)
             if page not in self._failed_pages:
@@ -306,6 +400,7 @@ class Timeline(ScrollView, can_focus=True):
             found.id if isinstance(found, Event) else "gap",
             width,
             selected,
+            base,
             self.show_hidden,
             self.search_term,
             self._style_generation,
@@ -315,12 +410,52 @@ class Timeline(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         if isinstance(found, Event):
-            text = self._event_text(found)
+            strip = self._plain_row(found, width, base, selected)
+            if strip is None:
+                strip = self._to_strip(self._event_text(found), width, base, selected)
         else:
             text = Text(f"{'':12} {row + 1:>{SEQ_WIDTH}}  (no event)", end="")
             text.stylize(self.get_component_rich_style("timeline--placeholder"))
-        strip = self._to_strip(text, width, base, selected)
+            strip = self._to_strip(text, width, base, selected)
         self._lines[key] = strip
+        return strip
+
+    def _row_style(self, base: Style, component: str) -> Style:
+        style = self._row_styles.get((base, component))
+        if style is None:
+            style = base + self.get_component_rich_style(component)
+            self._row_styles[(base, component)] = style
+        return style
+
+    def _plain_row(self, event: Event, width: int, base: Style, selected: bool) -> Strip | None:
+        """The common row (not hidden, no search highlight) as segments; the same cells and
+        styles as ``_event_text`` through ``_to_strip``. ``None``: take the general path."""
+        if event.hidden or self.search_term:
+            return None
+        time_text = _time_text(event)
+        seq_text = f" {event.sequence:>{SEQ_WIDTH}}  "
+        type_text = f"{one_line(event.type, TYPE_WIDTH):<{TYPE_WIDTH}} "
+        prefix = cell_len(time_text) + cell_len(seq_text) + cell_len(type_text)
+        room = width - prefix
+        if room < 2:
+            return None
+        summary = event_summary.summarize(event)
+        summary_cells = cell_len(summary)
+        if summary_cells > room:
+            # As Text.truncate(overflow="ellipsis") does.
+            summary = set_cell_size(summary, room - 1) + "…"
+            summary_cells = room
+        family = f"timeline--{event_summary.family(event.type)}"
+        segments = [
+            Segment(time_text, self._row_style(base, "timeline--time")),
+            Segment(seq_text, self._row_style(base, "timeline--seq")),
+            Segment(type_text, self._row_style(base, family)),
+        ]
+        if summary:
+            segments.append(Segment(summary, base))
+        strip = Strip(segments, prefix + summary_cells).adjust_cell_length(width, base)
+        if selected:
+            strip = strip.apply_style(self.get_component_rich_style("timeline--cursor"))
         return strip
 
     def _placeholder(self, row: int, width: int, error: str | None, selected: bool) -> Strip:
@@ -342,10 +477,7 @@ class Timeline(ScrollView, can_focus=True):
 
     def _event_text(self, event: Event) -> Text:
         style_of = self.get_component_rich_style
-        stamp = event.created_at
-        if stamp.tzinfo is not None:
-            stamp = stamp.astimezone(UTC)
-        time_text = stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+        time_text = _time_text(event)
         type_style = style_of(f"timeline--{event_summary.family(event.type)}")
         text = Text(end="", no_wrap=True)
         text.append(time_text, style_of("timeline--time"))
@@ -364,3 +496,10 @@ class Timeline(ScrollView, can_focus=True):
         if event.hidden:
             text.stylize(style_of("timeline--hidden"))
         return text
+
+
+def _time_text(event: Event) -> str:
+    stamp = event.created_at
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC)
+    return stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
