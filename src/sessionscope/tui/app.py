@@ -200,6 +200,15 @@ class SessionScopeApp(App[None]):
         session = pages.get(index) if index is not None else None
         return session.title if session else None
 
+    def loaded_session(self, session_id: str) -> Session | None:
+        """The sessions list's row for ``session_id`` if it holds it; never fetches."""
+        screen = getattr(self, "sessions_screen", None)
+        if screen is None or not screen.is_mounted:
+            return None
+        pages = screen.table.pages
+        index = pages.index_of(session_id)
+        return pages.get(index) if index is not None else None
+
     def loaded_sessions(self, limit: int) -> Iterator[Session]:
         """Sessions already fetched by the list (for the palette); never fetches."""
         screen = getattr(self, "sessions_screen", None)
