@@ -8,6 +8,7 @@ in read-only mode the mutating ones are greyed out and labelled read-only."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -43,7 +44,8 @@ from sessionscope.tui.widgets.status import AppHeader
 from sessionscope.tui.widgets.timeline import Timeline
 from sessionscope.tui.widgets.tool_calls import ToolCallsPane
 
-#: Live events are applied in batches at this rate, never one refresh per event.
+#: Live events are applied in batches at most this often, never one refresh per event; the first
+#: event after a quiet spell is applied at once.
 FLUSH_HZ = 30
 ALL_TYPES = "__all__"
 #: Events fetched on open to seed the rate sparkline (the live stream feeds it afterwards).
@@ -303,6 +305,9 @@ class SessionScreen(Screen[None]):
         self.watch_state: WatchState = WatchState.CONNECTING
         self.watch_detail: str | None = None
         self._batch: list[Event] = []
+        self._flush_scheduled = False
+        self._last_flush = 0.0
+        self._timeline_started = False
         self._last_seen = 0
         self._meta_stale = False
         self._seen_types: set[str] = set()
@@ -357,7 +362,6 @@ class SessionScreen(Screen[None]):
         variables.add_column("value", key="value")
         self._mark_unsupported_tabs()
         self.timeline.focus()
-        self.set_interval(1 / FLUSH_HZ, self._flush, name="timeline-flush")
         self.set_interval(1.0, self._tick, name="session-tick")
         self._open()
 
@@ -378,18 +382,35 @@ class SessionScreen(Screen[None]):
     # -- loading --------------------------------------------------------------------------------
     @work(exclusive=True, exit_on_error=False, group="session-open")
     async def _open(self) -> None:
+        known = self._known_session()
+        if known is not None:
+            # The list's row says how many events there are: the tail page and the live stream
+            # need not wait for the session fetch (anything newer arrives through the stream).
+            self._start_timeline(known)
         try:
             session = await self.backend.get_session(self.session_id)
         except BackendError as error:
             self._show_header_error(f"Could not open this session: {error}. Press r to retry.")
             return
         self.session = session
+        self._render_header()
+        self._start_timeline(session)
+        self._load_actions()
+
+    def _known_session(self) -> Session | None:
+        """This session's row in the sessions list, if the list holds it (never fetches)."""
+        lookup = getattr(self.app, "loaded_session", None)
+        found = lookup(self.session_id) if lookup is not None else None
+        return found if isinstance(found, Session) else None
+
+    def _start_timeline(self, session: Session) -> None:
+        if self._timeline_started:
+            return
+        self._timeline_started = True
         self._last_seen = max(
             session.last_sequence, session.event_count if not session.last_sequence else 0
         )
-        self._render_header()
         self.timeline.set_store(self._new_store())
-        self._load_actions()
         self._seed_rate(self._last_seen)
         self._watch()
 
@@ -397,17 +418,23 @@ class SessionScreen(Screen[None]):
     async def _seed_rate(self, last_sequence: int) -> None:
         if last_sequence <= 0:
             return
+        store = self.timeline.store
         try:
-            page = await self.backend.list_events(
-                self.session_id,
-                after=max(0, last_sequence - RATE_SEED_EVENTS),
-                limit=RATE_SEED_EVENTS,
-                include_hidden=True,
-            )
+            if isinstance(store, SequenceStore):
+                # The same pages the timeline shows first: one fetch serves both.
+                seed = await store.tail_events(RATE_SEED_EVENTS)
+            else:
+                page = await self.backend.list_events(
+                    self.session_id,
+                    after=max(0, last_sequence - RATE_SEED_EVENTS),
+                    limit=RATE_SEED_EVENTS,
+                    include_hidden=True,
+                )
+                seed = page.data
         except BackendError:
             return  # the sparkline starts empty and fills from the live stream
         now = clock.now()
-        for event in page.data:
+        for event in seed:
             # Live events at or above the seed's start are counted by _flush already.
             if event.sequence <= last_sequence:
                 self.rate.add(event.created_at, now)
@@ -435,13 +462,28 @@ class SessionScreen(Screen[None]):
                 self.session_id, after=self._last_seen, on_state=on_state
             ):
                 self._batch.append(event)
+                self._schedule_flush()
         except BackendError as error:
             self.watch_state = WatchState.OFFLINE
             self.watch_detail = str(error)
             self._render_status()
 
+    def _schedule_flush(self) -> None:
+        """Apply the first event after a quiet spell at once (on the next turn of the loop, so
+        the rest of one network read joins it); while events keep coming, at most FLUSH_HZ."""
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        delay = self._last_flush + 1 / FLUSH_HZ - time.monotonic()
+        if delay <= 0:
+            self.call_later(self._flush)
+        else:
+            self.set_timer(delay, self._flush, name="timeline-flush")
+
     def _flush(self) -> None:
-        """Apply the live events gathered since the last frame in one go."""
+        """Apply the live events gathered since the last flush in one go."""
+        self._flush_scheduled = False
+        self._last_flush = time.monotonic()
         if not self._batch:
             return
         batch, self._batch = self._batch, []
@@ -609,7 +651,10 @@ class SessionScreen(Screen[None]):
             parts.append(f"search “{one_line(self.timeline.search_term, 40)}”")
         if self._search_status:
             parts.append(self._search_status)
-        self.query_one("#timeline-status", Static).update(Text("  ·  ".join(parts), end=""))
+        # One line of fixed height: no layout pass (it cost a whole-screen reflow per flush).
+        self.query_one("#timeline-status", Static).update(
+            Text("  ·  ".join(parts), end=""), layout=False
+        )
 
     # -- tabs -----------------------------------------------------------------------------------
     def _show_tab(self, tab_id: str) -> None:
