@@ -470,6 +470,11 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._restore_id: str | None = None
         self._line_cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self._line_cache_size = 512
+        #: Per frame (set by ``render_lines``): the base style and the clock, computed once
+        #: instead of per row; and component colours, computed once per style update.
+        self._frame_base: Style | None = None
+        self._frame_now: datetime | None = None
+        self._foregrounds: dict[str, Style] = {}
         self._loading = False
         #: Until the operator moves the cursor it stays on the first row, where new sessions
         #: arrive; afterwards it follows its session.
@@ -661,7 +666,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                 self._restore_id = None
         if self.row_count and self.cursor_row >= self.row_count:
             self.cursor_row = self.row_count - 1
-        self._line_cache.clear()
+        # No line-cache clear: a row's key is its content, so rows already drawn stay valid.
         self.refresh()
         self.post_message(self.Loaded())
 
@@ -669,10 +674,19 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._line_cache.clear()
+        self._foregrounds.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame_base = self.rich_style
+        self._frame_now = clock.now()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_base = self._frame_now = None
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._frame_base if self._frame_base is not None else self.rich_style
         if y == 0:
             return self._render_header(width, base)
         row = round(self.scroll_y) + y - 1
@@ -685,7 +699,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.call_later(self.ensure_loaded)
             style = self._foreground("session-table--loading")
             return self._message_line("loading…", width, base + style)
-        now = clock.now()
+        now = self._frame_now or clock.now()
         age = format_age(session.created_at, now)
         active = format_age(_activity(session), now)
         cursor = row == self.cursor_row
@@ -738,8 +752,12 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _foreground(self, component: str) -> Style:
         """A component's colour and emphasis without its background: cells sit on the row's
         background. (A partial style would keep ``$text-muted``'s alpha unblended.)"""
-        full = self.get_component_rich_style(component)
-        return Style(color=full.color, bold=full.bold, italic=full.italic)
+        style = self._foregrounds.get(component)
+        if style is None:
+            full = self.get_component_rich_style(component)
+            style = Style(color=full.color, bold=full.bold, italic=full.italic)
+            self._foregrounds[component] = style
+        return style
 
     def _render_row(
         self, session: Session, width: int, base: Style, cursor: bool, age: str, active: str
