@@ -30,7 +30,9 @@ def utcnow() -> datetime:
 class Model(BaseModel):
     """Base for all wire models: unknown fields are kept, not rejected."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, use_enum_values=False)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, use_enum_values=False, defer_build=True
+    )
 
 
 class SessionStatus(StrEnum):
