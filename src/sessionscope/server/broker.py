@@ -4,12 +4,16 @@ Publishers call ``publish`` after their transaction commits (still under the wri
 frames reach subscribers in commit order). Each subscriber owns a bounded queue; one that falls
 too far behind is dropped rather than slowing everyone down, and its client resumes from the last
 id it received.
+
+A published item is shared by every subscriber's queue as it is: publishers hand over frames
+already encoded (see ``streams.live_frame``), so an event costs one encoding however many
+streams follow it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Hashable
 from typing import Any
 
@@ -18,32 +22,72 @@ class Subscription:
     def __init__(self, broker: Broker, channel: Hashable, maxsize: int) -> None:
         self.broker = broker
         self.channel = channel
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)
+        self.maxsize = maxsize
+        self._items: deque[Any] = deque()
+        # One future the reader sleeps on; publish wakes it. Cheaper than asyncio.Queue.get()
+        # raced against the close event, which cost two tasks per wait with many subscribers.
+        self._waiter: asyncio.Future[None] | None = None
         #: Set when the subscriber overflowed or the server is stopping: end the stream.
         self.closed = asyncio.Event()
+
+    def offer(self, item: Any) -> bool:
+        """Queue ``item``; False when the queue is full (the broker then drops this one)."""
+        if len(self._items) >= self.maxsize:
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _mark_closed(self) -> None:
+        self.closed.set()
+        self._wake()
+
+    async def _wait(self, wait: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(wait, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def get_batch(self, wait: float) -> list[Any]:
+        """Everything queued, oldest first, waiting up to ``wait`` seconds for the first item;
+        empty after the wait without one or once closed."""
+        if self.closed.is_set():
+            return []
+        if not self._items:
+            await self._wait(wait)
+            if self.closed.is_set():
+                return []
+        items = list(self._items)
+        self._items.clear()
+        return items
 
     async def get(self, wait: float) -> Any | None:
         """The next item; None after ``wait`` seconds without one or once closed."""
         if self.closed.is_set():
             return None
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        getter = asyncio.ensure_future(self.queue.get())
-        closer = asyncio.ensure_future(self.closed.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {getter, closer}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            closer.cancel()
-            if not getter.done():
-                getter.cancel()
-        if getter in done:
-            return getter.result()
-        return None
+        if not self._items:
+            await self._wait(wait)
+            if self.closed.is_set() or not self._items:
+                return None
+        return self._items.popleft()
 
     def close(self) -> None:
         self.broker.unsubscribe(self)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Broker:
@@ -57,19 +101,24 @@ class Broker:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        subscription.closed.set()
+        subscription._mark_closed()
         subscribers = self._subscribers.get(subscription.channel)
         if subscribers is not None:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.channel]
 
+    def has_subscribers(self, channel: Hashable) -> bool:
+        """Whether anything follows ``channel``: publishers skip encoding frames nobody reads."""
+        return channel in self._subscribers
+
     def publish(self, channel: Hashable, item: Any) -> None:
-        for subscription in list(self._subscribers.get(channel, ())):
-            try:
-                subscription.queue.put_nowait(item)
-            except asyncio.QueueFull:
-                self.unsubscribe(subscription)
+        subscribers = self._subscribers.get(channel)
+        if not subscribers:
+            return
+        overflowed = [subscription for subscription in subscribers if not subscription.offer(item)]
+        for subscription in overflowed:
+            self.unsubscribe(subscription)
 
     def close_channel(self, channel: Hashable) -> None:
         """End every stream on ``channel`` (e.g. its session was deleted)."""

@@ -68,6 +68,7 @@ from sessionscope.models import (
 from sessionscope.server import db
 from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error, not_found
+from sessionscope.server.streams import live_frame
 
 PREVIEW_CHARS = 200
 #: How long a sessions COUNT is reused: totals may lag inserts by this much.
@@ -389,11 +390,16 @@ class Store:
                 # Any of these may move a session in or out of a filter: recount.
                 self._counts.clear()
             for channel, item in tx.outbox:
-                self.broker.publish(channel, item)
+                self._publish(channel, item)
             for channel in tx.closed_channels:
                 self.broker.close_channel(channel)
         for action_id in tx.confirmed_actions:
             self._spawn(self._finish_action_later(action_id))
+
+    def _publish(self, channel: Hashable, item: Event | OrgChange) -> None:
+        # Encoded here, once, for every stream on the channel; not at all when none follows it.
+        if self.broker.has_subscribers(channel):
+            self.broker.publish(channel, live_frame(item))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -874,7 +880,7 @@ class Store:
                     self._session_update_owed.discard(key)
                     self._session_update_sent[key] = sent
                 for change in changes:
-                    self.broker.publish(org_channel(change.org), change.change)
+                    self._publish(org_channel(change.org), change.change)
             # Forget sessions that have been quiet for a while so the map stays small.
             cutoff = time.monotonic() - 10 * interval
             for key in [k for k, v in self._session_update_sent.items() if v < cutoff]:
@@ -900,7 +906,7 @@ class Store:
                         self._counts.clear()
                     self._note_session_updates(outcome)
                     for channel, item in outcome.outbox:
-                        self.broker.publish(channel, item)
+                        self._publish(channel, item)
             except BaseException as error:
                 for request in batch:
                     if not request.future.done():
