@@ -650,9 +650,6 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                 self._after_page()
         finally:
             self._loading = False
-        #: Until the operator moves the cursor it stays on the first row, where new sessions
-        #: arrive; afterwards it follows its session.
-        self.cursor_moved = False
 
     def _after_page(self) -> None:
         self._update_virtual_size()
