@@ -12,13 +12,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from sessionscope.backends import AuthError, BackendError, ConnectError, SessionQuery
 from sessionscope.models import EventType, OrgChange, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.rate_column import RateColumn
 from sessionscope.tui.widgets.session_table import SessionTable, SortOrder, matches
 from sessionscope.tui.widgets.status import AppHeader
@@ -121,7 +122,7 @@ class SessionsScreen(Screen[None]):
             table = SessionTable(self.ss_app.backend, id="sessions-table")
             yield table
             yield RateColumn(table, self.rates, id="sessions-rate")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sessions-filter").display = False
