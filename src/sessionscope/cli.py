@@ -3,6 +3,8 @@ that each command pays only for what it uses."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
@@ -48,6 +50,16 @@ def main(
     )
 
 
+def _skip_httpx_command_line() -> None:
+    """``import httpx`` also imports httpx's own command-line tool (``httpx._main``: rich's
+    console, progress, syntax and table, pygments), about a tenth of the console's start, unless
+    that import fails, in which case httpx installs a stub ``httpx.main``. The console process
+    never runs httpx's command line, so make that import fail (a ``None`` module entry raises
+    ImportError). Newer httpx releases import it lazily; then this changes nothing."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def run_console(
     url: str,
     api_key: str | None,
@@ -57,6 +69,7 @@ def run_console(
     bell: bool = False,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
+    _skip_httpx_command_line()
     from sessionscope.backends import BackendConfig, BackendError, create_backend
 
     try:
