@@ -1,4 +1,4 @@
-"""SVG snapshots of the session screen, the event detail and the action modal, dark and light.
+"""SVG snapshots, dark and light: session screen, event detail, action modal and inbox.
 
 Deterministic: fixed rows written straight into the reference server's database (fixed ids and
 timestamps), read back through the real server and ``NativeBackend``; the console's clock frozen.
@@ -293,3 +293,29 @@ def test_tool_calls_tab_snapshot(snapshot_server: Any, snap_compare: Any) -> Non
     """The outstanding call with its secret argument masked."""
     app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_tool_calls_tab)
+
+
+def _inbox(theme: str) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        from sessionscope.tui.screens.inbox import InboxScreen
+
+        pilot.app.theme = theme
+        pilot.app.open_inbox()  # type: ignore[attr-defined]
+        await wait_for(
+            pilot,
+            lambda: isinstance(pilot.app.screen, InboxScreen) and pilot.app.screen.loads >= 1,
+            "the inbox's first load",
+        )
+        screen = pilot.app.screen
+        assert isinstance(screen, InboxScreen)
+        await wait_for(pilot, lambda: len(screen.actions) == 1, "the pending action")
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+def test_inbox_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> None:
+    """The organisation's inbox: the pending action with time waiting and time left."""
+    app = snapshot_app(snapshot_server)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_inbox(theme))

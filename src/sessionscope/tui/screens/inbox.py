@@ -26,7 +26,14 @@ from sessionscope.tui.widgets.status import AppHeader
 FALLBACK_REFRESH_SECONDS = 15.0
 #: Bursts of org changes (many actions resolved at once) cost one fetch.
 CHANGE_DEBOUNCE_SECONDS = 0.2
-_COLUMNS = (("waiting", "Waiting"), ("left", "Time left"), ("tool", "Tool"), ("session", "Session"))
+#: Fixed widths: auto-sized columns are measured from the first rows added, which can land
+#: before the table's first layout and leave every column at its label's width.
+_COLUMNS = (
+    ("waiting", "Waiting", 9),
+    ("left", "Time left", 10),
+    ("tool", "Tool", 24),
+    ("session", "Session", 60),
+)
 
 
 def _age(action: PendingAction) -> str:
@@ -63,8 +70,8 @@ class InboxScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield AppHeader("Actions inbox")
         table: DataTable[Text | str] = DataTable(id="inbox-table", cursor_type="row")
-        for key, label in _COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, width in _COLUMNS:
+            table.add_column(label, key=key, width=width)
         yield table
         yield Static("Loading…", id="inbox-status")
         yield Footer()
@@ -144,7 +151,7 @@ class InboxScreen(Screen[None]):
         return (
             _age(action),
             Text(format_time_left(action.expires_at), style="bold red" if urgent else ""),
-            plain_line(action.tool, limit=40),
+            plain_line(action.tool, limit=24),
             plain_line(action.session_title or action.session_id, limit=60),
         )
 
