@@ -44,8 +44,8 @@ class ConnectionIndicator(Static):
         app = cast("SessionScopeApp", self.app)
         state = app.connection_state
         glyph, label = STATE_LABEL.get(state, ("?", state.value))
-        for known in WatchState:
-            self.set_class(known is state, f"-{known.value}")
+        # One restyle for the whole swap (set_class per state restyles on each change).
+        self.update_classes({f"-{known.value}": known is state for known in WatchState})
         self.update(Text(f"{glyph} {label}", end=""))
         # Server text: never markup.
         self.tooltip = plain_line(app.connection_detail or label, limit=300)
