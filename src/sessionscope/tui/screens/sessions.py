@@ -149,7 +149,8 @@ class SessionsScreen(Screen[None]):
         if self.text_filter:
             text.append("  filter: ")
             text.append_text(plain_line(self.text_filter, limit=40))
-        self.query_one("#sessions-summary", Static).update(text)
+        # The summary's size is fixed by the stylesheet (1fr x 1 row): repaint it, no layout pass.
+        self.query_one("#sessions-summary", Static).update(text, layout=False)
 
     def _reload(self) -> None:
         self._hide_message()
