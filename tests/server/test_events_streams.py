@@ -166,7 +166,15 @@ def test_org_stream_reports_changes_and_resumes(server, api: httpx.Client) -> No
             assert response.status_code == 200
             session_id = _session(api)
             api.patch(f"/v1/sessions/{session_id}", json={"title": "renamed"})
-            changes = [OrgChange.model_validate(f.json()) for f in data_frames(response, 2)]
+            changes: list[OrgChange] = []
+            for frame in frames(response):
+                change = OrgChange.model_validate(frame.json()) if frame.data else None
+                # Sessions of earlier tests on this shared server may still get their trailing
+                # (coalesced) session.updated, up to session_update_interval later.
+                if change is not None and change.session_id == session_id:
+                    changes.append(change)
+                    if len(changes) == 2:
+                        break
         assert [change.kind for change in changes] == ["session.created", "session.updated"]
         assert all(change.session_id == session_id for change in changes)
         assert changes[0].session is not None and changes[0].session.event_count == 1
