@@ -976,18 +976,22 @@ class Store:
                 if not request.future.done():
                     request.future.set_exception(outcome)
             return
-        if outcome.recount:
-            self._counts.clear()
-        self._note_session_updates(outcome)
-        for channel, item in outcome.outbox:
-            self._publish(channel, item)
-        for request, result in zip(batch, outcome.results, strict=True):
-            if request.future.done():
-                continue
-            if isinstance(result, ApiError):
-                request.future.set_exception(result)
-            else:
-                request.future.set_result(result)
+        try:
+            if outcome.recount:
+                self._counts.clear()
+            self._note_session_updates(outcome)
+            for channel, item in outcome.outbox:
+                self._publish(channel, item)
+        finally:
+            # Committed is committed: the callers get their replies even if publishing failed
+            # (this runs as a bare loop callback, so nobody else would answer them).
+            for request, result in zip(batch, outcome.results, strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(result, ApiError):
+                    request.future.set_exception(result)
+                else:
+                    request.future.set_result(result)
 
     async def send_message(self, org: str, session_id: str, content: str) -> Event:
         async with self.write() as tx:
