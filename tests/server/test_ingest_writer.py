@@ -134,3 +134,14 @@ async def test_event_ids_are_ordered_by_creation_time(tmp_path: Path) -> None:
         assert match is not None, event.id
         assert before_ms <= int(match.group(1), 16) <= after_ms
     assert len({event.id for event in events}) == 3
+
+
+async def test_an_append_after_close_fails_instead_of_waiting_forever(tmp_path: Path) -> None:
+    opened = await _open_store(database_url(tmp_path / "closed.db"))
+    session = await opened.create_session(ORG, SessionCreate(title="closing"))
+    await opened.aclose()
+    try:
+        with pytest.raises(RuntimeError):
+            await asyncio.wait_for(opened.append_events(ORG, session.id, [("log", {})]), 10)
+    finally:
+        await opened.engine.dispose()

@@ -911,9 +911,13 @@ class Store:
         while self._appends:
             async with self._write_lock:
                 if self._writer is not None and self._sync_engine is not None:
-                    lease = asyncio.wrap_future(
-                        self._writer.submit(self._commit_appends, asyncio.get_running_loop())
-                    )
+                    try:
+                        job = self._writer.submit(self._commit_appends, asyncio.get_running_loop())
+                    except RuntimeError as error:  # the writer is shut down: the store closed
+                        while batch := self._take_appends():
+                            self._finish_appends(batch, error)
+                        return
+                    lease = asyncio.wrap_future(job)
                     try:
                         await asyncio.shield(lease)
                     except asyncio.CancelledError:
