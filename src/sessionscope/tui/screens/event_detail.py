@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sessionscope.models import Event
 from sessionscope.tui import event_summary
 from sessionscope.tui.safe import neutralise, one_line, plain
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
 
 
@@ -51,7 +52,7 @@ class EventDetailScreen(Screen[None]):
         yield Static(title, id="event-title")
         with VerticalScroll(id="event-json-scroll"):
             yield Static(id="event-json")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self._render_json()

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ActionStatus, EventType, PendingAction
@@ -20,6 +20,7 @@ from sessionscope.tui.app import OrgChanges
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left, seconds_left
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
 
 #: Re-fetch this often even when the org stream is quiet or unavailable.
@@ -74,7 +75,7 @@ class InboxScreen(Screen[None]):
             table.add_column(label, key=key, width=width)
         yield table
         yield Static("Loading…", id="inbox-status")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()

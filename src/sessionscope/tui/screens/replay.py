@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from sessionscope.backends.base import Backend
@@ -20,6 +20,7 @@ from sessionscope.models import Replay, ReplayStep
 from sessionscope.tui.safe import plain, plain_line, pretty_json
 from sessionscope.tui.screens.confirm import describe_error
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
 
 #: Rows drawn at most; a longer replay says how many were left out.
@@ -99,7 +100,7 @@ class ReplayScreen(Screen[None]):
         yield OptionList(id="replay-waterfall")
         with VerticalScroll(id="replay-detail"):
             yield Static("", id="replay-detail-text")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.action_reload()

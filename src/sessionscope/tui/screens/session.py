@@ -20,7 +20,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import (
     DataTable,
-    Footer,
     Input,
     OptionList,
     Sparkline,
@@ -40,6 +39,7 @@ from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.screens.confirm import is_read_only
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
 from sessionscope.tui.widgets.timeline import Timeline
 from sessionscope.tui.widgets.tool_calls import ToolCallsPane
@@ -343,7 +343,7 @@ class SessionScreen(Screen[None]):
                 yield Static("", id="variables-note", classes="tab-note")
         yield Input(placeholder="search the timeline (enter: find, escape: close)", id="search")
         yield Static("", id="timeline-status")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def timeline(self) -> Timeline:

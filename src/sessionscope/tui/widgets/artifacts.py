@@ -17,7 +17,7 @@ from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
 from sessionscope.models import Artifact
@@ -34,6 +34,7 @@ from sessionscope.tui.preview.loader import Preview, load_preview
 from sessionscope.tui.preview.widgets import preview_widget
 from sessionscope.tui.safe import one_line, plain, plain_line
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
 
 if TYPE_CHECKING:
@@ -432,4 +433,4 @@ class ArtifactsScreen(Screen[None]):
             id="artifacts-screen-title",
         )
         yield ArtifactsPane(self.session_id, id="artifacts-pane")
-        yield Footer()
+        yield AppFooter()
