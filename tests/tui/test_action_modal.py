@@ -51,6 +51,8 @@ async def test_confirm_shows_processing_then_outcome(server: Any) -> None:
         app = make_app(server)
         async with app.run_test(size=SIZE) as pilot:
             modal = await open_modal(pilot, session_id, action["id"])
+            # The state flips before the next frame paints the preview.
+            await wait_for(pilot, lambda: "expires in" in screen_text(app), "the preview painted")
             text = screen_text(app)
             assert "send_email" in text and "Confirm me" in text
             assert "ops@example.com" in text and "Refund order 42." in text
@@ -59,7 +61,7 @@ async def test_confirm_shows_processing_then_outcome(server: Any) -> None:
             assert app.focused is modal.query_one("#action-close", Button)
             await pilot.press("y")
             await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
-            assert "Completed" in screen_text(app)
+            await wait_for(pilot, lambda: "Completed" in screen_text(app), "Completed")
             body = await get_action(client, session_id, action["id"])
             assert body["status"] == "completed"
 
@@ -94,7 +96,7 @@ async def test_cancel_and_escape(server: Any) -> None:
             modal = await open_modal(pilot, session_id, refused["id"])
             await pilot.press("n")
             await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the cancellation")
-            assert "Cancelled" in screen_text(app)
+            await wait_for(pilot, lambda: "Cancelled" in screen_text(app), "Cancelled")
             assert (await get_action(client, session_id, refused["id"]))["status"] == "cancelled"
 
 
@@ -106,7 +108,7 @@ async def test_countdown_reaching_zero_says_expired(server: Any) -> None:
         async with app.run_test(size=SIZE) as pilot:
             modal = await open_modal(pilot, session_id, action["id"])
             await wait_for(pilot, lambda: modal.state is ModalState.EXPIRED, "the expiry")
-            assert "expired" in screen_text(app)
+            await wait_for(pilot, lambda: "expired" in screen_text(app), "expired")
             await pilot.press("y")
             assert modal.decisions_sent == 0
             assert modal.query_one("#action-confirm", Button).disabled
@@ -135,7 +137,7 @@ async def test_server_says_gone(server: Any) -> None:
             assert expired, "the server never expired the action"
             await pilot.press("y")
             await wait_for(pilot, lambda: modal.state is ModalState.EXPIRED, "the Gone reply")
-            assert "expired" in screen_text(app)
+            await wait_for(pilot, lambda: "expired" in screen_text(app), "expired")
 
 
 async def test_already_decided_says_so(server: Any) -> None:
@@ -154,12 +156,20 @@ async def test_already_decided_says_so(server: Any) -> None:
             await wait_for(
                 pilot, lambda: modal.state is ModalState.DECIDED_ELSEWHERE, "the conflict"
             )
-            assert "already decided: cancelled" in screen_text(app)
+            await wait_for(
+                pilot,
+                lambda: "already decided: cancelled" in screen_text(app),
+                "already decided: cancelled",
+            )
             # Opening it again says so straight away.
             await pilot.press("escape")
             modal = await open_modal(pilot, session_id, action["id"])
             assert modal.state is ModalState.DECIDED_ELSEWHERE
-            assert "already decided: cancelled" in screen_text(app)
+            await wait_for(
+                pilot,
+                lambda: "already decided: cancelled" in screen_text(app),
+                "already decided: cancelled",
+            )
 
 
 async def test_read_only_disables_decisions(server: Any) -> None:
@@ -171,7 +181,7 @@ async def test_read_only_disables_decisions(server: Any) -> None:
             modal = await open_modal(pilot, session_id, action["id"])
             confirm = modal.query_one("#action-confirm", Button)
             assert confirm.disabled and "read-only" in str(confirm.label)
-            assert "Read-only mode" in screen_text(app)
+            await wait_for(pilot, lambda: "Read-only mode" in screen_text(app), "Read-only mode")
             await pilot.press("y", "n")
             await pilot.pause()
             assert modal.decisions_sent == 0
@@ -193,7 +203,7 @@ async def test_inbox_lists_oldest_first_and_opens_modal(make_server: Callable[..
             assert isinstance(inbox, InboxScreen)
             await wait_for(pilot, lambda: len(inbox.actions) == 2, "two actions")
             assert [a.id for a in inbox.actions] == [oldest["id"], newer["id"]]
-            await pilot.pause()
+            await wait_for(pilot, lambda: "newer_tool" in screen_text(app), "the rows painted")
             text = screen_text(app)
             assert text.index("oldest_tool") < text.index("newer_tool")
             assert "First session" in text and "Second session" in text

@@ -7,10 +7,12 @@ import contextlib
 import importlib
 import inspect
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from pydantic.warnings import UnsupportedFieldAttributeWarning
 
 import sessionscope
 from sessionscope.server.api import router
@@ -59,6 +61,13 @@ def _start_simulator(app: FastAPI, settings: ServerSettings) -> asyncio.Task[obj
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
+    # The shared models defer building their validators (console start-up cost), so FastAPI now
+    # builds its body validators at the first request, outside its own suppression of this
+    # false positive about its Body(alias=...) parameters (pydantic issue 12356).
+    warnings.filterwarnings(
+        "ignore", message=r"The 'alias' attribute", category=UnsupportedFieldAttributeWarning
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db_file = sqlite_path(settings.db_url)
