@@ -132,6 +132,10 @@ async def test_list_filters_and_pages(backend: NativeBackend) -> None:
     assert await matching(SessionQuery(task_id="t0")) == {ids[0], ids[3], ids[6]}
     assert await matching(SessionQuery(text="needle")) == set(ids[1::2])
     assert await matching(SessionQuery(status=SessionStatus.COMPLETED)) == {ids[0]}
+    oldest_first = [s.id async for s in backend.iter_sessions(SessionQuery(order="oldest"))]
+    assert [i for i in oldest_first if i in ids] == ids and len(set(oldest_first)) == len(seen)
+    blue_oldest = await backend.list_sessions(SessionQuery(tag="blue", order="oldest"), limit=2)
+    assert [s.id for s in blue_oldest.data] == ids[:2] and blue_oldest.next_cursor
 
 
 async def test_messages_and_events(backend: NativeBackend, agent: httpx.AsyncClient) -> None:

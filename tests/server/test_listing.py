@@ -191,3 +191,67 @@ def test_listing_json_is_byte_identical_to_the_models(api: httpx.Client) -> None
         single = Session.model_validate(api.get(f"/v1/sessions/{item['id']}").json())
         assert item == single.model_dump(mode="json")
     assert listed[0]["billable"] is True and listed[0]["usage"]["cost_usd"] == 0.25
+
+
+def test_oldest_first_pages_visit_every_session_once_while_sessions_are_created(
+    seeded: Any,
+) -> None:
+    with _client(seeded) as client:
+        seen: list[str] = []
+        created: list[str] = []
+        cursor: str | None = None
+        first_total: int | None = None
+        while True:
+            params: dict[str, Any] = {"order": "oldest", "limit": 7}
+            page = _page(client, **params, **({"cursor": cursor} if cursor else {}))
+            if first_total is None:
+                first_total = page.total
+            seen.extend(s.title for s in page.data)
+            # Newcomers are newer than any cursor, so an oldest-first walk meets them at its end.
+            response = client.post("/v1/sessions", json={"title": f"newcomer {len(created)}"})
+            assert response.status_code == 201, response.text
+            created.append(response.json()["title"])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            assert len(created) < 1000, "the walk does not end"
+    assert first_total == SEEDED
+    assert len(seen) == len(set(seen)), "a session was listed twice"
+    assert seen[:SEEDED] == list(reversed(_titles(list(range(SEEDED)))))
+    assert seen[SEEDED:] == created[: len(seen) - SEEDED]
+    # The walk stops only once it has caught up with all but the last creation.
+    assert len(seen) - SEEDED >= len(created) - 1
+
+
+def test_oldest_first_filters_text_windows_and_tags(
+    seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "TEXT_SCAN_ROWS", 10)
+    with _client(seeded) as client:
+        first = _page(client, order="oldest", limit=3)
+        assert [s.title for s in first.data] == _titles([0, 1, 2])[::-1]
+        _, tagged = _walk(client, order="oldest", tag="batch-3", limit=4)
+        assert tagged == _titles(list(range(3, SEEDED, 10)))[::-1]
+        pages, found = _walk(client, order="oldest", q="SESSION 1", limit=5)
+        assert found == _titles([n for n in range(SEEDED) if "session 1" in f"session {n}"])[::-1]
+        assert any(not page.data and page.next_cursor for page in pages)
+        newest = _page(client, limit=3)
+        assert newest.data[0].title == "Seeded session 119"
+
+
+def test_a_cursor_pages_on_only_in_its_own_order(seeded: Any) -> None:
+    with _client(seeded) as client:
+        newest = _page(client, limit=3)
+        oldest = _page(client, order="oldest", limit=3)
+        assert newest.next_cursor and oldest.next_cursor
+        for cursor, order in ((newest.next_cursor, "oldest"), (oldest.next_cursor, "newest")):
+            response = client.get(
+                "/v1/sessions", params={"order": order, "cursor": cursor, "limit": 3}
+            )
+            assert response.status_code == 400, response.text
+            assert "order" in response.text
+        unknown = client.get("/v1/sessions", params={"order": "sideways"})
+        assert unknown.status_code in (400, 422) and "order" in unknown.text
+        # A cursor of either order pages on in its own order.
+        on = _page(client, order="oldest", limit=3, cursor=oldest.next_cursor)
+        assert [s.title for s in on.data] == _titles([3, 4, 5])[::-1]

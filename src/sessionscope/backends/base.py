@@ -9,7 +9,7 @@ import abc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from sessionscope.models import (
     ActionDecisionResult,
@@ -138,6 +138,9 @@ class SessionQuery:
     task_id: str | None = None
     tag: str | None = None
     text: str | None = None
+    #: By creation time: "newest" first or "oldest" first (the far end of the list in one
+    #: request instead of a walk through every page). A cursor pages on in its own order only.
+    order: Literal["newest", "oldest"] = "newest"
 
 
 @dataclass(frozen=True)

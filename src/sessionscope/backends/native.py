@@ -156,6 +156,8 @@ class NativeBackend(Backend):
                     params[name] = value
             if query.text:
                 params["q"] = query.text
+            if query.order != "newest":
+                params["order"] = query.order
         if cursor:
             params["cursor"] = cursor
         return await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)

@@ -48,7 +48,7 @@ from sessionscope.server import streams
 from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error
 from sessionscope.server.settings import ServerSettings
-from sessionscope.server.store import Store, org_channel, session_channel
+from sessionscope.server.store import SessionOrder, Store, org_channel, session_channel
 
 router = APIRouter(prefix="/v1")
 
@@ -143,6 +143,13 @@ async def list_sessions(
     q: Annotated[str | None, Query(max_length=500)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    order: Annotated[
+        SessionOrder,
+        Query(
+            description="By creation time: newest first (default) or oldest first. A cursor "
+            "pages on only in the order it came from."
+        ),
+    ] = "newest",
 ) -> Response:
     statuses: list[SessionStatus] = []
     for value in _split_values(status):
@@ -160,6 +167,7 @@ async def list_sessions(
         text=q,
         cursor=cursor,
         limit=limit,
+        order=order,
     )
     return Response(body, media_type="application/json")
 

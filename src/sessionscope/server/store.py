@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic_core
 from sqlalchemy import (
@@ -75,8 +75,10 @@ PREVIEW_CHARS = 200
 #: How long a sessions COUNT is reused: totals may lag inserts by this much.
 COUNT_CACHE_SECONDS = 2.0
 COUNT_CACHE_ENTRIES = 1024
-#: Sessions a text search (``q``) scans per request, newest first: its latency bound.
+#: Sessions a text search (``q``) scans per request, in listing order: its latency bound.
 TEXT_SCAN_ROWS = 2_000
+#: The orders the sessions listing offers, by creation time.
+SessionOrder = Literal["newest", "oldest"]
 #: Appends committed together at most (each still gets its own sequence and reply).
 APPEND_BATCH_REQUESTS = 256
 #: How long the writer thread keeps committing queued appends before it lets other writes
@@ -116,8 +118,13 @@ def org_channel(org: str) -> Hashable:
 # ---------------------------------------------------------------------------------------------
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([db.to_micros(created_at), row_id], separators=(",", ":")).encode()
+def encode_cursor(created_at: datetime, row_id: str, order: str | None = None) -> str:
+    """``order`` tags a cursor of a non-default listing order, so that it is never read as a
+    position in another order (untagged cursors stay what they were: newest first)."""
+    position: list[Any] = [db.to_micros(created_at), row_id]
+    if order is not None:
+        position.append(order)
+    raw = json.dumps(position, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -127,16 +134,22 @@ def _keyset(micros: int, row_id: str) -> Any:
     return tuple_(literal(db.from_micros(micros), db.UTCMicros()), literal(row_id, String()))
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str, order: str | None = None) -> tuple[int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        micros, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(micros, int) or not isinstance(row_id, str):
+        micros, row_id, *tag = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(micros, int) or not isinstance(row_id, str) or len(tag) > 1:
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise field_error(
             "cursor", "the cursor is not one this server issued", status=400
         ) from None
+    if (tag[0] if tag else None) != order:
+        raise field_error(
+            "cursor",
+            "the cursor belongs to another listing order; page in the order it came from",
+            status=400,
+        )
     return micros, row_id
 
 
@@ -597,8 +610,11 @@ class Store:
         text: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        order: SessionOrder = "newest",
     ) -> tuple[Sequence[Row[Any]], str | None, int | None]:
-        """(rows, next cursor, total) of one page."""
+        """(rows, next cursor, total) of one page, in ``order`` of creation (the keyset walks
+        the same indexes backwards or forwards, so the oldest page costs what the newest does).
+        """
         s = db.sessions.c
         conditions: list[ColumnElement[bool]] = [s.org == org]
         if len(statuses) == 1:
@@ -622,10 +638,14 @@ class Store:
             conditions[0] = t.org == org
             conditions.append(t.tag == tag)
         page_conditions = list(conditions)
+        oldest = order == "oldest"
+        position = tuple_(key_created, key_id)
+        #: Tags the cursors of the non-default order (see ``encode_cursor``).
+        cursor_tag = "oldest" if oldest else None
         if cursor:
-            micros, last_id = decode_cursor(cursor)
-            page_conditions.append(tuple_(key_created, key_id) < _keyset(micros, last_id))
-        order = (key_created.desc(), key_id.desc())
+            after = _keyset(*decode_cursor(cursor, cursor_tag))
+            page_conditions.append(position > after if oldest else position < after)
+        sort = (key_created.asc(), key_id.asc()) if oldest else (key_created.desc(), key_id.desc())
         total: int | None = None
         async with self.engine.connect() as conn:
             # Text search is a substring match no index serves, so each request scans a bounded
@@ -639,7 +659,7 @@ class Store:
                         select(key_created, key_id)
                         .select_from(source)
                         .where(and_(*page_conditions))
-                        .order_by(*order)
+                        .order_by(*sort)
                         .limit(1)
                         .offset(TEXT_SCAN_ROWS - 1)
                     )
@@ -660,12 +680,13 @@ class Store:
                 page_conditions.append(matches)
                 if boundary is not None:
                     window_end = (db.to_micros(boundary[0]), boundary[1])
-                    page_conditions.append(tuple_(key_created, key_id) >= _keyset(*window_end))
+                    end = _keyset(*window_end)
+                    page_conditions.append(position <= end if oldest else position >= end)
             query = (
                 select(db.sessions)
                 .select_from(source)
                 .where(and_(*page_conditions))
-                .order_by(*order)
+                .order_by(*sort)
                 .limit(limit + 1)
             )
             rows = (await conn.execute(query)).all()
@@ -693,13 +714,14 @@ class Store:
         next_cursor = None
         if more and rows:
             last = rows[-1]._mapping
-            next_cursor = encode_cursor(last["created_at"], last["id"])
+            next_cursor = encode_cursor(last["created_at"], last["id"], cursor_tag)
         elif window_end is not None:
-            next_cursor = encode_cursor(db.from_micros(window_end[0]), window_end[1])
+            next_cursor = encode_cursor(db.from_micros(window_end[0]), window_end[1], cursor_tag)
         return rows, next_cursor, total
 
     async def list_sessions(self, org: str, **filters: Any) -> Page[Session]:
-        """One page of the organisation's sessions, newest first (see ``_session_page``)."""
+        """One page of the organisation's sessions, newest first unless ``order="oldest"``
+        (see ``_session_page``)."""
         rows, next_cursor, total = await self._session_page(org, **filters)
         return Page[Session](
             data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
