@@ -95,11 +95,12 @@ class PtyProgram:
         master, slave = os.openpty()
         columns, rows = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        full_env = dict(os.environ)
+        # ``env`` is the whole environment (callers build it from os.environ and remove what
+        # must not leak, e.g. PYTHONDONTWRITEBYTECODE): merging it over os.environ again would
+        # bring the removed variables back.
+        full_env = dict(os.environ if env is None else env)
         full_env.update({"TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)})
         full_env.pop("TEXTUAL_DRIVER", None)
-        if env:
-            full_env.update(env)
         self.chunks: list[Chunk] = []
         self._master = master
         self.started = time.monotonic()
