@@ -25,9 +25,14 @@ from typing import Any, Literal, TypeVar
 
 import pydantic_core
 from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
     ColumnElement,
+    Integer,
     Row,
     String,
+    Text,
     and_,
     bindparam,
     delete,
@@ -36,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -203,20 +209,75 @@ _SESSION_WIRE_COLUMNS = (
 )
 
 
-def session_wire_from_row(row: Any) -> dict[str, Any]:
-    """A session row as the JSON object ``Session`` serialises to (same keys, same order), for
-    listings: validating 200 models cost about 60 µs each and proves nothing about rows this
-    server wrote; a test holds the two forms byte-identical."""
-    m = row._mapping
-    wire = {name: m[name] for name in _SESSION_WIRE_COLUMNS}
+_SESSION_RAW_TAIL = ("input_tokens", "output_tokens", "cost_usd", "billable", "duration_seconds")
+_SESSION_JSON_COLUMNS = ("tags", "metadata", "context_variables")
+_SESSION_TIME_COLUMNS = (
+    *("created_at", "updated_at", "started_at", "last_active_at", "finished_at", "closed_at"),
+)
+
+
+def _stored(column: Any) -> Any:
+    """``column`` as the driver returns it, without SQLAlchemy's result processing (JSON text,
+    integer microseconds, 0/1): ``session_wire_from_raw`` converts what a listing needs."""
+    if isinstance(column.type, db.UTCMicros):
+        return type_coerce(column, BigInteger)
+    if isinstance(column.type, JSON):
+        return type_coerce(column, Text)
+    if isinstance(column.type, Boolean):
+        return type_coerce(column, Integer)
+    return column
+
+
+#: The listing's columns, stored form: the wire columns in order, then ``_SESSION_RAW_TAIL``.
+_SESSION_RAW_SELECT = [
+    _stored(db.sessions.c[name]) for name in (*_SESSION_WIRE_COLUMNS, *_SESSION_RAW_TAIL)
+]
+_WIRE_WIDTH = len(_SESSION_WIRE_COLUMNS)
+_JSON_AT = tuple(_SESSION_WIRE_COLUMNS.index(name) for name in _SESSION_JSON_COLUMNS)
+_TIME_AT = tuple(_SESSION_WIRE_COLUMNS.index(name) for name in _SESSION_TIME_COLUMNS)
+_CREATED_AT = _SESSION_WIRE_COLUMNS.index("created_at")
+_ID_AT = _SESSION_WIRE_COLUMNS.index("id")
+#: Decoded short JSON texts (tags lists, small metadata) recur across rows: decode each once.
+_JSON_MEMO: dict[str, Any] = {}
+_JSON_MEMO_ENTRIES = 4096
+_JSON_MEMO_CHARS = 256
+
+
+def _stored_json(value: Any) -> Any:
+    # The memo's objects are shared: they are only ever serialised, never changed.
+    if not isinstance(value, str):  # a driver that decodes JSON itself
+        return value
+    decoded = _JSON_MEMO.get(value)
+    if decoded is None:
+        decoded = json.loads(value)
+        if len(value) <= _JSON_MEMO_CHARS:
+            if len(_JSON_MEMO) >= _JSON_MEMO_ENTRIES:
+                _JSON_MEMO.clear()
+            _JSON_MEMO[value] = decoded
+    return decoded
+
+
+def session_wire_from_raw(row: Sequence[Any]) -> dict[str, Any]:
+    """A session row (``_SESSION_RAW_SELECT``) as the JSON object ``Session`` serialises to
+    (same keys, same order), for listings: validating 200 models cost about 60 µs each and
+    proves nothing about rows this server wrote, and SQLAlchemy's per-column result processing
+    cost about as much again; a test holds the two forms byte-identical."""
+    values = list(row[:_WIRE_WIDTH])
+    for at in _JSON_AT:
+        values[at] = _stored_json(values[at])
+    for at in _TIME_AT:
+        if values[at] is not None:
+            values[at] = db.from_micros(values[at])
+    wire = dict(zip(_SESSION_WIRE_COLUMNS, values, strict=True))
+    input_tokens, output_tokens, cost_usd, billable, duration_seconds = row[_WIRE_WIDTH:]
     wire["usage"] = {
-        "input_tokens": m["input_tokens"],
-        "output_tokens": m["output_tokens"],
-        "total_tokens": m["input_tokens"] + m["output_tokens"],
-        "cost_usd": float(m["cost_usd"]),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cost_usd": float(cost_usd),
     }
-    wire["billable"] = m["billable"]
-    wire["duration_seconds"] = m["duration_seconds"]
+    wire["billable"] = None if billable is None else bool(billable)
+    wire["duration_seconds"] = duration_seconds
     return wire
 
 
@@ -611,9 +672,11 @@ class Store:
         cursor: str | None = None,
         limit: int = 50,
         order: SessionOrder = "newest",
+        stored: bool = False,
     ) -> tuple[Sequence[Row[Any]], str | None, int | None]:
         """(rows, next cursor, total) of one page, in ``order`` of creation (the keyset walks
         the same indexes backwards or forwards, so the oldest page costs what the newest does).
+        ``stored`` rows are ``_SESSION_RAW_SELECT`` tuples, else whole processed rows.
         """
         s = db.sessions.c
         conditions: list[ColumnElement[bool]] = [s.org == org]
@@ -683,7 +746,7 @@ class Store:
                     end = _keyset(*window_end)
                     page_conditions.append(position <= end if oldest else position >= end)
             query = (
-                select(db.sessions)
+                select(*_SESSION_RAW_SELECT if stored else [db.sessions])
                 .select_from(source)
                 .where(and_(*page_conditions))
                 .order_by(*sort)
@@ -713,8 +776,12 @@ class Store:
         rows = rows[:limit]
         next_cursor = None
         if more and rows:
-            last = rows[-1]._mapping
-            next_cursor = encode_cursor(last["created_at"], last["id"], cursor_tag)
+            last = rows[-1]
+            if stored:
+                last_created = db.from_micros(last[_CREATED_AT])
+                next_cursor = encode_cursor(last_created, last[_ID_AT], cursor_tag)
+            else:
+                next_cursor = encode_cursor(last.created_at, last.id, cursor_tag)
         elif window_end is not None:
             next_cursor = encode_cursor(db.from_micros(window_end[0]), window_end[1], cursor_tag)
         return rows, next_cursor, total
@@ -729,10 +796,10 @@ class Store:
 
     async def list_sessions_json(self, org: str, **filters: Any) -> bytes:
         """``list_sessions`` serialised straight from the rows: the API's listing reply."""
-        rows, next_cursor, total = await self._session_page(org, **filters)
+        rows, next_cursor, total = await self._session_page(org, stored=True, **filters)
         return pydantic_core.to_json(
             {
-                "data": [session_wire_from_row(row) for row in rows],
+                "data": [session_wire_from_raw(row) for row in rows],
                 "next_cursor": next_cursor,
                 "total": total,
             }
