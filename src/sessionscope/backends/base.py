@@ -48,6 +48,9 @@ class Capability(StrEnum):
     TOOL_CALLS = "tool_calls"
     PENDING_ACTIONS = "pending_actions"
     VARIABLES = "variables"
+    #: ``list_sessions`` honours ``SessionQuery(order="oldest")``; without it a list's far end
+    #: is reached only by walking every page from the newest.
+    OLDEST_FIRST = "oldest_first"
 
 
 # ---------------------------------------------------------------------------------------------
