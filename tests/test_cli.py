@@ -84,3 +84,22 @@ def test_console_path_does_not_import_the_server() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "HEAVY:\n" in result.stdout, result.stdout
+
+
+HTTPX_PROBE = """
+import sys
+from sessionscope.cli import _import_httpx_without_its_command_line
+_import_httpx_without_its_command_line()
+print("SKIPPED:" + str("httpx" in sys.modules and "httpx._main" not in sys.modules))
+import httpx._main  # still importable on demand
+print("LATER:" + str(callable(httpx._main.main)))
+"""
+
+
+def test_console_imports_httpx_without_its_command_line_tool() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", HTTPX_PROBE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SKIPPED:True" in result.stdout
+    assert "LATER:True" in result.stdout

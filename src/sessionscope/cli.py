@@ -50,14 +50,21 @@ def main(
     )
 
 
-def _skip_httpx_command_line() -> None:
-    """``import httpx`` also imports httpx's own command-line tool (``httpx._main``: rich's
-    console, progress, syntax and table, pygments), about a tenth of the console's start, unless
-    that import fails, in which case httpx installs a stub ``httpx.main``. The console process
-    never runs httpx's command line, so make that import fail (a ``None`` module entry raises
-    ImportError). Newer httpx releases import it lazily; then this changes nothing."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+def _import_httpx_without_its_command_line() -> None:
+    """httpx 0.28 imports its own command-line tool at import (``httpx._main``: rich's console,
+    progress, syntax and table, pygments), about a tenth of the console's start, and installs a
+    stub ``httpx.main`` if that import fails. The console never runs httpx's command line, so
+    import httpx once with that submodule blocked (a ``None`` entry in ``sys.modules`` makes its
+    import raise ImportError) and unblock it afterwards, so an explicit ``import httpx._main``
+    later still works. A release that imports it lazily makes this a no-op."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if sys.modules.get("httpx._main", False) is None:
+            del sys.modules["httpx._main"]
 
 
 def run_console(
@@ -69,7 +76,7 @@ def run_console(
     bell: bool = False,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
-    _skip_httpx_command_line()
+    _import_httpx_without_its_command_line()
     from sessionscope.backends import BackendConfig, BackendError, create_backend
 
     try:
