@@ -207,6 +207,8 @@ async def test_inbox_lists_oldest_first_and_opens_modal(make_server: Callable[..
             text = screen_text(app)
             assert text.index("oldest_tool") < text.index("newer_tool")
             assert "First session" in text and "Second session" in text
+            # The footer offers the inbox's main key, not hidden behind the table's own enter.
+            await wait_for(pilot, lambda: "Decide" in screen_text(app), "the footer's Decide key")
             # A new action elsewhere shows up without a manual refresh (org stream or timer).
             third = await create_action(client, first, tool="third_tool")
             await wait_for(pilot, lambda: len(inbox.actions) == 3, "the new action")

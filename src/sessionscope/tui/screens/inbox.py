@@ -51,7 +51,16 @@ class InboxScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="inbox.back", tooltip="Return to the previous screen"),
-        Binding("enter", "open", "Decide", id="inbox.open", tooltip="Open the selected action"),
+        # Priority: the focused table's own (hidden) enter binding would otherwise shadow this
+        # one, and the footer would not offer the inbox's main key.
+        Binding(
+            "enter",
+            "open",
+            "Decide",
+            id="inbox.open",
+            tooltip="Open the selected action",
+            priority=True,
+        ),
         Binding("r", "reload", "Refresh", id="inbox.refresh", tooltip="Fetch the inbox again"),
     ]
 
