@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import re
 import select
 import signal
 import struct
 import subprocess
+import sys
 import termios
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -117,6 +120,19 @@ class PtyProgram:
         os.close(slave)
         self._text = bytearray()
         self._closed = False
+        # Bytes are read and timestamped by a thread of their own, so a time is when the bytes
+        # were there to read, however long this side takes to emulate the chunks before them
+        # (pyte needs 20-40 ms for a 4 KiB chunk: reading between feeds put every frame that
+        # followed another one tens of milliseconds late, up to 150 ms on a busy open).
+        self._arrived: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+        self._eof = False
+        self._stop_reading = threading.Event()
+        # The reader wakes from select() at once, but it needs the interpreter lock to take
+        # its timestamp: hand the lock over more often than the default 5 ms.
+        if sys.getswitchinterval() > 0.001:
+            sys.setswitchinterval(0.001)
+        self._reader = threading.Thread(target=self._read_loop, name="pty-reader", daemon=True)
+        self._reader.start()
         # What a real terminal would show: Textual sends partial line updates, so the byte
         # stream alone does not say what is on screen.
         self.screen = pyte.Screen(columns, rows)
@@ -130,18 +146,34 @@ class PtyProgram:
     def pid(self) -> int:
         return self.process.pid
 
+    def _read_loop(self) -> None:
+        master = self._master
+        while not self._stop_reading.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            self._arrived.put((time.monotonic(), data))
+        self._arrived.put(None)
+
     def pump(self, timeout: float) -> bool:
-        """Read whatever arrives within ``timeout`` seconds; False once the program has exited."""
-        ready, _, _ = select.select([self._master], [], [], max(0.0, timeout))
-        if not ready:
-            return self.process.poll() is None
+        """Take the next chunk that arrives within ``timeout`` seconds (one chunk, so callers
+        can tell which one put a text on screen); False once the program has exited."""
+        if self._eof:
+            return False
         try:
-            data = os.read(self._master, 1 << 16)
-        except OSError:
+            item = self._arrived.get(timeout=timeout) if timeout > 0 else self._arrived.get_nowait()
+        except queue.Empty:
+            return self.process.poll() is None
+        if item is None:
+            self._eof = True
             return False
-        if not data:
-            return False
-        at = time.monotonic()
+        at, data = item
         text = visible_text(data)
         if self.emulate:
             self._stream.feed(data)
@@ -251,6 +283,8 @@ class PtyProgram:
                 except subprocess.TimeoutExpired:
                     continue
         finally:
+            self._stop_reading.set()
+            self._reader.join(timeout=1.0)
             os.close(self._master)
 
     def __enter__(self) -> PtyProgram:
