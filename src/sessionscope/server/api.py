@@ -69,7 +69,11 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def require_org(request: Request) -> str:
+# The dependencies are coroutines, though none of them awaits: FastAPI runs a plain ``def``
+# dependency in its thread pool, two thread hops per request for a few attribute reads.
+
+
+async def require_org(request: Request) -> str:
     presented = _presented_key(request)
     if presented is not None:
         settings: ServerSettings = request.app.state.settings
@@ -83,17 +87,17 @@ def require_org(request: Request) -> str:
     raise ApiError(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_broker(request: Request) -> Broker:
+async def get_broker(request: Request) -> Broker:
     broker: Broker = request.app.state.broker
     return broker
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
 

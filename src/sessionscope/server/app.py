@@ -8,11 +8,12 @@ import importlib
 import inspect
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import sessionscope
 from sessionscope.server.api import router
@@ -117,14 +118,27 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
 
-    @app.middleware("http")
-    async def limit_body_size(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Agents are untrusted: refuse oversized bodies before anything reads them.
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            return problem(413, f"the request body exceeds {settings.max_body_bytes} bytes")
-        return await call_next(request)
-
+    app.add_middleware(_BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+class _BodySizeLimit:
+    """Agents are untrusted: refuse a declared oversized body before anything reads it.
+
+    Plain ASGI: Starlette's ``@app.middleware("http")`` runs every request through a task and
+    a memory stream (a sixth of a small request's server time)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.max_bytes:
+                        refusal = problem(413, f"the request body exceeds {self.max_bytes} bytes")
+                        await refusal(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)

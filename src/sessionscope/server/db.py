@@ -268,6 +268,21 @@ def make_sync_writer_engine(engine: AsyncEngine) -> Engine | None:
     return sync_engine
 
 
+def make_sync_reader_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine for reads run whole in a reader thread: the same reasoning as
+    ``make_sync_writer_engine`` (a listing page cost three aiosqlite hops, about 2 ms here,
+    for 0.4 ms of SQL). Its pooled connections move between the reader threads, one thread at
+    a time."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    sync_engine = create_engine(
+        url.set(drivername="sqlite+pysqlite"), connect_args={"check_same_thread": False}
+    )
+    event.listen(sync_engine, "connect", _sqlite_pragmas)
+    return sync_engine
+
+
 # version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
 #: version -> steps upgrading from version - 1: portable SQL, or a table to create (SQLAlchemy
 #: then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL).

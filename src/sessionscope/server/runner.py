@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import os
 import secrets
 import shutil
@@ -85,6 +86,18 @@ class _NotifyingServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started:
             self._ready_event.set()
+
+
+class _ProcessServer(uvicorn.Server):
+    """The server owning its process (``sessionscope serve``): once started, what start-up
+    built (modules, the app, its routes and validators) is moved out of the collector's reach.
+    A full collection otherwise walked those ~110k objects, 55-65 ms on a 2-vCPU machine,
+    stalling whichever request or live stream it interrupted (the listing's p99)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        gc.collect()
+        gc.freeze()
 
 
 class ServerThread:
@@ -270,7 +283,7 @@ def serve_forever(
         click.echo(f"  simulator: {rate:g} events/s into organisation '{keys[0][0]}'")
     click.echo("Press Ctrl-C to stop.")
     try:
-        server = uvicorn.Server(_uvicorn_config(create_app(settings), settings))
+        server = _ProcessServer(_uvicorn_config(create_app(settings), settings))
         server.run(sockets=[sock])
     finally:
         sock.close()

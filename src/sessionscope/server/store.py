@@ -92,6 +92,9 @@ APPEND_BATCH_REQUESTS = 256
 APPEND_LEASE_SECONDS = 0.05
 #: Artifact chunks fetched per query when streaming a range (1 MiB).
 ARTIFACT_CHUNKS_PER_READ = 4
+#: Threads running reads (listings) whole, each on its own connection: SQLite in WAL mode
+#: reads concurrently, and one long read (a COUNT, a text window) does not hold up the rest.
+READER_THREADS = 2
 T = TypeVar("T")
 SECRET_MASK = "********"
 
@@ -430,6 +433,12 @@ class Store:
             if self._sync_engine is not None
             else None
         )
+        self._read_engine = db.make_sync_reader_engine(engine)
+        self._readers = (
+            ThreadPoolExecutor(READER_THREADS, thread_name_prefix="sessionscope-reader")
+            if self._read_engine is not None
+            else None
+        )
 
     async def aclose(self) -> None:
         if self._session_update_flusher is not None:
@@ -448,6 +457,9 @@ class Store:
                 self._writer, self._sync_engine.dispose
             )
             self._writer.shutdown(wait=True)
+        if self._readers is not None and self._read_engine is not None:
+            self._readers.shutdown(wait=True)
+            self._read_engine.dispose()
 
     async def _run_write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction: in the writer thread (one hop for the whole
@@ -461,6 +473,20 @@ class Store:
 
             return await asyncio.get_running_loop().run_in_executor(self._writer, in_transaction)
         async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    async def _run_read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` on one connection: whole in a reader thread (one hop) when there is a
+        sync reader engine, else through the async engine."""
+        if self._readers is not None and self._read_engine is not None:
+            read_engine = self._read_engine
+
+            def on_connection() -> T:
+                with read_engine.connect() as conn:
+                    return work(conn)
+
+            return await asyncio.get_running_loop().run_in_executor(self._readers, on_connection)
+        async with self.engine.connect() as conn:
             return await conn.run_sync(work)
 
     # -- transaction plumbing -------------------------------------------------------------------
@@ -660,8 +686,9 @@ class Store:
             raise not_found("session")
         return session_from_row(row)
 
-    async def _session_page(
+    def _session_page(
         self,
+        conn: Connection,
         org: str,
         *,
         statuses: Sequence[SessionStatus] = (),
@@ -710,68 +737,63 @@ class Store:
             page_conditions.append(position > after if oldest else position < after)
         sort = (key_created.asc(), key_id.asc()) if oldest else (key_created.desc(), key_id.desc())
         total: int | None = None
-        async with self.engine.connect() as conn:
-            # Text search is a substring match no index serves, so each request scans a bounded
-            # window of the newest TEXT_SCAN_ROWS candidates (an index walk) and filters those.
-            # A window that ends before the page fills still hands out a cursor (at the window's
-            # end): pages may be short, even empty, yet every match is reached by paging on.
-            window_end: tuple[int, str] | None = None
-            if text:
-                boundary = (
-                    await conn.execute(
-                        select(key_created, key_id)
-                        .select_from(source)
-                        .where(and_(*page_conditions))
-                        .order_by(*sort)
-                        .limit(1)
-                        .offset(TEXT_SCAN_ROWS - 1)
-                    )
-                ).first()
-                if conn.dialect.name == "sqlite":
-                    # SQLite's LIKE already ignores ASCII case and its lower() folds nothing
-                    # else, so lower() on both sides only doubled the scan's cost.
-                    matches = or_(
-                        s.title.contains(text, autoescape=True),
-                        s.preview.contains(text, autoescape=True),
-                    )
-                else:
-                    matches = or_(
-                        s.title.icontains(text, autoescape=True),
-                        s.preview.icontains(text, autoescape=True),
-                    )
-                conditions.append(matches)
-                page_conditions.append(matches)
-                if boundary is not None:
-                    window_end = (db.to_micros(boundary[0]), boundary[1])
-                    end = _keyset(*window_end)
-                    page_conditions.append(position <= end if oldest else position >= end)
-            query = (
-                select(*_SESSION_RAW_SELECT if stored else [db.sessions])
-                .select_from(source)
-                .where(and_(*page_conditions))
-                .order_by(*sort)
-                .limit(limit + 1)
-            )
-            rows = (await conn.execute(query)).all()
-            if not cursor and not (text and window_end is not None):
-                # A COUNT walks every matching row (hundreds of ms with 100k sessions), so only
-                # the first page carries it, from a short-lived cache: a client paging on keeps
-                # the total it got first (the API allows null on later pages). A text search
-                # whose window did not reach the oldest session has no total (null): counting
-                # it would scan every row.
-                count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
-                total = self._cached_count(count_key)
-                # A tag alone is counted in its own index, without visiting the sessions.
-                count_source = (
-                    db.session_tags if tag is not None and len(conditions) == 2 else source
+        # Text search is a substring match no index serves, so each request scans a bounded
+        # window of the newest TEXT_SCAN_ROWS candidates (an index walk) and filters those.
+        # A window that ends before the page fills still hands out a cursor (at the window's
+        # end): pages may be short, even empty, yet every match is reached by paging on.
+        window_end: tuple[int, str] | None = None
+        if text:
+            boundary = (
+                conn.execute(
+                    select(key_created, key_id)
+                    .select_from(source)
+                    .where(and_(*page_conditions))
+                    .order_by(*sort)
+                    .limit(1)
+                    .offset(TEXT_SCAN_ROWS - 1)
                 )
-                if total is None:
-                    total = (
-                        await conn.execute(
-                            select(func.count()).select_from(count_source).where(*conditions)
-                        )
-                    ).scalar_one()
-                    self._remember_count(count_key, total)
+            ).first()
+            if conn.dialect.name == "sqlite":
+                # SQLite's LIKE already ignores ASCII case and its lower() folds nothing
+                # else, so lower() on both sides only doubled the scan's cost.
+                matches = or_(
+                    s.title.contains(text, autoescape=True),
+                    s.preview.contains(text, autoescape=True),
+                )
+            else:
+                matches = or_(
+                    s.title.icontains(text, autoescape=True),
+                    s.preview.icontains(text, autoescape=True),
+                )
+            conditions.append(matches)
+            page_conditions.append(matches)
+            if boundary is not None:
+                window_end = (db.to_micros(boundary[0]), boundary[1])
+                end = _keyset(*window_end)
+                page_conditions.append(position <= end if oldest else position >= end)
+        query = (
+            select(*_SESSION_RAW_SELECT if stored else [db.sessions])
+            .select_from(source)
+            .where(and_(*page_conditions))
+            .order_by(*sort)
+            .limit(limit + 1)
+        )
+        rows = conn.execute(query).all()
+        if not cursor and not (text and window_end is not None):
+            # A COUNT walks every matching row (hundreds of ms with 100k sessions), so only
+            # the first page carries it, from a short-lived cache: a client paging on keeps
+            # the total it got first (the API allows null on later pages). A text search
+            # whose window did not reach the oldest session has no total (null): counting
+            # it would scan every row.
+            count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
+            total = self._cached_count(count_key)
+            # A tag alone is counted in its own index, without visiting the sessions.
+            count_source = db.session_tags if tag is not None and len(conditions) == 2 else source
+            if total is None:
+                total = (
+                    conn.execute(select(func.count()).select_from(count_source).where(*conditions))
+                ).scalar_one()
+                self._remember_count(count_key, total)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None
@@ -789,21 +811,27 @@ class Store:
     async def list_sessions(self, org: str, **filters: Any) -> Page[Session]:
         """One page of the organisation's sessions, newest first unless ``order="oldest"``
         (see ``_session_page``)."""
-        rows, next_cursor, total = await self._session_page(org, **filters)
+        rows, next_cursor, total = await self._run_read(
+            partial(self._session_page, org=org, **filters)
+        )
         return Page[Session](
             data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
         )
 
     async def list_sessions_json(self, org: str, **filters: Any) -> bytes:
         """``list_sessions`` serialised straight from the rows: the API's listing reply."""
-        rows, next_cursor, total = await self._session_page(org, stored=True, **filters)
-        return pydantic_core.to_json(
-            {
-                "data": [session_wire_from_raw(row) for row in rows],
-                "next_cursor": next_cursor,
-                "total": total,
-            }
-        )
+
+        def page_json(conn: Connection) -> bytes:
+            rows, next_cursor, total = self._session_page(conn, org, stored=True, **filters)
+            return pydantic_core.to_json(
+                {
+                    "data": [session_wire_from_raw(row) for row in rows],
+                    "next_cursor": next_cursor,
+                    "total": total,
+                }
+            )
+
+        return await self._run_read(page_json)
 
     def _cached_count(self, key: Hashable) -> int | None:
         cached = self._counts.get(key)
