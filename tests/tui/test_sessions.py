@@ -11,7 +11,7 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from sessionscope.backends import BackendConfig, WatchState, create_backend
+from sessionscope.backends import BackendConfig, Capability, WatchState, create_backend
 from sessionscope.models import SessionStatus
 from sessionscope.server.seed import seed_sessions
 from sessionscope.tui.app import SessionScopeApp
@@ -214,9 +214,13 @@ async def test_live_insert_keeps_cursor_on_the_same_session(
         assert table.pages.get(0).title == "Live 2"  # type: ignore[union-attr]
 
 
-async def test_end_walks_pages_and_evicts(make_server: Callable[..., Any]) -> None:
+async def test_end_walks_pages_and_evicts_without_oldest_first(
+    make_server: Callable[..., Any],
+) -> None:
     running = await seeded(make_server, 1200)
     app = make_app(running.url, running.api_key, watch=False)
+    # A platform that lists newest first only: the end is reached by walking every page.
+    app.backend.capabilities = frozenset(Capability) - {Capability.OLDEST_FIRST}
     async with app.run_test(size=SIZE) as pilot:
         table = await started(pilot)
         table.pages.max_loaded = 3

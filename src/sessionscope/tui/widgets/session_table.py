@@ -4,18 +4,21 @@ Why not ``DataTable``: it costs about 1 s per 10,000 rows to load and is O(n) pe
 platform can hold 100,000 sessions. Here only the rows on screen are rendered, rendered lines are
 kept in a small LRU, and sessions are fetched page by page as the operator scrolls.
 
-The server paginates with keyset cursors (newest first), so page *k* can only be reached through
-the cursors of pages 0..k-1. ``SessionPages`` keeps every page it has walked as a *segment* (its
-cursor, its row count and the next cursor) and keeps the rows of at most ``max_loaded`` segments;
-an evicted segment is fetched again from its own cursor when it comes back into view.
+The server paginates with keyset cursors, so page *k* can only be reached through the cursors of
+pages 0..k-1. ``SessionPages`` keeps every page it has walked as a *segment* (its cursor, its row
+count and the next cursor) and keeps the rows of at most ``max_loaded`` segments; an evicted
+segment is fetched again from its own cursor when it comes back into view. Where the backend can
+list oldest first, the end of the list is walked from the oldest session up, so ``end`` costs one
+request instead of a walk through every page.
 """
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
@@ -30,7 +33,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from sessionscope.backends import Backend, BackendError, SessionQuery
+from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import plain_line
@@ -70,6 +73,14 @@ _SORT_KEYS: dict[SortOrder, Callable[[Session], tuple[object, ...]]] = {
 }
 
 
+#: A session's place in the server's listing order: creation time, ties broken by id.
+Key = tuple[datetime, str]
+
+
+def _key(session: Session) -> Key:
+    return (session.created_at, session.id)
+
+
 @dataclass
 class Segment:
     #: The cursor that fetches this segment (``None`` for the first page).
@@ -79,37 +90,64 @@ class Segment:
     next_cursor: str | None
     #: ``None`` once evicted: the segment is known (count, cursors) but its rows are not held.
     items: list[Session] | None
+    #: The key of its last row when first fetched: a refetch (``limit=count``) that returns
+    #: rows past it (rows before it were deleted) must not repeat the next segment's rows.
+    edge: Key | None = None
 
 
 @dataclass(frozen=True)
 class FetchRequest:
     generation: int
-    #: Index of the segment to fill; ``== len(segments)`` means "append the next page".
+    #: Index of the segment to fill; ``== len(side)`` means "append the next page".
     segment: int
     cursor: str | None
     limit: int
     #: The rows the operator is looking at: their segments are not evicted by this fetch.
     keep: tuple[int, int] = (0, 0)
+    #: A page of the tail (``order="oldest"``, walking up from the oldest session).
+    tail: bool = False
 
 
 @dataclass
 class SessionPages:
-    """The windowed page cache behind the table; pure data, no Textual."""
+    """The windowed page cache behind the table; pure data, no Textual.
+
+    Rows come from two walks: the *head* pages newest first from the top and the *tail* (only
+    with ``oldest_first``) pages oldest first from the bottom, so the end of the list is one
+    request away. Between them lies a *gap* of rows neither walk has reached, sized by the
+    first page's total; whichever walk is nearer extends into it when rows there are wanted.
+    Every head row is newer than every tail row (each page is cut at the other walk's edge), so
+    no row shows twice; when the walks meet (or one reaches its end) the gap is gone and the
+    row count is exact.
+    """
 
     page_size: int = 100
     max_loaded: int = 40
     segments: list[Segment] = field(default_factory=list)
+    #: Oldest first: ``tail[0]`` holds the oldest sessions, the last rows of the list.
+    tail: list[Segment] = field(default_factory=list)
     total: int | None = None
     generation: int = 0
     local_sort: SortOrder | None = None
+    #: The backend can list oldest first (``Capability.OLDEST_FIRST``).
+    oldest_first: bool = False
+    #: The two walks met: the head and the tail hold every row between them.
+    met: bool = False
+    _head_edge: Key | None = None
+    _tail_edge: Key | None = None
     _starts: list[int] | None = None
+    _tail_starts: list[int] | None = None
     _positions: dict[str, int] | None = None
     _sorted: list[Session] | None = None
+    #: Head segment ``i`` is ``i``; tail segment ``j`` is ``-1 - j``.
     _lru: OrderedDict[int, None] = field(default_factory=OrderedDict)
 
     def reset(self, local_sort: SortOrder | None = None) -> None:
         self.segments = []
+        self.tail = []
         self.total = None
+        self.met = False
+        self._head_edge = self._tail_edge = None
         self.generation += 1
         self.local_sort = local_sort
         self._lru.clear()
@@ -117,6 +155,7 @@ class SessionPages:
 
     def _changed(self) -> None:
         self._starts = None
+        self._tail_starts = None
         self._positions = None
         self._sorted = None
 
@@ -127,45 +166,78 @@ class SessionPages:
 
     @property
     def complete(self) -> bool:
-        return bool(self.segments) and self.segments[-1].next_cursor is None
+        return self.met or (bool(self.segments) and self.segments[-1].next_cursor is None)
+
+    @staticmethod
+    def _starts_of(segments: list[Segment]) -> list[int]:
+        starts, offset = [], 0
+        for segment in segments:
+            starts.append(offset)
+            offset += segment.count
+        starts.append(offset)
+        return starts
 
     def _segment_starts(self) -> list[int]:
         if self._starts is None:
-            starts, offset = [], 0
-            for segment in self.segments:
-                starts.append(offset)
-                offset += segment.count
-            starts.append(offset)
-            self._starts = starts
+            self._starts = self._starts_of(self.segments)
         return self._starts
+
+    def _tail_segment_starts(self) -> list[int]:
+        """Offsets from the bottom: ``tail[j]`` holds the rows ``count - 1 - starts[j]`` up."""
+        if self._tail_starts is None:
+            self._tail_starts = self._starts_of(self.tail)
+        return self._tail_starts
 
     @property
     def known_rows(self) -> int:
+        """Rows the head walk has reached."""
         return self._segment_starts()[-1]
+
+    @property
+    def tail_rows(self) -> int:
+        return self._tail_segment_starts()[-1]
 
     @property
     def row_count(self) -> int:
         if not self.segments:
             return 0
         if self.complete:
-            return self.known_rows
-        # Until the walk reaches the end, the first page's total sizes the scrollbar; without a
-        # total one "loading…" row below the known ones invites the next page.
+            return self.known_rows + self.tail_rows
+        # Until the walks reach each other, the first page's total sizes the scrollbar; without
+        # a total one "loading…" row below the known ones invites the next page. (With a tail
+        # there is a total: a gap it says is empty is confirmed by one fetch, see ``needed``.)
+        if self.tail:
+            return max(self.known_rows + self.tail_rows, self.total or 0)
         return max(self.known_rows + 1, self.total or 0)
 
-    def _locate(self, index: int) -> tuple[int, int] | None:
+    @property
+    def gap(self) -> tuple[int, int]:
+        """The rows ``[start, end)`` neither walk has reached (empty once complete)."""
+        if self.complete:
+            return self.known_rows, self.known_rows
+        return self.known_rows, self.row_count - self.tail_rows
+
+    def _locate(self, index: int) -> tuple[bool, int, int] | None:
+        """(in the tail, segment, offset in the segment's items) of the row at ``index``."""
         starts = self._segment_starts()
-        if index < 0 or index >= starts[-1]:
+        if 0 <= index < starts[-1]:
+            position = bisect_right(starts, index) - 1
+            return False, position, index - starts[position]
+        if not self.tail:
             return None
-        position = bisect_right(starts, index) - 1
-        return position, index - starts[position]
+        from_bottom = self.row_count - 1 - index
+        starts = self._tail_segment_starts()
+        if from_bottom < 0 or from_bottom >= starts[-1] or index < 0:
+            return None
+        position = bisect_right(starts, from_bottom) - 1
+        return True, position, from_bottom - starts[position]
 
     # -- reading ---------------------------------------------------------------------------------
     def _sorted_rows(self) -> list[Session] | None:
         if self.local_sort is None or not self.complete:
             return None
         if self._sorted is None:
-            rows = [s for segment in self.segments for s in (segment.items or [])]
+            rows = list(self.loaded())
             rows.sort(key=_SORT_KEYS[self.local_sort], reverse=True)
             self._sorted = rows
         return self._sorted
@@ -178,11 +250,11 @@ class SessionPages:
         located = self._locate(index)
         if located is None:
             return None
-        position, offset = located
-        items = self.segments[position].items
+        in_tail, position, offset = located
+        items = (self.tail if in_tail else self.segments)[position].items
         if items is None:
             return None
-        self._touch(position)
+        self._touch(-1 - position if in_tail else position)
         return items[offset] if offset < len(items) else None
 
     def index_of(self, session_id: str) -> int | None:
@@ -196,66 +268,136 @@ class SessionPages:
                 for position, segment in enumerate(self.segments):
                     for offset, session in enumerate(segment.items or ()):
                         positions[session.id] = starts[position] + offset
+                bottom = self.row_count - 1
+                starts = self._tail_segment_starts()
+                for position, segment in enumerate(self.tail):
+                    for offset, session in enumerate(segment.items or ()):
+                        positions[session.id] = bottom - starts[position] - offset
             self._positions = positions
         return self._positions.get(session_id)
 
     def loaded(self) -> Iterable[Session]:
+        """Loaded rows in list order."""
         for segment in self.segments:
             yield from segment.items or ()
+        for segment in reversed(self.tail):
+            yield from reversed(segment.items or ())
 
     # -- fetching --------------------------------------------------------------------------------
-    def needed(self, first: int, last: int) -> FetchRequest | None:
-        """The next fetch that rows ``first..last`` are waiting for, if any."""
+    def needed(
+        self, first: int, last: int, keep: tuple[int, int] | None = None
+    ) -> FetchRequest | None:
+        """The next fetch that rows ``first..last`` are waiting for, if any; the segments of
+        ``keep`` (default: those rows) are not evicted by it."""
         if self.local_sort is not None:
             first, last = 0, 1 << 62  # local sorts need every row
-        if self.segments:
-            starts = self._segment_starts()
-            low = max(0, bisect_right(starts, max(first, 0)) - 1)
-            for position in range(low, len(self.segments)):
-                if starts[position] > last:
+        keep = keep or (first, last)
+        if not self.segments:
+            return FetchRequest(self.generation, 0, None, self.page_size, keep)
+        # Evicted segments in range come back from their own cursors; the same limit as before
+        # keeps the keyset boundary with the next segment.
+        starts = self._segment_starts()
+        for position in range(max(0, bisect_right(starts, max(first, 0)) - 1), len(self.segments)):
+            if starts[position] > last:
+                break
+            segment = self.segments[position]
+            if segment.items is None:
+                return FetchRequest(
+                    self.generation, position, segment.cursor, max(1, segment.count), keep
+                )
+        if self.tail:
+            bottom = self.row_count - 1
+            starts = self._tail_segment_starts()
+            low = max(0, bisect_right(starts, max(bottom - last, 0)) - 1)
+            for position in range(low, len(self.tail)):
+                if starts[position] > bottom - first:
                     break
-                segment = self.segments[position]
+                segment = self.tail[position]
                 if segment.items is None:
-                    # The same limit as before keeps the keyset boundary with the next segment.
                     return FetchRequest(
                         self.generation,
                         position,
                         segment.cursor,
                         max(1, segment.count),
-                        (first, last),
+                        keep,
+                        tail=True,
                     )
-        if self.complete or (self.segments and last < self.known_rows):
+        start, end = self.gap
+        if start >= end and not self.complete:
+            # The total says the walks have met: one more head page (cut at the tail) confirms
+            # it, or brings the rows the total missed (they joined the list later).
+            return FetchRequest(
+                self.generation,
+                len(self.segments),
+                self.segments[-1].next_cursor,
+                self.page_size,
+                keep,
+            )
+        if start >= end or last < start or first >= end:
             return None
-        cursor = self.segments[-1].next_cursor if self.segments else None
-        # Far below the known rows (a jump to the end): walk with the largest pages.
-        far = last - self.known_rows > self.page_size
+        # Extend whichever walk is nearer to the wanted rows of the gap.
+        from_head = max(first, start) - start
+        from_tail = end - 1 - min(last, end - 1)
+        use_tail = (
+            self.oldest_first
+            and self.local_sort is None
+            and self.total is not None
+            and from_tail < from_head
+        )
+        side = self.tail if use_tail else self.segments
+        # Far from the walk's edge (a jump into the middle): walk with the largest pages.
+        far = (from_tail if use_tail else from_head) > self.page_size
         return FetchRequest(
             self.generation,
-            len(self.segments),
-            cursor,
+            len(side),
+            side[-1].next_cursor if side else None,
             MAX_PAGE if far else self.page_size,
-            (first, last),
+            keep,
+            tail=use_tail,
         )
 
     def apply(self, request: FetchRequest, page: Page[Session]) -> bool:
         """Store a fetched page; False when it is stale (the list was reset meanwhile)."""
         if request.generation != self.generation:
             return False
-        if request.segment == len(self.segments):
+        side = self.tail if request.tail else self.segments
+        rows = list(page.data)
+        # Each walk stops where the other one is: every head row is newer than every tail row.
+        if request.tail and self._head_edge is not None:
+            edge = self._head_edge
+            rows = [s for s in rows if _key(s) < edge]
+        elif not request.tail and self._tail_edge is not None:
+            edge = self._tail_edge
+            rows = [s for s in rows if _key(s) > edge]
+        reached_other = len(rows) < len(page.data)
+        if request.segment == len(side):
             if not self.segments:
                 self.total = page.total
-            known = self._known_ids()
-            rows = [s for s in page.data if s.id not in known]
-            self.segments.append(Segment(request.cursor, len(rows), page.next_cursor, rows))
-        elif request.segment < len(self.segments):
-            segment = self.segments[request.segment]
-            segment.items = list(page.data)
-            if len(page.data) != segment.count and self.total is not None:
-                self.total += len(page.data) - segment.count
-            segment.count = len(page.data)
+            if not request.tail:
+                known = self._known_ids()
+                rows = [s for s in rows if s.id not in known]
+            segment = Segment(request.cursor, len(rows), page.next_cursor, rows)
+            if rows:
+                segment.edge = _key(rows[-1])
+                if request.tail:
+                    self._tail_edge = segment.edge
+                else:
+                    self._head_edge = segment.edge
+            side.append(segment)
+            if reached_other or (self.tail and page.next_cursor is None):
+                self.met = True
+        elif request.segment < len(side):
+            segment = side[request.segment]
+            if segment.edge is not None:
+                edge = segment.edge
+                rows = [s for s in rows if (_key(s) <= edge if request.tail else _key(s) >= edge)]
+            segment.items = rows
+            if len(rows) != segment.count and self.total is not None:
+                self.total += len(rows) - segment.count
+            segment.count = len(rows)
         else:
             return False
-        self._touch(request.segment)
+        self._touch(-1 - request.segment if request.tail else request.segment)
         self._changed()
         self._evict(request.keep)
         return True
@@ -268,30 +410,44 @@ class SessionPages:
             ids.update(s.id for s in segment.items or ())
         return ids
 
-    def _touch(self, position: int) -> None:
-        self._lru[position] = None
-        self._lru.move_to_end(position)
+    def _touch(self, key: int) -> None:
+        self._lru[key] = None
+        self._lru.move_to_end(key)
 
     def _evict(self, keep: tuple[int, int] = (0, 0)) -> None:
         if self.local_sort is not None:
             return
         starts = self._segment_starts()
+        tail_starts = self._tail_segment_starts()
+        bottom = self.row_count - 1
         first, last = keep
 
-        def evictable(position: int) -> bool:
+        def evictable(key: int) -> bool:
             # The first segment takes live inserts and is never refetched; segments on screen
             # stay too, or two of them could evict each other forever.
-            if position == 0 or position >= len(self.segments):
-                return position != 0
-            return starts[position + 1] <= first or starts[position] > last
+            if key >= 0:
+                if key >= len(self.segments):
+                    return True
+                if key == 0:
+                    return False
+                low, high = starts[key], starts[key + 1] - 1
+            else:
+                position = -1 - key
+                if position >= len(self.tail):
+                    return True
+                low = bottom - tail_starts[position + 1] + 1
+                high = bottom - tail_starts[position]
+            return high < first or low > last
 
         while len(self._lru) > self.max_loaded:
-            victim = next((position for position in self._lru if evictable(position)), None)
+            victim = next((key for key in self._lru if evictable(key)), None)
             if victim is None:
                 break
             del self._lru[victim]
-            if victim < len(self.segments):
+            if 0 <= victim < len(self.segments):
                 self.segments[victim].items = None
+            elif victim < 0 and -1 - victim < len(self.tail):
+                self.tail[-1 - victim].items = None
         self._positions = None
 
     # -- live changes ----------------------------------------------------------------------------
@@ -307,10 +463,14 @@ class SessionPages:
         self._changed()
         return True
 
+    def _all_segments(self) -> Iterable[Segment]:
+        yield from self.segments
+        yield from self.tail
+
     def update(self, session: Session) -> bool:
         if self.index_of(session.id) is None:
             return False
-        for segment in self.segments:
+        for segment in self._all_segments():
             for offset, existing in enumerate(segment.items or ()):
                 if existing.id == session.id:
                     segment.items[offset] = session  # type: ignore[index]
@@ -323,7 +483,7 @@ class SessionPages:
     def remove(self, session_id: str) -> bool:
         if self.index_of(session_id) is None:
             return False
-        for segment in self.segments:
+        for segment in self._all_segments():
             items = segment.items or []
             for offset, existing in enumerate(items):
                 if existing.id == session_id:
@@ -395,6 +555,21 @@ def column_widths(width: int) -> list[int]:
     return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in COLUMNS]
 
 
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once the first page is painted, move every object then alive (modules, stylesheets,
+    widgets: about 85,000 of them) to the collector's permanent generation. A full collection
+    walks every tracked object: with those included it took about 70 ms on the benchmark
+    machine and, landing between a key and its frame, was the page-down p99. Whatever garbage
+    is among them stays (a one-off, not a growth). Once per process, for every screen."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.freeze()
+
+
 class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Virtualised sessions list. Post ``SessionTable.Selected`` on enter."""
 
@@ -432,7 +607,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             "Last",
             id="sessions.last",
             show=False,
-            tooltip="Last row (walks every page)",
+            tooltip="Last row (the oldest session)",
         ),
         Binding("enter", "select", "Open", id="sessions.open", tooltip="Open the session"),
     ]
@@ -462,7 +637,11 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.backend = backend
-        self.pages = SessionPages(page_size=page_size, max_loaded=max_loaded)
+        self.pages = SessionPages(
+            page_size=page_size,
+            max_loaded=max_loaded,
+            oldest_first=backend.supports(Capability.OLDEST_FIRST),
+        )
         self.query_spec = SessionQuery()
         self.sort = SortOrder.NEWEST
         self.cursor_row = 0
@@ -479,6 +658,8 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         #: Until the operator moves the cursor it stays on the first row, where new sessions
         #: arrive; afterwards it follows its session.
         self.cursor_moved = False
+        #: The direction the view last moved (1 down, -1 up): pages are fetched ahead that way.
+        self._travel = 1
 
     # -- public ----------------------------------------------------------------------------------
     @property
@@ -519,6 +700,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                 self._scroll_cursor_visible()
             return
         old = self.cursor_row
+        self._travel = 1 if row > old else -1
         self.cursor_row = row
         self._refresh_row(old)
         self._refresh_row(row)
@@ -564,6 +746,8 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if new_value != old_value:
+            self._travel = 1 if new_value > old_value else -1
         self.ensure_loaded()
 
     def _refresh_row(self, row: int) -> None:
@@ -605,18 +789,25 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.set_cursor(row, scroll=False)
 
     # -- loading ---------------------------------------------------------------------------------
-    def _wanted_range(self) -> tuple[int, int]:
+    def _next_fetch(self) -> FetchRequest | None:
+        """What the rows on screen wait for first, then what lies ahead: a screen behind and
+        two screens (at least half a page) ahead in the direction of travel, so paging on
+        rarely reaches rows still on their way."""
         top = round(self.scroll_y)
         height = self._body_height
-        low = min(top, self.cursor_row) - height
-        high = max(top + height, self.cursor_row) + height
-        return max(0, low), high
+        low = min(top, self.cursor_row)
+        high = max(top + height, self.cursor_row)
+        ahead = max(2 * height, self.pages.page_size // 2)
+        if self._travel >= 0:
+            wide = (max(0, low - height), high + ahead)
+        else:
+            wide = (max(0, low - ahead), high + height)
+        return self.pages.needed(low, high, keep=wide) or self.pages.needed(*wide)
 
     def ensure_loaded(self) -> None:
         if self._loading or self.load_error is not None or not self.is_mounted:
             return
-        first, last = self._wanted_range()
-        if self.pages.needed(first, last) is None:
+        if self._next_fetch() is None:
             return
         self._loading = True
         self._load_pages()
@@ -625,13 +816,15 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     async def _load_pages(self) -> None:
         try:
             while True:
-                first, last = self._wanted_range()
-                request = self.pages.needed(first, last)
+                request = self._next_fetch()
                 if request is None:
                     return
+                query = (
+                    replace(self.query_spec, order="oldest") if request.tail else self.query_spec
+                )
                 try:
                     page = await self.backend.list_sessions(
-                        self.query_spec, cursor=request.cursor, limit=request.limit
+                        query, cursor=request.cursor, limit=request.limit
                     )
                 except BackendError as error:
                     self.load_error = error
@@ -645,14 +838,24 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                         )
                         self.post_message(self.LoadFailed(self.load_error))
                         return
+                anchor = self.cursor_session
                 if not self.pages.apply(request, page):
                     continue
-                self._after_page()
+                self._after_page(anchor)
         finally:
             self._loading = False
 
-    def _after_page(self) -> None:
+    def _after_page(self, anchor: Session | None) -> None:
+        first = not _heap_frozen
         self._update_virtual_size()
+        if anchor is not None and self._restore_id is None:
+            # Rows can move when a page arrives (the walks met and the first page's total was
+            # off, a refetched page lost deleted rows): the cursor and the view move with them.
+            index = self.pages.index_of(anchor.id)
+            if index is not None and index != self.cursor_row:
+                shift = index - self.cursor_row
+                self.cursor_row = index
+                self.set_scroll(None, self.scroll_y + shift)
         if self._restore_id is not None:
             index = self.pages.index_of(self._restore_id)
             if index is not None:
@@ -666,6 +869,8 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         # No line-cache clear: a row's key is its content, so rows already drawn stay valid.
         self.refresh()
         self.post_message(self.Loaded())
+        if first:
+            self.call_after_refresh(_freeze_startup_heap)
 
     # -- rendering -------------------------------------------------------------------------------
     def notify_style_update(self) -> None:
