@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionscope.models import Page, Session
+from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.server import store
+from sessionscope.server.db import SCHEMA_VERSION
 from sessionscope.server.seed import seed_sessions
 
 SEEDED = 120
@@ -149,7 +150,7 @@ def test_schema_4_migration_fills_tag_order_of_older_databases(
     with sqlite3.connect(path) as conn:
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(session_tags)")}
-    assert max(versions) == 4
+    assert max(versions) == SCHEMA_VERSION
     assert "ix_session_tags_org_tag_created" in indexes and "ix_session_tags_org_tag" not in indexes
 
 
@@ -255,3 +256,73 @@ def test_a_cursor_pages_on_only_in_its_own_order(seeded: Any) -> None:
         # A cursor of either order pages on in its own order.
         on = _page(client, order="oldest", limit=3, cursor=oldest.next_cursor)
         assert [s.title for s in on.data] == _titles([3, 4, 5])[::-1]
+
+
+def _assert_totals_match_listings(client: httpx.Client) -> dict[str, int]:
+    """Every first-page total (unfiltered, each status, a pair of statuses) equals the number
+    of sessions the walk through that listing finds; returns the per-status counts."""
+    by_status: dict[str, int] = {}
+    for status in SessionStatus:
+        pages, titles = _walk(client, status=status.value, limit=200)
+        assert pages[0].total == len(titles), status
+        by_status[status.value] = len(titles)
+    pages, titles = _walk(client, limit=200)
+    assert pages[0].total == len(titles) == sum(by_status.values())
+    pair = _page(client, status="active,closed", limit=1)
+    assert pair.total == by_status["active"] + by_status["closed"]
+    return by_status
+
+
+def test_totals_by_status_are_exact_at_once_after_every_kind_of_write(
+    make_server: MakeServer,
+) -> None:
+    with _client(make_server()) as client:
+        assert _page(client, limit=1).total == 0
+        ids = [
+            client.post("/v1/sessions", json={"title": f"counted {n}"}).json()["id"]
+            for n in range(5)
+        ]
+        assert sum(_assert_totals_match_listings(client).values()) == 5
+        # Status changes by every route: an agent's event, the status event, close,
+        # complete, a PATCH; then a delete.
+        writes = [
+            ("post", f"/v1/sessions/{ids[0]}/events", {"type": "message.agent", "payload": {}}),
+            (
+                "post",
+                f"/v1/sessions/{ids[1]}/events:batch",
+                {"events": [{"type": "session.status", "payload": {"status": "paused"}}]},
+            ),
+            ("post", f"/v1/sessions/{ids[2]}/close", None),
+            ("post", f"/v1/sessions/{ids[3]}/complete", None),
+            ("patch", f"/v1/sessions/{ids[4]}", {"status": "failed"}),
+            ("delete", f"/v1/sessions/{ids[2]}", None),
+        ]
+        seen: list[dict[str, int]] = []
+        for method, path, body in writes:
+            response = client.request(method.upper(), path, json=body)
+            assert response.status_code < 300, (path, response.text)
+            seen.append(_assert_totals_match_listings(client))
+        assert seen[0]["active"] == 1 and seen[1]["paused"] == 1
+        assert seen[2]["closed"] == 1 and seen[3]["completed"] == 1
+        assert seen[4]["failed"] == 1 and seen[5]["closed"] == 0
+        assert sum(seen[5].values()) == 4
+
+
+def test_totals_of_bulk_seeded_and_migrated_databases(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "v4.db"
+    asyncio.run(seed_sessions(str(path), ORG, 40))
+    # Turn the file back into schema 4: no kept counts.
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "DROP TRIGGER tr_sessions_counted_insert; DROP TRIGGER tr_sessions_counted_delete;"
+            "DROP TRIGGER tr_sessions_counted_update; DROP TABLE session_counts;"
+            "UPDATE schema_version SET version = 4;"
+        )
+        conn.execute("UPDATE sessions SET status = 'paused' WHERE title LIKE '%1'")
+    with _client(make_server(db_path=path)) as client:
+        by_status = _assert_totals_match_listings(client)
+        assert sum(by_status.values()) == 40 and by_status["paused"] == 4
+        client.post("/v1/sessions", json={"title": "after the migration"}).raise_for_status()
+        assert sum(_assert_totals_match_listings(client).values()) == 41

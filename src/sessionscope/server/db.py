@@ -6,6 +6,7 @@ compare in keyset pagination, and identical on every database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,11 +29,11 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCMicros(TypeDecorator[datetime]):
@@ -121,6 +122,50 @@ session_tags = Table(
     Column("created_at", UTCMicros),
     Index("ix_session_tags_org_tag_created", "org", "tag", "created_at", "session_id"),
 )
+
+# Sessions per (organisation, status), kept by triggers on every insert, status change and
+# delete, whoever writes (the API, the bulk seeder, another process): the listing's totals
+# (unfiltered or by status, the common first pages) are a sum over a handful of rows instead
+# of a COUNT walking an index entry per session (9 ms per 100k sessions, more under load).
+# SQLite only (the triggers are SQLite's dialect); other databases COUNT. Not in ``metadata``
+# for that reason: ``install_session_counts`` creates it.
+counts_metadata = MetaData()
+session_counts = Table(
+    "session_counts",
+    counts_metadata,
+    Column("org", String(128), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+_COUNT_UP = (
+    "INSERT INTO session_counts (org, status, n) VALUES (NEW.org, NEW.status, 1)"
+    " ON CONFLICT (org, status) DO UPDATE SET n = n + 1;"
+)
+_COUNT_DOWN = "UPDATE session_counts SET n = n - 1 WHERE org = OLD.org AND status = OLD.status;"
+SESSION_COUNT_TRIGGERS = (
+    f"CREATE TRIGGER tr_sessions_counted_insert AFTER INSERT ON sessions BEGIN {_COUNT_UP} END",
+    f"CREATE TRIGGER tr_sessions_counted_delete AFTER DELETE ON sessions BEGIN {_COUNT_DOWN} END",
+    "CREATE TRIGGER tr_sessions_counted_update AFTER UPDATE OF org, status ON sessions"
+    " WHEN OLD.org IS NOT NEW.org OR OLD.status IS NOT NEW.status"
+    f" BEGIN {_COUNT_DOWN} {_COUNT_UP} END",
+)
+
+
+def install_session_counts(conn: Connection) -> None:
+    """Create ``session_counts`` filled from the sessions, and its triggers (SQLite only)."""
+    if conn.dialect.name != "sqlite":
+        return
+    session_counts.create(conn, checkfirst=True)
+    conn.exec_driver_sql("DELETE FROM session_counts")
+    conn.exec_driver_sql(
+        "INSERT INTO session_counts (org, status, n)"
+        " SELECT org, status, count(*) FROM sessions GROUP BY org, status"
+    )
+    for trigger in SESSION_COUNT_TRIGGERS:
+        # Rebuilt, not skipped, when present: a file downgraded by hand may still carry them.
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger.split()[2]}")
+        conn.exec_driver_sql(trigger)
+
 
 events = Table(
     "events",
@@ -286,7 +331,7 @@ def make_sync_reader_engine(engine: AsyncEngine) -> Engine | None:
 # version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
 #: version -> steps upgrading from version - 1: portable SQL, or a table to create (SQLAlchemy
 #: then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL).
-MIGRATIONS: dict[int, list[str | Table]] = {
+MIGRATIONS: dict[int, list[str | Table | Callable[[Connection], None]]] = {
     2: ["CREATE INDEX ix_org_changes_created ON org_changes (created_at)", org_stream_floor],
     3: [artifact_chunks],
     4: [
@@ -297,6 +342,7 @@ MIGRATIONS: dict[int, list[str | Table]] = {
         " ON session_tags (org, tag, created_at, session_id)",
         "DROP INDEX ix_session_tags_org_tag",
     ],
+    5: [install_session_counts],
 }
 
 
@@ -312,14 +358,17 @@ async def prepare_schema(engine: AsyncEngine) -> int:
         if current == 0:
             # A new database gets the latest schema directly, not the migration history.
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(install_session_counts)
             await _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
         for version in range(current + 1, SCHEMA_VERSION + 1):
             for step in MIGRATIONS[version]:
                 if isinstance(step, Table):
                     await conn.run_sync(step.create, checkfirst=True)
-                else:
+                elif isinstance(step, str):
                     await conn.exec_driver_sql(step)
+                else:
+                    await conn.run_sync(step)
             await _record(conn, version)
     return SCHEMA_VERSION
 

@@ -78,7 +78,8 @@ from sessionscope.server.errors import ApiError, field_error, not_found
 from sessionscope.server.streams import live_frame
 
 PREVIEW_CHARS = 200
-#: How long a sessions COUNT is reused: totals may lag inserts by this much.
+#: How long a filtered sessions COUNT (agent, task, tag, text) is reused: those totals may lag
+#: writes by this much; unfiltered and by-status totals come from `db.session_counts`, exact.
 COUNT_CACHE_SECONDS = 2.0
 COUNT_CACHE_ENTRIES = 1024
 #: Sessions a text search (``q``) scans per request, in listing order: its latency bound.
@@ -779,7 +780,14 @@ class Store:
             .limit(limit + 1)
         )
         rows = conn.execute(query).all()
-        if not cursor and not (text and window_end is not None):
+        if not cursor and not (agent_id or task_id or tag or text) and counted(conn):
+            # Unfiltered or by status: exact and current, from the counts the triggers keep.
+            c = db.session_counts.c
+            counted_total = select(func.coalesce(func.sum(c.n), 0)).where(c.org == org)
+            if statuses:
+                counted_total = counted_total.where(c.status.in_([x.value for x in statuses]))
+            total = conn.execute(counted_total).scalar_one()
+        elif not cursor and not (text and window_end is not None):
             # A COUNT walks every matching row (hundreds of ms with 100k sessions), so only
             # the first page carries it, from a short-lived cache: a client paging on keeps
             # the total it got first (the API allows null on later pages). A text search
@@ -2054,6 +2062,11 @@ def _record_sessions_updated(
         )
         recorded.append(_RecordedChange(org, change))
     return recorded
+
+
+def counted(conn: Connection) -> bool:
+    """Whether ``db.session_counts`` is kept on this database (see ``db``)."""
+    return conn.dialect.name == "sqlite"
 
 
 def _refuse_closed(session: dict[str, Any]) -> None:
