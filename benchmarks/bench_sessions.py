@@ -3,12 +3,15 @@
 Ours: the console in a pseudo-terminal against a server holding the seeded sessions. Baseline: the
 built-in DataTable loading the same rows (fetched once from the same server, outside the timing)
 in one ``add_rows`` call. Key latency is from writing the key to the terminal to the first byte of
-the frame that answers it, so Textual's frame pacing (60 fps) is part of both sides' figure.
+the frame that answers it, so Textual's frame pacing (60 fps) is part of both sides' figure. A
+frame may show ``loading…`` placeholders for rows still on their way, so paging is also measured
+to the frame after which no placeholder is left ("rows painted"), near the top and from the end.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,48 @@ from benchmarks.harness import Metric, Target, alternate, percentile
 from benchmarks.terminal import PtyProgram
 
 COLUMNS = ["STATUS", "TITLE", "AGENT", "AGE", "LAST ACTIVITY", "EVENTS", "PENDING"]
+#: What the sessions table shows in a row it has not received yet.
+PLACEHOLDER = "loading…"
+
+
+def paging_latencies(
+    program: PtyProgram, key: str, count: int, *, timeout: float = 2.0
+) -> tuple[list[float], list[float], int, int]:
+    """Press ``key`` ``count`` times. Per press: ms to the first byte of the answering frame and
+    ms to the chunk after which no placeholder is left on the emulated screen (the frame may
+    come in several chunks, rows may follow in later frames). Returns (frame latencies, rows
+    latencies, presses that painted nothing, presses whose placeholders outlived ``timeout``,
+    counted as ``timeout``)."""
+    frames: list[float] = []
+    rows: list[float] = []
+    silent = unfilled = 0
+    for _ in range(count):
+        program.settle(quiet=0.04, timeout=1.0)
+        index = len(program.chunks)
+        pressed = program.send(key)
+        first = program.wait_for_output(timeout, since=index)
+        if first is None:
+            silent += 1
+            continue
+        frames.append((first - pressed) * 1000)
+        painted = None if program.on_screen(PLACEHOLDER) else first
+        while time.monotonic() < pressed + timeout:
+            before = len(program.chunks)
+            alive = program.pump(0.04)
+            if len(program.chunks) == before:
+                if painted is not None or not alive:
+                    break
+                continue
+            if program.on_screen(PLACEHOLDER):
+                painted = None
+            elif painted is None:
+                painted = program.chunks[-1].at
+        if painted is None:
+            unfilled += 1
+            rows.append(timeout * 1000)
+        else:
+            rows.append((painted - pressed) * 1000)
+    return frames, rows, silent, unfilled
 
 
 def export_rows(server: servers.RunningServer, path: Path) -> None:
@@ -100,6 +145,34 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         baseline_name="DataTable",
         target=Target("<=", 50),
     )
+    page_rows_p99 = Metric(
+        "sessions",
+        "page down: key -> rows painted, p99",
+        "ms",
+        baseline_name="DataTable",
+        target=Target("<=", 50),
+    )
+    up_p50 = Metric(
+        "sessions",
+        "page up from the end: key -> frame, median",
+        "ms",
+        baseline_name="DataTable",
+        target=Target("<=", 16),
+    )
+    up_p99 = Metric(
+        "sessions",
+        "page up from the end: key -> frame, p99",
+        "ms",
+        baseline_name="DataTable",
+        target=Target("<=", 50),
+    )
+    up_rows_p99 = Metric(
+        "sessions",
+        "page up from the end: key -> rows painted, p99",
+        "ms",
+        baseline_name="DataTable",
+        target=Target("<=", 50),
+    )
     end_frame = Metric(
         "sessions",
         "end: key -> first frame",
@@ -120,7 +193,7 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         baseline_name="DataTable",
         target=Target("<=", 100),
     )
-    details: dict[str, Any] = {"silent_presses": {}}
+    details: dict[str, Any] = {"silent_presses": {}, "unfilled_presses": {}}
 
     def session(argv: list[str], side: str, end_key: str) -> None:
         with PtyProgram(argv, env=env, size=console.SIZE) as program:
@@ -130,7 +203,9 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
             if side == "ours":
                 connect.ours.append((painted - frame) * 1000)
             downs, silent_down = console.key_latencies(program, "down", moves)
-            pagings, silent_page = console.key_latencies(program, "pagedown", pages)
+            pagings, paged_rows, silent_page, unfilled_page = paging_latencies(
+                program, "pagedown", pages
+            )
             program.settle(quiet=0.2, timeout=5)
             index = len(program.chunks)
             pressed = program.send(end_key)
@@ -143,13 +218,20 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
             if first is not None:
                 getattr(end_frame, side).append((first - pressed) * 1000)
             program.settle(quiet=0.2, timeout=5)
+            ups, up_rows, silent_up, unfilled_up = paging_latencies(program, "pageup", pages)
+            program.settle(quiet=0.2, timeout=5)
             getattr(rss, side).append(program.status().get("VmHWM", 0) / 1024)
-            details["silent_presses"][side] = silent_down + silent_page
+            details["silent_presses"][side] = silent_down + silent_page + silent_up
+            details["unfilled_presses"][side] = unfilled_page + unfilled_up
             for metric, samples in (
                 (down_p50, percentile(downs, 0.5)),
                 (down_p99, percentile(downs, 0.99)),
                 (page_p50, percentile(pagings, 0.5)),
                 (page_p99, percentile(pagings, 0.99)),
+                (page_rows_p99, percentile(paged_rows, 0.99)),
+                (up_p50, percentile(ups, 0.5)),
+                (up_p99, percentile(ups, 0.99)),
+                (up_rows_p99, percentile(up_rows, 0.99)),
             ):
                 getattr(metric, side).append(samples)
 
@@ -172,8 +254,12 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, Any]]:
         down_p99,
         page_p50,
         page_p99,
+        page_rows_p99,
         end_frame,
         end_rows,
+        up_p50,
+        up_p99,
+        up_rows_p99,
         rss,
     ]
     return metrics, details
