@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from httpx_sse import connect_sse
 
 from sessionscope.models import Event, Page, Problem, Session
 
@@ -103,3 +104,47 @@ def test_concurrent_appends_each_get_their_own_sequence(server) -> None:
             }
             session = api.get(f"/v1/sessions/{session_id}").json()
             assert session["last_sequence"] == 61 and session["event_count"] == 61
+
+
+def test_append_replies_are_the_models_json_and_match_the_stored_and_streamed_events(
+    api: httpx.Client,
+) -> None:
+    session = api.post("/v1/sessions", json={"title": "wire form of appends"}).json()
+    base = f"/v1/sessions/{session['id']}"
+    # A type with line breaks would forge SSE fields if it reached the event: line as is.
+    forged = 'log\ndata: {"forged":true}\nid: 999\r\n\n"ü'
+    payload = {"text": 'ünïcode \u2028 "quoted" \\ \x01', "n": [1, 2.5, None, True], "o": {}}
+    single = api.post(f"{base}/events", json={"type": "log", "payload": payload})
+    assert single.status_code == 201 and single.headers["content-type"] == "application/json"
+    assert single.text == Event.model_validate_json(single.text).model_dump_json()
+    batch = api.post(
+        f"{base}/events:batch",
+        json={"events": [{"type": "message.agent", "payload": payload}, {"type": forged}]},
+    )
+    assert batch.status_code == 201
+    assert batch.text == Page[Event].model_validate_json(batch.text).model_dump_json()
+    replied = [
+        Event.model_validate_json(single.text),
+        *Page[Event].model_validate_json(batch.text).data,
+    ]
+    assert [e.payload for e in replied] == [payload, payload, {}]
+    assert replied[2].type == forged
+    stored = (
+        Page[Event]
+        .model_validate(api.get(f"{base}/events", params={"after": replied[0].sequence - 1}).json())
+        .data
+    )
+    assert stored == replied
+    # A stream opened afterwards replays them from the database; its frames carry the same JSON.
+    # (httpx-sse splits lines as SSE does: httpx's own iter_lines also splits at U+2028.)
+    frames: list[Event] = []
+    with connect_sse(
+        api, "GET", f"{base}/events/stream", params={"after": replied[0].sequence - 1}
+    ) as source:
+        for sse in source.iter_sse():
+            if sse.data and sse.id:
+                frames.append(Event.model_validate_json(sse.data))
+                assert sse.id == str(frames[-1].sequence)
+            if len(frames) == len(replied):
+                break
+    assert frames == replied

@@ -34,6 +34,13 @@ class LiveFrame:
     cursor: int
     hidden: bool
     data: bytes
+    #: Where the model's JSON starts in ``data`` (it ends before the closing blank line).
+    body_at: int = 0
+
+    @property
+    def body(self) -> bytes:
+        """The model's JSON, as ``model_dump_json()`` writes it."""
+        return self.data[self.body_at : -2]
 
 
 def live_frame(item: Event | OrgChange) -> LiveFrame:
@@ -44,10 +51,17 @@ def live_frame(item: Event | OrgChange) -> LiveFrame:
     else:
         cursor, name, hidden = item.id, item.kind, False
     # The serializer's own bytes: the same JSON as model_dump_json() without a str round trip.
-    body = item.__pydantic_serializer__.to_json(item)
-    return LiveFrame(
-        cursor, hidden, b"id: %d\nevent: %s\ndata: %s\n\n" % (cursor, name.encode(), body)
-    )
+    return sse_frame(cursor, name, hidden, item.__pydantic_serializer__.to_json(item))
+
+
+def sse_frame(cursor: int, name: str, hidden: bool, body: bytes) -> LiveFrame:
+    """The frame carrying ``body`` (a model's JSON) as ``live_frame`` lays it out."""
+    if "\n" in name or "\r" in name:
+        # An agent's event type is untrusted: a line break in it would start a forged field
+        # (``data:``, ``id:``) in every subscriber's stream. The data line carries it intact.
+        name = name.replace("\r", " ").replace("\n", " ")
+    head = b"id: %d\nevent: %s\ndata: " % (cursor, name.encode())
+    return LiveFrame(cursor, hidden, b"%s%s\n\n" % (head, body), len(head))
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
