@@ -124,9 +124,15 @@ async def test_tool_calls_tab_masks_secrets_and_enter_submits_a_result(server: A
             app = make_app(server)
             async with app.run_test(size=SIZE) as pilot:
                 screen = await open_session(pilot, session_id, 2)
+                # Mounted once the timeline has shown its rows; it then counts the calls.
+                await wait_for(pilot, lambda: bool(screen.query(ToolCallsPane)), "the pane")
                 pane = screen.query_one(ToolCallsPane)
                 await wait_for(pilot, lambda: len(pane.calls) == 1, "the outstanding call")
-                assert "Tool calls (1)" in screen_text(app), "the tab counts outstanding calls"
+                await wait_for(
+                    pilot,
+                    lambda: "Tool calls (1)" in screen_text(app),
+                    "the tab counting the outstanding call",
+                )
                 await pilot.press("3")
                 await wait_for(pilot, lambda: pane.table.has_focus, "the tool calls table")
                 text = screen_text(app)
@@ -297,6 +303,45 @@ async def test_each_session_key_reaches_its_screen(server: Any) -> None:
 
             # The sparkline counted the seeded events (created just now).
             await wait_for(pilot, lambda: sum(screen.rate.series(_now())) >= 4, "the rate")
+
+
+async def test_tabs_mounted_after_the_timeline_open_from_the_first_key(server: Any) -> None:
+    """The tool calls and variables tabs are filled once the timeline has shown its rows, or at
+    once when their key comes first; either way the key lands on the tab's table."""
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Deferred tabs", context_variables={"K": "v1"})
+        await post_messages(client, session_id, 3, "step")
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_session(session_id)
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, SessionScreen) and app.screen.is_mounted,
+                "the screen",
+            )
+            screen = app.screen
+            assert isinstance(screen, SessionScreen)
+            await pilot.press("4")
+            await wait_for(
+                pilot,
+                lambda: any(table.has_focus for table in screen.query("#variables-table")),
+                "the variables table",
+            )
+            await wait_for(pilot, lambda: "v1" in screen_text(app), "the variable")
+            await pilot.press("3")
+            await wait_for(
+                pilot,
+                lambda: any(pane.table.has_focus for pane in screen.query(ToolCallsPane)),
+                "the tool calls table",
+            )
+            assert len(screen.query(ToolCallsPane)) == 1, "mounted once"
+
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_session(pilot, session_id, 3)
+            # No key pressed: the tabs fill in once the rows are on screen.
+            await wait_for(pilot, lambda: bool(screen.query(ToolCallsPane)), "the tool calls")
+            await wait_for(pilot, lambda: bool(screen.query("#variables-note")), "the variables")
 
 
 def _showing(app: SessionScopeApp, kind: type[Screen[Any]]) -> bool:

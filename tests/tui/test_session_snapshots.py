@@ -220,7 +220,7 @@ async def _open_session(pilot: Pilot[Any], theme: str) -> Timeline:
             timeline.store.row_count == len(_EVENTS)
             and len(screen._actions) == 1
             and screen.watch_state is WatchState.LIVE
-            and screen.query_one(ToolCallsPane).loaded
+            and any(pane.loaded for pane in screen.query(ToolCallsPane))
             and "loading…" not in "".join(timeline.render_line(y).text for y in range(9))
         ),
         "the session's events",

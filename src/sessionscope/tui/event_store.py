@@ -160,13 +160,23 @@ class SequenceStore(EventStore):
         return found is not None and found.loaded_upto >= end
 
     async def load_page(self, page: int) -> None:
+        # Shielded: one reader giving up (its worker cancelled) must not cancel the others'.
+        await asyncio.shield(self.start_loading(page))
+
+    def start_loading(self, page: int) -> asyncio.Future[None]:
+        """Send the page's request now (if it is not already on its way); ``load_page`` of the
+        same page later waits for this one. For a screen that knows which page it will show
+        before its widgets exist."""
         pending = self._loading.get(page)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch_page(page))
             self._loading[page] = pending
             pending.add_done_callback(lambda done: self._fetch_done(page, done))
-        # Shielded: one reader giving up (its worker cancelled) must not cancel the others'.
-        await asyncio.shield(pending)
+        return pending
+
+    def tail_page(self) -> int | None:
+        """The page that holds the newest row (``None`` when there are no rows)."""
+        return self.page_of(self._count - 1) if self._count else None
 
     def _fetch_done(self, page: int, done: asyncio.Future[None]) -> None:
         if self._loading.get(page) is done:

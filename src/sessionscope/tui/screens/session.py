@@ -50,6 +50,7 @@ FLUSH_HZ = 30
 ALL_TYPES = "__all__"
 #: Events fetched on open to seed the rate sparkline (the live stream feeds it afterwards).
 RATE_SEED_EVENTS = 200
+SESSION_STYLESHEET = stylesheet("session.tcss")
 
 TAB_TIMELINE = "tab-timeline"
 TAB_ARTIFACTS = "tab-artifacts"
@@ -138,7 +139,7 @@ class TypeFilterModal(ModalScreen[str | None]):
 
 
 class SessionScreen(Screen[None]):
-    CSS_PATH: ClassVar = [stylesheet("session.tcss")]
+    # No CSS_PATH: see _read_stylesheet.
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -312,11 +313,45 @@ class SessionScreen(Screen[None]):
         self._meta_stale = False
         self._seen_types: set[str] = set()
         self._search_status = ""
+        self._rate_label_cells = 0
         self._actions: list[PendingAction] = []
         self.rate = EventRate()
+        #: The sessions list's row for this session, read once the screen composes.
+        self._known: Session | None = None
+        #: The timeline's store built at compose, its newest page already requested.
+        self._opening_store: SequenceStore | None = None
+        #: The tool calls and variables tabs' contents are mounted once the timeline has shown
+        #: its first rows (or when their tab is opened first): they are not on screen, and
+        #: mounting them before cost the timeline's first paint a third of its time.
+        self._deferred_mounted = False
 
     # -- layout ---------------------------------------------------------------------------------
+    def _read_stylesheet(self) -> None:
+        """Add session.tcss to the app's stylesheet. Textual's CSS_PATH handling re-parses
+        every sheet of the app and restyles every node of every screen when a screen brings a
+        new sheet (~150 ms at the first open); read here, only this sheet is parsed (the others
+        come from the stylesheet's parse cache) and only the nodes about to mount are styled
+        with it. Its rules are for this screen's widgets and its modals, none of which exist
+        before it."""
+        sheet = self.app.stylesheet
+        if not sheet.has_source(str(SESSION_STYLESHEET), ""):
+            sheet.read(SESSION_STYLESHEET)
+
+    def _first_store(self) -> SequenceStore:
+        """The timeline's store, its newest page requested right away when the sessions list
+        says how many events there are (the request then overlaps mounting the screen)."""
+        self._known = self._known_session()
+        if self._known is None:
+            return SequenceStore(self.backend, self.session_id, 0)
+        store = SequenceStore(self.backend, self.session_id, _last_sequence_of(self._known))
+        tail = store.tail_page()
+        if tail is not None:
+            store.start_loading(tail)
+        self._opening_store = store
+        return store
+
     def compose(self) -> ComposeResult:
+        self._read_stylesheet()
         yield AppHeader("Session")
         with Horizontal(id="session-title-row"):
             yield Static(Text("Loading session…"), id="session-title")
@@ -328,19 +363,14 @@ class SessionScreen(Screen[None]):
         yield OptionList(id="session-actions")
         with TabbedContent(initial=TAB_TIMELINE, id="session-tabs"):
             with TabPane("1 Timeline", id=TAB_TIMELINE):
-                yield Timeline(SequenceStore(self.backend, self.session_id, 0), id="timeline")
+                yield Timeline(self._first_store(), id="timeline")
             with TabPane("2 Artifacts", id=TAB_ARTIFACTS):
                 # The pane is mounted the first time the tab is shown: no listing or preview
                 # download for an operator who only watches the timeline.
                 yield Static("", id="artifacts-unavailable", classes="tab-note")
-            with TabPane("3 Tool calls", id=TAB_TOOL_CALLS):
-                if self.backend.supports(Capability.TOOL_CALLS):
-                    yield ToolCallsPane(self.session_id, id="tool-calls")
-                else:
-                    yield Static(self._unsupported_text(Capability.TOOL_CALLS), classes="tab-note")
-            with TabPane("4 Variables", id=TAB_VARIABLES):
-                yield DataTable(id="variables-table", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="variables-note", classes="tab-note")
+            # Filled by _mount_deferred.
+            yield TabPane("3 Tool calls", id=TAB_TOOL_CALLS)
+            yield TabPane("4 Variables", id=TAB_VARIABLES)
         yield Input(placeholder="search the timeline (enter: find, escape: close)", id="search")
         yield Static("", id="timeline-status")
         yield AppFooter()
@@ -357,9 +387,6 @@ class SessionScreen(Screen[None]):
         self.query_one("#session-actions").display = False
         self.query_one("#search").display = False
         self.query_one("#artifacts-unavailable").display = False
-        variables = self.query_one("#variables-table", DataTable)
-        variables.add_column("key", key="key", width=32)
-        variables.add_column("value", key="value")
         self._mark_unsupported_tabs()
         self.timeline.focus()
         self.set_interval(1.0, self._tick, name="session-tick")
@@ -379,10 +406,38 @@ class SessionScreen(Screen[None]):
                 self.tabs.disable_tab(tab_id)
                 self.tabs.get_tab(tab_id).tooltip = self._unsupported_text(capability)
 
+    @on(Timeline.FirstRowsShown)
+    def _timeline_shown(self) -> None:
+        self._mount_deferred()
+
+    def _mount_deferred(self) -> None:
+        if not self._deferred_mounted:
+            self._deferred_mounted = True
+            self._mount_deferred_widgets()
+
+    @work(exit_on_error=False, group="session-deferred")
+    async def _mount_deferred_widgets(self) -> None:
+        tool_calls: Widget
+        if self.backend.supports(Capability.TOOL_CALLS):
+            tool_calls = ToolCallsPane(self.session_id, id="tool-calls")
+        else:
+            tool_calls = Static(self._unsupported_text(Capability.TOOL_CALLS), classes="tab-note")
+        variables = DataTable[Text](id="variables-table", cursor_type="row", zebra_stripes=True)
+        await self.query_one(f"#{TAB_TOOL_CALLS}", TabPane).mount(tool_calls)
+        await self.query_one(f"#{TAB_VARIABLES}", TabPane).mount(
+            variables, Static("", id="variables-note", classes="tab-note")
+        )
+        variables.add_column("key", key="key", width=32)
+        variables.add_column("value", key="value")
+        if self.session is not None:
+            self._render_variables(self.session)
+        if self.tabs.active in (TAB_TOOL_CALLS, TAB_VARIABLES):
+            self._tab_shown(self.tabs.active)
+
     # -- loading --------------------------------------------------------------------------------
     @work(exclusive=True, exit_on_error=False, group="session-open")
     async def _open(self) -> None:
-        known = self._known_session()
+        known = self._known if self._known is not None else self._known_session()
         if known is not None:
             # The list's row says how many events there are: the tail page and the live stream
             # need not wait for the session fetch (anything newer arrives through the stream).
@@ -391,6 +446,7 @@ class SessionScreen(Screen[None]):
             session = await self.backend.get_session(self.session_id)
         except BackendError as error:
             self._show_header_error(f"Could not open this session: {error}. Press r to retry.")
+            self._mount_deferred()
             return
         self.session = session
         self._render_header()
@@ -407,10 +463,12 @@ class SessionScreen(Screen[None]):
         if self._timeline_started:
             return
         self._timeline_started = True
-        self._last_seen = max(
-            session.last_sequence, session.event_count if not session.last_sequence else 0
-        )
-        self.timeline.set_store(self._new_store())
+        self._last_seen = _last_sequence_of(session)
+        store: EventStore | None = self._opening_store
+        self._opening_store = None
+        if store is None or self.type_filter or store.row_count != self._last_seen:
+            store = self._new_store()
+        self.timeline.set_store(store)
         self._seed_rate(self._last_seen)
         self._watch()
 
@@ -556,8 +614,11 @@ class SessionScreen(Screen[None]):
         self._render_header()
 
     # -- rendering ------------------------------------------------------------------------------
+    # The title and header lines have a fixed size (session.tcss): no layout pass for them.
     def _show_header_error(self, message: str) -> None:
-        self.query_one("#session-title", Static).update(Text(one_line(message, 300), style="bold"))
+        self.query_one("#session-title", Static).update(
+            Text(one_line(message, 300), style="bold"), layout=False
+        )
 
     def _render_header(self) -> None:
         session = self.session
@@ -572,7 +633,7 @@ class SessionScreen(Screen[None]):
         header.append_text(plain_line(session.title or session.id, style="bold", limit=80))
         header.append("  ")
         header.append_text(plain_line(session.id, style="dim", limit=40))
-        self.query_one("#session-title", Static).update(header)
+        self.query_one("#session-title", Static).update(header, layout=False)
         header = Text(end="")
         details = [
             ("agent", session.agent_id or "—"),
@@ -588,11 +649,14 @@ class SessionScreen(Screen[None]):
                 header.append(" · ", style="dim")
             header.append(f"{label} ", style="dim")
             header.append_text(plain_line(value, limit=60))
-        self.query_one("#session-header", Static).update(header)
+        self.query_one("#session-header", Static).update(header, layout=False)
         self._render_variables(session)
 
     def _render_variables(self, session: Session) -> None:
-        table = self.query_one("#variables-table", DataTable)
+        tables = self.query("#variables-table").results(DataTable)
+        table = next(tables, None)
+        if table is None:
+            return  # not mounted yet: _mount_deferred renders them
         table.clear()
         for key, value in sorted(session.context_variables.items()):
             table.add_row(plain_line(key, "bold", limit=60), plain_line(value, limit=500))
@@ -607,7 +671,10 @@ class SessionScreen(Screen[None]):
         self.query_one("#session-rate", Sparkline).data = series
         peak = max(series, default=0)
         label = f"{series[-1] if series else 0}/{self.rate.bucket_seconds}s · peak {peak} "
-        self.query_one("#session-rate-label", Static).update(Text(label, end=""))
+        widget = self.query_one("#session-rate-label", Static)
+        # Its width follows its text: a layout pass only when the width changes (rarely).
+        widget.update(Text(label, end=""), layout=len(label) != self._rate_label_cells)
+        self._rate_label_cells = len(label)
 
     def _render_actions(self, *, rebuild: bool = False) -> None:
         option_list = self.query_one("#session-actions", OptionList)
@@ -676,11 +743,13 @@ class SessionScreen(Screen[None]):
             target = self.timeline
         elif tab_id == TAB_ARTIFACTS:
             target = self._ensure_artifacts()
+        elif tab_id in (TAB_TOOL_CALLS, TAB_VARIABLES) and not self._deferred_mounted:
+            self._mount_deferred()  # it focuses the tab's widget once mounted
         elif tab_id == TAB_TOOL_CALLS:
             panes = self.query(ToolCallsPane)
             target = panes.first().table if panes else None
         elif tab_id == TAB_VARIABLES:
-            target = self.query_one("#variables-table", DataTable)
+            target = next(self.query("#variables-table").results(DataTable), None)
         if target is not None:
             target.focus()
 
@@ -981,6 +1050,10 @@ register_mutating(
     "session.event_visibility",
     "tool_calls.answer",
 )
+
+
+def _last_sequence_of(session: Session) -> int:
+    return max(session.last_sequence, session.event_count if not session.last_sequence else 0)
 
 
 def _status_colour(session: Session) -> str:

@@ -105,6 +105,10 @@ class Timeline(ScrollView, can_focus=True):
             super().__init__()
             self.reason = reason
 
+    class FirstRowsShown(Message):
+        """Posted once, after the first frame that shows rows of a store (or shows that it has
+        none, or that they could not be loaded): the screen's less urgent work waits for it."""
+
     def __init__(
         self,
         store: EventStore,
@@ -126,6 +130,7 @@ class Timeline(ScrollView, can_focus=True):
         self._row_styles: dict[tuple[Style, str], Style] = {}
         #: The first and last pages are fetched once the view is painted, so home/end are instant.
         self._prefetched = False
+        self._rows_shown = False
 
     # -- data ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -160,6 +165,13 @@ class Timeline(ScrollView, can_focus=True):
         self._request_frontier()
         self._request_view()
         self.refresh()
+        if not self.store.row_count and not self.store.wants_more():
+            self._announce_rows_shown()
+
+    def _announce_rows_shown(self) -> None:
+        if not self._rows_shown:
+            self._rows_shown = True
+            self.call_after_refresh(self.post_message, self.FirstRowsShown())
 
     def apply_appended(self, added: int) -> None:
         """Called by the screen after it appended a batch of live events to the store."""
@@ -284,6 +296,7 @@ class Timeline(ScrollView, can_focus=True):
             self.cursor_row = self.store.row_count - 1
             self._scroll_cursor_into_view()
         self.refresh()
+        self._announce_rows_shown()
 
     def retry_failed(self) -> None:
         self._failed_pages.clear()
