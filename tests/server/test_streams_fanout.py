@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -196,3 +197,19 @@ def test_many_http_subscribers_each_receive_every_event_in_order(server) -> None
     results = asyncio.run(run())
     expected = list(range(start + 1, last + 1))
     assert all(seen == expected for seen in results)
+
+
+async def test_a_group_of_frames_is_queued_whole_in_order_or_drops_the_subscriber() -> None:
+    broker = Broker(queue_size=5)
+    roomy, full = broker.subscribe("c"), broker.subscribe("c")
+    full.offer("old")
+    broker.publish_many("c", ["a", "b", "c", "d"])
+    # 1 queued + 4 fit in 5; the next group of 2 does not fit the subscriber that never read.
+    assert await roomy.get_batch(1.0) == ["a", "b", "c", "d"]
+    broker.publish_many("c", ["e", "f"])
+    assert await roomy.get_batch(1.0) == ["e", "f"]
+    assert full.closed.is_set() and await full.get_batch(1.0) == []
+    assert broker.subscriber_count("c") == 1
+    broker.publish_many("nobody", ["x"])
+    broker.publish_many("c", [])
+    assert roomy._items == deque()

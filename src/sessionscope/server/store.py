@@ -1135,8 +1135,22 @@ class Store:
             if outcome.recount:
                 self._counts.clear()
             self._note_session_updates(outcome)
+            # Consecutive frames of one channel (a request's events) go out together.
+            run: list[LiveFrame] = []
+            run_channel: Hashable = None
             for channel, item in outcome.outbox:
-                self._publish(channel, item)
+                if isinstance(item, LiveFrame) and channel == run_channel:
+                    run.append(item)
+                    continue
+                if run and self.broker.has_subscribers(run_channel):
+                    self.broker.publish_many(run_channel, run)
+                run, run_channel = [], None
+                if isinstance(item, LiveFrame):
+                    run, run_channel = [item], channel
+                else:
+                    self._publish(channel, item)
+            if run and self.broker.has_subscribers(run_channel):
+                self.broker.publish_many(run_channel, run)
         finally:
             # Committed is committed: the callers get their replies even if publishing failed
             # (this runs as a bare loop callback, so nobody else would answer them).
