@@ -148,3 +148,24 @@ def test_append_replies_are_the_models_json_and_match_the_stored_and_streamed_ev
             if len(frames) == len(replied):
                 break
     assert frames == replied
+
+
+def test_batch_body_errors_name_the_field_and_the_schema_is_documented(
+    server, api: httpx.Client
+) -> None:
+    path = f"/v1/sessions/{_session(api)}/events:batch"
+    missing = api.post(path, json={"events": [{"type": "log"}, {"payload": {}}]})
+    assert missing.status_code == 422
+    assert [e["field"] for e in Problem.model_validate(missing.json()).errors] == ["events.1.type"]
+    wrong = api.post(path, json={"events": [{"type": "log", "payload": [1]}]})
+    assert wrong.status_code == 422
+    assert Problem.model_validate(wrong.json()).errors[0]["field"] == "events.0.payload"
+    malformed = api.post(
+        path, content=b'{"events": [', headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    body = spec["paths"]["/v1/sessions/{session_id}/events:batch"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["properties"]["events"]["items"] == {"$ref": "#/components/schemas/EventCreate"}
+    assert "EventCreate" in spec["components"]["schemas"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 import sessionscope
 from sessionscope.models import (
@@ -267,15 +268,44 @@ class EventBatch(BaseModel):
     events: list[EventCreate] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
-@router.post("/sessions/{session_id}/events:batch", status_code=201, response_model=Page[Event])
+def _event_batch_schema() -> dict[str, Any]:
+    # EventCreate is in the document's components already (the single append's body).
+    schema = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+#: The batch body is parsed by the model straight from the bytes (pydantic's JSON parser):
+#: FastAPI's json.loads then validating the objects took twice as long (1000 events: 5.4 vs
+#: 3.2 ms), on the ingest hot path. The schema is declared here for the OpenAPI document.
+_EVENT_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _event_batch_schema()}},
+    }
+}
+
+
+@router.post(
+    "/sessions/{session_id}/events:batch",
+    status_code=201,
+    response_model=Page[Event],
+    openapi_extra=_EVENT_BATCH_BODY,
+)
 @router.post(
     "/sessions/{session_id}/events/batch",
     status_code=201,
     response_model=Page[Event],
     include_in_schema=False,
 )
-async def append_events(org: Org, store: StoreDep, session_id: str, batch: EventBatch) -> Response:
+async def append_events(org: Org, store: StoreDep, session_id: str, request: Request) -> Response:
     """Replies with the appended events (their ids and sequences) in the order given."""
+    try:
+        batch = EventBatch.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
+        ) from None
     for index, spec in enumerate(batch.events):
         if not spec.type.strip():
             raise field_error(f"events.{index}.type", "the event type must not be empty")
