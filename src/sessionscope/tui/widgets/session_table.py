@@ -720,7 +720,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             shift = new_row - old_row
             self.cursor_row = new_row
             if shift and self.scroll_y > 0:
-                self.set_scroll(None, self.scroll_y + shift)
+                self._scroll_to_row(self.scroll_y + shift)
         self._line_cache.clear()
         self.refresh()
 
@@ -737,12 +737,17 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._line_cache.clear()
         self.ensure_loaded()
 
+    def _scroll_to_row(self, top: float) -> None:
+        # Through the reactive (not ``set_scroll``, which skips the watchers): the whole view
+        # must repaint and the scrollbar follow, and a new view may need pages.
+        self.scroll_to(y=top, animate=False, immediate=True)
+
     def _scroll_cursor_visible(self) -> None:
         top = round(self.scroll_y)
         if self.cursor_row < top:
-            self.set_scroll(None, self.cursor_row)
+            self._scroll_to_row(self.cursor_row)
         elif self.cursor_row >= top + self._body_height:
-            self.set_scroll(None, self.cursor_row - self._body_height + 1)
+            self._scroll_to_row(self.cursor_row - self._body_height + 1)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -855,7 +860,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             if index is not None and index != self.cursor_row:
                 shift = index - self.cursor_row
                 self.cursor_row = index
-                self.set_scroll(None, self.scroll_y + shift)
+                self._scroll_to_row(self.scroll_y + shift)
         if self._restore_id is not None:
             index = self.pages.index_of(self._restore_id)
             if index is not None:
