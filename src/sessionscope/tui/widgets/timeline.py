@@ -164,6 +164,9 @@ class Timeline(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self._request_frontier()
         self._request_view()
+        # Even with nothing to fetch (pages requested before the view existed may be in
+        # already), the loader prefetches the ends once the rows are painted.
+        self._wake.set()
         self.refresh()
         if not self.store.row_count and not self.store.wants_more():
             self._announce_rows_shown()
@@ -221,17 +224,27 @@ class Timeline(ScrollView, can_focus=True):
             pages.add(self.store.frontier_page())
         return pages
 
-    def _request_view(self) -> None:
-        """Ask for the pages under the cursor's window now, not after a frame of placeholders."""
+    def _view_pages(self) -> range:
+        """The pages under the cursor's window."""
         count = self.store.row_count
         if not count:
-            return
+            return range(0)
         height = self.size.height or self.app.size.height
         top = max(0, min(self.cursor_row - height + 1, round(self.scroll_offset.y)))
         if not top <= self.cursor_row < top + height:
             top = max(0, self.cursor_row - height + 1)
         last = min(count, top + height) - 1
-        for page in range(self.store.page_of(top), self.store.page_of(last) + 1):
+        return range(self.store.page_of(top), self.store.page_of(last) + 1)
+
+    def _view_loaded(self) -> bool:
+        return all(
+            self.store.page_loaded(page) or page in self._failed_pages
+            for page in self._view_pages()
+        )
+
+    def _request_view(self) -> None:
+        """Ask for the pages under the cursor's window now, not after a frame of placeholders."""
+        for page in self._view_pages():
             if not self.store.page_loaded(page) and page not in self._failed_pages:
                 self._wanted.add(page)
         if self._wanted:
@@ -252,20 +265,27 @@ class Timeline(ScrollView, can_focus=True):
             while self._wanted:
                 near = self._near_pages()
                 # Pages scrolled past while waiting are dropped: only what is on screen counts.
-                wanted = sorted(
-                    page
-                    for page in self._wanted
-                    if page in near and not self.store.page_loaded(page)
-                )
+                wanted = sorted(page for page in self._wanted if page in near)
                 self._wanted.clear()
-                if wanted:
-                    await self._fetch(wanted, visible=True)
-            if not self._prefetched and not self._wanted and self.store.row_count:
+                missing = [page for page in wanted if not self.store.page_loaded(page)]
+                if missing:
+                    await self._fetch(missing, visible=True)
+                elif wanted:
+                    # Loaded meanwhile by another reader (e.g. the request the screen sent
+                    # before the view existed): only the view is behind.
+                    self._pages_arrived()
+            if (
+                not self._prefetched
+                and not self._wanted
+                and self.store.row_count
+                and self._view_loaded()
+            ):
                 self._prefetched = True
                 # After the view's first paint, so parsing these pages does not delay it.
                 painted = asyncio.Event()
                 self.call_after_refresh(painted.set)
                 await painted.wait()
+                self._announce_rows_shown()
                 extra = [
                     page for page in self.store.prefetch_pages() if not self.store.page_loaded(page)
                 ]
@@ -288,8 +308,11 @@ class Timeline(ScrollView, can_focus=True):
                 raise result
             else:
                 self._failed_pages.pop(page, None)
-        if not visible:
-            return
+        if visible:
+            self._pages_arrived()
+
+    def _pages_arrived(self) -> None:
+        """Pages under the view were loaded: show them (following: the newest row)."""
         count_before = self.virtual_size.height
         self._sync_size()
         if self.follow and self.store.row_count and self.store.row_count != count_before:
