@@ -4,14 +4,17 @@ Ours: the console in a pseudo-terminal against a server holding the seeded sessi
 built-in DataTable loading the same rows (fetched once from the same server, outside the timing)
 in one ``add_rows`` call. Key latency is from writing the key to the terminal to the first byte of
 the frame that answers it, so Textual's frame pacing (60 fps) is part of both sides' figure. A
-frame may show ``loading…`` placeholders for rows still on their way, so paging is also measured
-to the frame after which no placeholder is left ("rows painted"), near the top and from the end.
+first frame may show ``loading…`` placeholders for rows still on their way, or only part of the
+new view, so paging is also measured to the chunk after which the screen shows the new rows,
+complete and in order ("rows painted"), near the top and from the end.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +27,41 @@ from benchmarks.terminal import PtyProgram
 COLUMNS = ["STATUS", "TITLE", "AGENT", "AGE", "LAST ACTIVITY", "EVENTS", "PENDING"]
 #: What the sessions table shows in a row it has not received yet.
 PLACEHOLDER = "loading…"
+#: Seeded titles carry their creation rank: rows on screen, newest first, count down by one.
+SEEDED = re.compile(rf"{re.escape(seeding.SESSION_TITLE_PREFIX)} (\d+)\b")
+
+
+def seeded_on_screen(program: PtyProgram) -> list[int]:
+    return [int(m.group(1)) for line in program.screen.display if (m := SEEDED.search(line))]
+
+
+def rows_painted(program: PtyProgram, before: list[int]) -> bool:
+    """The screen shows a new run of rows, each one in place: no placeholder, no row left over
+    from the previous view (a view that moved without repainting fails this), none missing."""
+    if program.on_screen(PLACEHOLDER):
+        return False
+    shown = seeded_on_screen(program)
+    return (
+        len(shown) > 1
+        and shown != before
+        and all(upper - lower == 1 for upper, lower in pairwise(shown))
+    )
 
 
 def paging_latencies(
     program: PtyProgram, key: str, count: int, *, timeout: float = 2.0
 ) -> tuple[list[float], list[float], int, int]:
     """Press ``key`` ``count`` times. Per press: ms to the first byte of the answering frame and
-    ms to the chunk after which no placeholder is left on the emulated screen (the frame may
-    come in several chunks, rows may follow in later frames). Returns (frame latencies, rows
-    latencies, presses that painted nothing, presses whose placeholders outlived ``timeout``,
-    counted as ``timeout``)."""
+    ms to the chunk after which the emulated screen shows the new rows (``rows_painted``: the
+    frame may come in several chunks, rows may follow in later frames). Returns (frame
+    latencies, rows latencies, presses that painted nothing, presses whose rows were not
+    painted within ``timeout``, counted as ``timeout``)."""
     frames: list[float] = []
     rows: list[float] = []
     silent = unfilled = 0
     for _ in range(count):
         program.settle(quiet=0.04, timeout=1.0)
+        before = seeded_on_screen(program)
         index = len(program.chunks)
         pressed = program.send(key)
         first = program.wait_for_output(timeout, since=index)
@@ -46,15 +69,15 @@ def paging_latencies(
             silent += 1
             continue
         frames.append((first - pressed) * 1000)
-        painted = None if program.on_screen(PLACEHOLDER) else first
+        painted = first if rows_painted(program, before) else None
         while time.monotonic() < pressed + timeout:
-            before = len(program.chunks)
+            read = len(program.chunks)
             alive = program.pump(0.04)
-            if len(program.chunks) == before:
+            if len(program.chunks) == read:
                 if painted is not None or not alive:
                     break
                 continue
-            if program.on_screen(PLACEHOLDER):
+            if not rows_painted(program, before):
                 painted = None
             elif painted is None:
                 painted = program.chunks[-1].at
