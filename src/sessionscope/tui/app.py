@@ -7,8 +7,10 @@ feeds the connection indicator, the pending-action toasts and the sessions list)
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
 from collections.abc import Iterable, Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
@@ -30,6 +32,14 @@ from sessionscope.models import OrgChange, Session, SessionStatus
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
+
+if TYPE_CHECKING:
+    from sessionscope.tui.screens.sessions import FirstPage
+
+log = logging.getLogger("sessionscope.tui")
+
+#: Imported in the background once the sessions list has painted (see ``warm_up``).
+WARM_UP_MODULES = ("sessionscope.tui.screens.session",)
 
 #: Live changes are applied at most this often, so a burst becomes one repaint.
 FLUSH_INTERVAL = 0.15
@@ -87,19 +97,35 @@ class SessionScopeApp(App[None]):
         self._org_position: int | None = None
         self._pending_changes: list[OrgChange] = []
         self._titles: dict[str, str] = {}
+        self._first_page: FirstPage | None = None
         self.sub_title = backend.display_name + ("  READ-ONLY" if read_only else "")
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def on_load(self) -> None:
+        from sessionscope.tui.screens.sessions import FirstPage
+
+        # Before any screen is built: the server answers while Textual composes and lays out.
+        self._first_page = FirstPage.request(self.backend)
+
     def on_mount(self) -> None:
         from sessionscope.tui.screens.sessions import SessionsScreen
 
-        self.sessions_screen = SessionsScreen()
+        self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
         self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
         if self._watch_enabled:
             self.watch_org_changes()
 
+    def warm_up(self) -> None:
+        """Called once the sessions list's first page has painted: import the session screen
+        now, so that opening the first session does not pay for it. In a thread rather than on
+        the event loop, so a key pressed meanwhile waits for at most a GIL switch interval
+        (5 ms) instead of the whole import."""
+        self.run_worker(_import_quietly, thread=True, exit_on_error=False, group="warm-up")
+
     async def on_unmount(self) -> None:
+        if self._first_page is not None:
+            self._first_page.cancel()  # still unused when the app quits that early
         try:
             await self.backend.aclose()
         except Exception:
@@ -254,3 +280,12 @@ class SessionScopeApp(App[None]):
 
     def iter_mutating(self) -> Iterable[str]:
         return sorted(MUTATING_BINDING_IDS)
+
+
+def _import_quietly() -> None:
+    for name in WARM_UP_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            # Only a head start: opening a session imports it again and shows any error then.
+            log.debug("background import of %s failed", name, exc_info=True)

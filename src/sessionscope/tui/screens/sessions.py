@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual import on
@@ -14,8 +15,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from sessionscope.backends import AuthError, BackendError, ConnectError, SessionQuery
-from sessionscope.models import EventType, OrgChange, Session, SessionStatus
+from sessionscope.backends import AuthError, Backend, BackendError, ConnectError, SessionQuery
+from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
@@ -42,6 +43,72 @@ STATUS_CYCLE: tuple[SessionStatus | None, ...] = (
 SORT_CYCLE: tuple[SortOrder, ...] = tuple(SortOrder)
 #: The filter applies this long after the last keystroke, so typing does not flood the server.
 FILTER_DEBOUNCE = 0.3
+#: Rows per request of the sessions table (and of the page asked for at startup).
+PAGE_SIZE = 100
+
+
+class FirstPage:
+    """The sessions list's first page, asked for as the app starts (``FirstPage.request``), so
+    that the server answers while Textual builds and lays out the screen, and the first frame can
+    already show the rows instead of ``loading…`` followed by a second full paint.
+
+    The table gets it through ``_FirstPageBackend``: its first ``list_sessions`` call, if it asks
+    for exactly this page, awaits the request already on its way; any other call (or a second
+    one) goes to the server as usual. Errors surface there, exactly as a request of its own."""
+
+    def __init__(self, task: asyncio.Task[Page[Session]], query: SessionQuery, limit: int) -> None:
+        self._task: asyncio.Task[Page[Session]] | None = task
+        self._query = query
+        self._limit = limit
+
+    @classmethod
+    def request(cls, backend: Backend, *, limit: int = PAGE_SIZE) -> FirstPage:
+        """Start the request (needs a running event loop)."""
+        query = SessionQuery()
+        task = asyncio.ensure_future(backend.list_sessions(query, limit=limit))
+        # Never awaited if the table asks for something else: its error is dropped then (the
+        # table's own request reports any problem), without "exception was never retrieved".
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return cls(task, query, limit)
+
+    def take(
+        self, query: SessionQuery | None, cursor: str | None, limit: int
+    ) -> asyncio.Task[Page[Session]] | None:
+        """The request if it is the one asked for; either way it is used up (a later call must
+        see the list as it is then, not as it was at startup)."""
+        task, self._task = self._task, None
+        if task is None:
+            return None
+        if cursor is None and limit == self._limit and (query or SessionQuery()) == self._query:
+            return task
+        task.cancel()
+        return None
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class _FirstPageBackend:
+    """The backend as the sessions table sees it: the same, except that its first
+    ``list_sessions`` is answered by the ``FirstPage`` asked for at startup when it matches."""
+
+    def __init__(self, backend: Backend, first_page: FirstPage) -> None:
+        self._backend = backend
+        self._first_page: FirstPage | None = first_page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    async def list_sessions(
+        self, query: SessionQuery | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Session]:
+        first, self._first_page = self._first_page, None
+        task = first.take(query, cursor, limit) if first is not None else None
+        if task is not None:
+            return await task
+        return await self._backend.list_sessions(query, cursor=cursor, limit=limit)
 
 
 def describe_error(error: BackendError, server: str) -> str:
@@ -94,8 +161,10 @@ class SessionsScreen(Screen[None]):
     ]
     MUTATING_BINDINGS: ClassVar[frozenset[str]] = frozenset({"sessions.close", "sessions.new"})
 
-    def __init__(self) -> None:
+    def __init__(self, first_page: FirstPage | None = None) -> None:
         super().__init__(id="sessions-screen")
+        self._first_page = first_page
+        self._warmed_up = False
         self.status_filter: SessionStatus | None = None
         self.text_filter = ""
         self._filter_timer: Timer | None = None
@@ -119,7 +188,11 @@ class SessionsScreen(Screen[None]):
             )
         yield Static(id="sessions-message")
         with Horizontal(id="sessions-body"):
-            table = SessionTable(self.ss_app.backend, id="sessions-table")
+            backend = self.ss_app.backend
+            if self._first_page is not None:
+                backend = cast(Backend, _FirstPageBackend(backend, self._first_page))
+                self._first_page = None
+            table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
             yield table
             yield RateColumn(table, self.rates, id="sessions-rate")
         yield AppFooter()
@@ -278,6 +351,10 @@ class SessionsScreen(Screen[None]):
     def _loaded(self) -> None:
         self._hide_message()
         self._show_summary()
+        if not self._warmed_up:
+            self._warmed_up = True
+            # Once the first page is on screen, not before: it must not wait for this.
+            self.call_after_refresh(self.ss_app.warm_up)
 
     def show_message(self, message: str) -> None:
         panel = self.query_one("#sessions-message", Static)
