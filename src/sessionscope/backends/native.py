@@ -22,6 +22,7 @@ import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -77,18 +78,41 @@ _SESSION = TypeAdapter(Session)
 _SESSION_PAGE = TypeAdapter(Page[Session])
 _CLOSE = TypeAdapter(CloseResult)
 _EVENT = TypeAdapter(Event)
-_EVENT_PAGE = TypeAdapter(Page[Event])
 _ARTIFACT = TypeAdapter(Artifact)
-_ARTIFACT_PAGE = TypeAdapter(Page[Artifact])
-_TIMELINE = TypeAdapter(list[TimelineEntry] | Page[TimelineEntry])
 _REPLAY = TypeAdapter(Replay)
 _TOOL_CALL = TypeAdapter(ToolCall)
-_TOOL_CALLS = TypeAdapter(list[ToolCall] | Page[ToolCall])
 _ACTION = TypeAdapter(PendingAction)
-_ACTIONS = TypeAdapter(list[PendingAction] | Page[PendingAction])
 _DECISION = TypeAdapter(ActionDecisionResult)
 _ORG_CHANGE = TypeAdapter(OrgChange)
 _ANY_DICT = TypeAdapter(dict[str, Any])
+
+
+# Each Page[...] parametrisation creates a model class (5-10 ms for these at import, before the
+# console's first frame); built on first use instead.
+@cache
+def _event_page() -> TypeAdapter[Page[Event]]:
+    return TypeAdapter(Page[Event])
+
+
+@cache
+def _artifact_page() -> TypeAdapter[Page[Artifact]]:
+    return TypeAdapter(Page[Artifact])
+
+
+@cache
+def _timeline() -> TypeAdapter[list[TimelineEntry] | Page[TimelineEntry]]:
+    return TypeAdapter(list[TimelineEntry] | Page[TimelineEntry])
+
+
+@cache
+def _tool_calls() -> TypeAdapter[list[ToolCall] | Page[ToolCall]]:
+    return TypeAdapter(list[ToolCall] | Page[ToolCall])
+
+
+@cache
+def _actions() -> TypeAdapter[list[PendingAction] | Page[PendingAction]]:
+    return TypeAdapter(list[PendingAction] | Page[PendingAction])
+
 
 _MAX_SESSION_PAGE = 200
 _MAX_EVENT_PAGE = 1000
@@ -238,7 +262,7 @@ class NativeBackend(Backend):
         if include_hidden:
             params["include_hidden"] = "true"
         return await self._http.json_as(
-            _EVENT_PAGE, "GET", f"/v1/sessions/{_seg(session_id)}/events", params=params
+            _event_page(), "GET", f"/v1/sessions/{_seg(session_id)}/events", params=params
         )
 
     def _event_path(self, session_id: str, event_id: str) -> str:
@@ -265,7 +289,7 @@ class NativeBackend(Backend):
         # the largest window it allows.
         return _items(
             await self._http.json_as(
-                _TIMELINE,
+                _timeline(),
                 "GET",
                 f"/v1/sessions/{_seg(session_id)}/timeline",
                 params={"limit": _MAX_TIMELINE_EVENTS},
@@ -286,7 +310,7 @@ class NativeBackend(Backend):
         if cursor:
             params["cursor"] = cursor
         return await self._http.json_as(
-            _ARTIFACT_PAGE, "GET", f"/v1/sessions/{_seg(session_id)}/artifacts", params=params
+            _artifact_page(), "GET", f"/v1/sessions/{_seg(session_id)}/artifacts", params=params
         )
 
     async def get_artifact(self, session_id: str, artifact_id: str) -> Artifact:
@@ -371,7 +395,7 @@ class NativeBackend(Backend):
     async def list_tool_calls(self, session_id: str) -> list[ToolCall]:
         return _items(
             await self._http.json_as(
-                _TOOL_CALLS, "GET", f"/v1/sessions/{_seg(session_id)}/tool-calls"
+                _tool_calls(), "GET", f"/v1/sessions/{_seg(session_id)}/tool-calls"
             )
         )
 
@@ -396,12 +420,12 @@ class NativeBackend(Backend):
     # -- pending actions ------------------------------------------------------------------------
     async def list_pending_actions(self) -> list[PendingAction]:
         return _items(
-            await self._http.json_as(_ACTIONS, "GET", "/v1/actions", params={"status": "pending"})
+            await self._http.json_as(_actions(), "GET", "/v1/actions", params={"status": "pending"})
         )
 
     async def list_session_actions(self, session_id: str) -> list[PendingAction]:
         return _items(
-            await self._http.json_as(_ACTIONS, "GET", f"/v1/sessions/{_seg(session_id)}/actions")
+            await self._http.json_as(_actions(), "GET", f"/v1/sessions/{_seg(session_id)}/actions")
         )
 
     async def get_action(self, session_id: str, action_id: str) -> PendingAction:
