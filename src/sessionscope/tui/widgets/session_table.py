@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment as RichSegment
 from rich.style import Style
 from rich.text import Text
@@ -36,7 +37,7 @@ from textual.strip import Strip
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.tui import clock
-from sessionscope.tui.safe import plain_line
+from sessionscope.tui.safe import one_line, plain_line
 
 #: The reference server caps a sessions page at 200 rows.
 MAX_PAGE = 200
@@ -982,28 +983,50 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             )
         widths = column_widths(width)
         glyph = STATUS_GLYPH.get(session.status, "?")
-        cells: list[Text] = [
-            Text(f"{glyph} {session.status.value}", style=status_style, end=""),
-            # Untrusted: agent-chosen title and id; sliced before neutralising so a 1 MB title
-            # costs no more than a short one.
-            plain_line((session.title or session.id)[: widths[1] * 2], limit=widths[1]),
-            plain_line((session.agent_id or "—")[:64], style=dim, limit=widths[2]),
-            Text(age, end=""),
-            Text(active, end=""),
-            Text(f"{session.event_count:,}", style=dim, end=""),
-            Text(
-                f"{session.pending_action_count:,}" if session.pending_action_count else "·",
-                style=pending_style,
-                end="",
+        pending = session.pending_action_count
+        gap = " " * _GAP
+        # Segments built directly (no Text per cell, no render pass): a page down draws a
+        # screen of new rows in one frame, and Text's truncate/align/render was most of it.
+        # Untrusted: agent-chosen title and id; sliced before neutralising so a 1 MB title costs
+        # no more than a short one.
+        title = one_line((session.title or session.id)[: widths[1] * 2], widths[1])
+        agent = one_line((session.agent_id or "—")[:64], widths[2])
+        # Runs of one style are one segment, as a Text's render would make them.
+        segments = [
+            RichSegment(" ", row_style),
+            RichSegment(
+                _fit(f"{glyph} {session.status.value}", widths[0]), row_style + status_style
             ),
+            RichSegment(gap + _fit(title, widths[1]) + gap, row_style),
+            RichSegment(_fit(agent, widths[2]), row_style + dim),
+            RichSegment(
+                gap
+                + _fit(age, widths[3], right=True)
+                + gap
+                + _fit(active, widths[4], right=True)
+                + gap,
+                row_style,
+            ),
+            RichSegment(_fit(f"{session.event_count:,}", widths[5], right=True), row_style + dim),
+            RichSegment(gap, row_style),
+            RichSegment(
+                _fit(f"{pending:,}" if pending else "·", widths[6], right=True),
+                row_style + pending_style,
+            ),
+            RichSegment(gap, row_style),
         ]
-        text = Text(" ", end="")
-        for column, size, cell in zip(COLUMNS, widths, cells, strict=True):
-            cell.truncate(size, overflow="ellipsis")
-            cell.align(column.justify, size)  # type: ignore[arg-type]
-            text.append_text(cell)
-            text.append(" " * _GAP)
-        return self._strip(text, width, row_style)
+        length = 1 + sum(widths) + _GAP * len(widths)
+        strip = Strip(segments, length)
+        return strip if length == width else strip.crop_extend(0, width, row_style)
+
+
+def _fit(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` in exactly ``width`` cells: cut with an ellipsis, or padded."""
+    length = cell_len(text)
+    if length > width:
+        return set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)
+    padding = " " * (width - length)
+    return padding + text if right else text + padding
 
 
 def matches(query: SessionQuery, session: Session) -> bool:
