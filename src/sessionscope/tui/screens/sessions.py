@@ -160,6 +160,10 @@ class SessionsScreen(Screen[None]):
         ),
     ]
     MUTATING_BINDINGS: ClassVar[frozenset[str]] = frozenset({"sessions.close", "sessions.new"})
+    #: Focused as the screen is composed: the default (first focusable widget) is the hidden
+    #: filter input, whose focus then moved to the table in on_mount, and the footer built its
+    #: keys twice (for the input, then for the table).
+    AUTO_FOCUS = "#sessions-table"
 
     def __init__(self, first_page: FirstPage | None = None) -> None:
         super().__init__(id="sessions-screen")
@@ -198,10 +202,7 @@ class SessionsScreen(Screen[None]):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#sessions-filter").display = False
-        self.query_one("#sessions-message").display = False
-        self.query_one(RateColumn).display = False
-        self.table.focus()
+        # The filter, the message and the rate column start hidden by the stylesheet.
         self.table.reload(self._query())
         self._show_summary()
 
