@@ -19,6 +19,15 @@ CONSOLE_MODULES = (
     "sessionscope.backends.native",
     "sessionscope.tui.app",
     "sessionscope.tui.screens.sessions",
+    # Imported by the HTTP client when it is created and at its first connection, before the
+    # first page can paint.
+    "httpcore",
+    "anyio._backends._asyncio",
+)
+#: What ``sessionscope`` runs before importing the rest: httpx without its command-line module
+#: (rich.syntax, pygments: ~16 modules the console never loads).
+CONSOLE_PRELUDE = (
+    "from sessionscope.cli import _import_httpx_without_its_command_line as _httpx; _httpx()"
 )
 BASELINE_MODULES = ("textual.app", "textual.widgets")
 FORBIDDEN_PREFIXES = ("sessionscope.server", "fastapi", "sqlalchemy", "uvicorn", "starlette")
@@ -48,8 +57,8 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def profile_imports(modules: tuple[str, ...]) -> ImportProfile:
-    code = "; ".join(f"import {module}" for module in modules)
+def profile_imports(modules: tuple[str, ...], prelude: str = "") -> ImportProfile:
+    code = "; ".join([*([prelude] if prelude else []), *(f"import {module}" for module in modules)])
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True,
@@ -72,7 +81,7 @@ def profile_imports(modules: tuple[str, ...]) -> ImportProfile:
 def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, object]]:
     ours = Metric(
         "imports",
-        "import the console's first screen (cli, native backend, app, sessions)",
+        "import the console's first screen (cli, native backend and HTTP client, app, sessions)",
         "ms",
         baseline_name="import textual.app+widgets",
         note="sum of self times from -X importtime, warm bytecode cache; no target of its own "
@@ -88,11 +97,11 @@ def run(*, quick: bool, repeat: int) -> tuple[list[Metric], dict[str, object]]:
 
     if not quick:
         # Warm the bytecode cache once so both sides are measured as a user's second start.
-        profile_imports(CONSOLE_MODULES)
+        profile_imports(CONSOLE_MODULES, CONSOLE_PRELUDE)
         profile_imports(BASELINE_MODULES)
 
     def measure_ours() -> None:
-        profile = profile_imports(CONSOLE_MODULES)
+        profile = profile_imports(CONSOLE_MODULES, CONSOLE_PRELUDE)
         profiles["ours"] = profile
         ours.ours.append(profile.total_us / 1000)
 
