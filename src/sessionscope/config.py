@@ -23,7 +23,6 @@ No Textual import here: the CLI reads profiles before deciding whether to start 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,13 +116,17 @@ def load_profiles(path: Path | None = None) -> ProfileFile:
     """Read the profile file; a missing file means no profiles, not an error."""
     path = config_path() if path is None else path
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ProfileFile(path=path)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from None
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    import tomllib  # only with a profile file: most console starts have none (~4 ms)
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
     profiles_raw = raw.get("profiles", {})
     if not isinstance(profiles_raw, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] sections")
