@@ -99,6 +99,10 @@ async def test_follow_live_events_and_toggle_follow(server: Any) -> None:
             )
             # session.created is sequence 1, so 44 rows.
             assert timeline.cursor_row == timeline.store.row_count - 1 == 43
+            # Rows added below a scrolling view grow the scrollbar without a layout pass.
+            assert timeline.virtual_size.height == 44
+            assert timeline.vertical_scrollbar.window_virtual_size == 44
+            assert timeline.scroll_offset.y == 44 - timeline.scrollable_content_region.height
 
             await pilot.press("f")
             assert not timeline.follow

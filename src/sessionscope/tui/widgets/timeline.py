@@ -1,9 +1,10 @@
 """The session timeline: a Line-API widget over a windowed event store.
 
 Only the rows on screen are rendered (``render_line``), only the pages under them are fetched,
-rendered lines are kept in a bounded LRU, and live events are batched by the screen and applied at
-most ~30 times a second, so a session with a million events and a thousand new events a second costs
-the same to draw as one with ten.
+rendered lines are kept in a bounded LRU, and live events are batched by the screen (applied at
+most ~120 times a second, drawn at most at Textual's frame rate), so a session with a million events
+and a thousand new events a second costs the same to draw as one with ten. New rows below a view
+that already scrolls change only the scrollbar, without a layout pass of the screen.
 
 Rows are the hot path (a frame while following a fast session is all new rows): a plain row is
 built straight from segments with styles computed once per frame, not through ``Text.render``, and
@@ -202,7 +203,25 @@ class Timeline(ScrollView, can_focus=True):
 
     def _sync_size(self) -> None:
         width = self.scrollable_content_region.width or self.size.width
-        self.virtual_size = Size(width, self.store.row_count)
+        size = Size(width, self.store.row_count)
+        old = self.virtual_size
+        if size == old:
+            return
+        if (
+            self.is_mounted
+            and size.width == old.width
+            and size.height > old.height
+            and self.show_vertical_scrollbar
+        ):
+            # Rows added below a view that already scrolls: only the scrollbar's proportions
+            # change. Setting the reactive would lay out the whole screen (virtual_size is a
+            # layout reactive), once per live batch.
+            self.set_reactive(Timeline.virtual_size, size)
+            scrollbar = self.vertical_scrollbar
+            scrollbar.window_virtual_size = size.height
+            scrollbar.refresh()
+            return
+        self.virtual_size = size
 
     def _request_frontier(self) -> None:
         if self.store.wants_more():
