@@ -696,6 +696,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.cursor_moved = False
         #: The direction the view last moved (1 down, -1 up): pages are fetched ahead that way.
         self._travel = 1
+        self._prerender_pending = False
 
     # -- public ----------------------------------------------------------------------------------
     @property
@@ -766,7 +767,27 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         return max(1, self.scrollable_content_region.height - 1)
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, self.row_count + 1)
+        size = Size(self.scrollable_content_region.width, self.row_count + 1)
+        old = self.virtual_size
+        if size == old:
+            return
+        if (
+            self.is_mounted
+            and size.width == old.width
+            and self.show_vertical_scrollbar
+            and size.height > self.size.height
+        ):
+            # Rows added or removed (live changes, a page that corrects the total) and the view
+            # still scrolls: only the scrollbar's proportions change. Setting the reactive
+            # would lay out the whole screen (virtual_size is a layout reactive).
+            self.set_reactive(SessionTable.virtual_size, size)
+            if self.scroll_y > self.max_scroll_y:
+                self._scroll_to_row(self.max_scroll_y)
+            scrollbar = self.vertical_scrollbar
+            scrollbar.window_virtual_size = size.height
+            scrollbar.refresh()
+            return
+        self.virtual_size = size
 
     def on_mount(self) -> None:
         # Textual documents setting the renderer on one scrollbar instance.
@@ -794,6 +815,30 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         if new_value != old_value:
             self._travel = 1 if new_value > old_value else -1
         self.ensure_loaded()
+        self._prerender_later()
+
+    def _prerender_later(self) -> None:
+        if not self._prerender_pending and self.is_mounted:
+            self._prerender_pending = True
+            self.call_after_refresh(self._prerender_ahead)
+
+    def _prerender_ahead(self) -> None:
+        """Once a frame is out, draw the loaded rows of the next screen in the direction of
+        travel into the line cache: a page down then finds its rows drawn, and its frame only
+        composes them (they were about a third of a page-down frame)."""
+        self._prerender_pending = False
+        if not self.is_mounted or self.pages.local_sort is not None:
+            return
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        now = clock.now()
+        height = self._body_height
+        top = round(self.scroll_y)
+        start = top + height if self._travel >= 0 else max(0, top - height)
+        for row in range(start, min(start + height, self.row_count)):
+            session = self.pages.get(row)
+            if session is not None:
+                self._row_strip(session, row == self.cursor_row, width, base, now)
 
     def _refresh_row(self, row: int) -> None:
         y = row - round(self.scroll_y) + 1
@@ -914,6 +959,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         # No line-cache clear: a row's key is its content, so rows already drawn stay valid.
         self.refresh()
         self.post_message(self.Loaded())
+        self._prerender_later()
         if first:
             self.call_after_refresh(_freeze_startup_heap)
 
@@ -946,10 +992,14 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.call_later(self.ensure_loaded)
             style = self._foreground("session-table--loading")
             return self._message_line("loading…", width, base + style)
-        now = self._frame_now or clock.now()
+        return self._row_strip(session, row == self.cursor_row, width, base, self._frame_now)
+
+    def _row_strip(
+        self, session: Session, cursor: bool, width: int, base: Style, now: datetime | None
+    ) -> Strip:
+        now = now or clock.now()
         age = format_age(session.created_at, now)
         active = format_age(_activity(session), now)
-        cursor = row == self.cursor_row
         key = (
             session.id,
             session.updated_at,
