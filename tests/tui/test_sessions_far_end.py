@@ -106,6 +106,8 @@ async def test_live_inserts_land_on_top_while_at_the_far_end(
         assert table_of(app).cursor_session is not None
         assert table.cursor_session.id == oldest.id  # type: ignore[union-attr]
         assert table.cursor_row == 602 and table.scroll_y == scroll + 3
+        # The scrollbar follows the new size (updated without a layout pass).
+        assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height == 604
 
         def title_of(row: int) -> str:
             return f"Live {2 - row}" if row < 3 else f"Seeded session {602 - row}"
