@@ -120,7 +120,8 @@ class Timeline(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
-        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(1024)
+        # A few screens: more only feeds the cyclic collector (see DEFAULT_MAX_PAGES).
+        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
         self._wanted: set[int] = set()
         self._wake = asyncio.Event()
         self._failed_pages: dict[int, str] = {}
