@@ -684,7 +684,10 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.load_error: BackendError | None = None
         self._restore_id: str | None = None
         self._line_cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
-        self._line_cache_size = 512
+        #: Four screens (the view, the one drawn ahead, the way back): each cached strip holds
+        #: about eighteen objects the collector walks, and a full collection that lands
+        #: between a key and its frame is what the slowest frames wait for.
+        self._line_cache_size = 128
         #: Per frame (set by ``render_lines``): the base style and the clock, computed once
         #: instead of per row; and component colours, computed once per style update.
         self._frame_base: Style | None = None
@@ -794,6 +797,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.vertical_scrollbar.renderer = _StripScrollBarRender  # type: ignore[misc]
 
     def on_resize(self, event: events.Resize) -> None:
+        self._line_cache_size = max(128, 4 * self._body_height)
         self._update_virtual_size()
         self._line_cache.clear()
         self.ensure_loaded()
