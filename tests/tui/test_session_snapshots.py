@@ -219,6 +219,8 @@ async def _open_session(pilot: Pilot[Any], theme: str) -> Timeline:
         lambda: (
             timeline.store.row_count == len(_EVENTS)
             and len(screen._actions) == 1
+            # laid out, not only shown: the list appears with the layout that follows
+            and screen.query_one("#session-actions").size.height > 0
             and screen.watch_state is WatchState.LIVE
             and any(pane.loaded for pane in screen.query(ToolCallsPane))
             and "loading…" not in "".join(timeline.render_line(y).text for y in range(9))
