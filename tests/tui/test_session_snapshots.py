@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from session_support import SIZE, wait_for
+from session_support import SIZE, screen_text, wait_for
 from textual.pilot import Pilot
 
 from sessionscope.backends import BackendConfig, WatchState
@@ -221,6 +221,8 @@ async def _open_session(pilot: Pilot[Any], theme: str) -> Timeline:
             and len(screen._actions) == 1
             # laid out, not only shown: the list appears with the layout that follows
             and screen.query_one("#session-actions").size.height > 0
+            # and painted: what the snapshot will show (the composited screen, not a widget)
+            and "pending action" in screen_text(app)
             and screen.watch_state is WatchState.LIVE
             and any(pane.loaded for pane in screen.query(ToolCallsPane))
             and "loading…" not in "".join(timeline.render_line(y).text for y in range(9))
