@@ -198,7 +198,8 @@ class SessionsScreen(Screen[None]):
                 self._first_page = None
             table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
             yield table
-            yield RateColumn(table, self.rates, id="sessions-rate")
+            self.rate_column = RateColumn(table, self.rates, id="sessions-rate")
+            yield self.rate_column
         yield AppFooter()
 
     def on_mount(self) -> None:
@@ -292,10 +293,12 @@ class SessionsScreen(Screen[None]):
 
     @property
     def rate_shown(self) -> bool:
-        return bool(self.query_one(RateColumn).display)
+        # A reference, not a query: the app's change timer can fire while the screen's children
+        # are being removed at exit, and a query then found no column (an error at shutdown).
+        return bool(self.rate_column.display)
 
     def action_toggle_rate(self) -> None:
-        column = self.query_one(RateColumn)
+        column = self.rate_column
         column.display = not column.display
         if column.display:
             self._rate_timer = self.set_interval(5.0, self._refresh_rate, name="sessions-rate")
@@ -307,7 +310,7 @@ class SessionsScreen(Screen[None]):
 
     def _refresh_rate(self) -> None:
         self.rates.forget_quiet(clock.now())
-        self.query_one(RateColumn).refresh()
+        self.rate_column.refresh()
 
     # -- close -----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -385,7 +388,7 @@ class SessionsScreen(Screen[None]):
             for change in changes:
                 if change.session is not None:
                     self.rates.observe(change.session_id, change.session.event_count, now)
-            self.query_one(RateColumn).refresh()
+            self.rate_column.refresh()
         anchor = table.cursor_session
         old_row = table.cursor_row
         query = self._query()
