@@ -681,8 +681,12 @@ class SessionScreen(Screen[None]):
 
     def _render_actions(self, *, rebuild: bool = False) -> None:
         option_list = self.query_one("#session-actions", OptionList)
-        option_list.display = bool(self._actions)
         prompts = [self._action_prompt(action) for action in self._actions]
+        if option_list.option_count != len(prompts):
+            # The list's height follows its options (height: auto): its parent must lay out
+            # again, or a list shown with its first action could keep the height of none.
+            option_list.refresh(layout=True)
+        option_list.display = bool(self._actions)
         if rebuild or option_list.option_count != len(prompts):
             highlighted = option_list.highlighted
             option_list.clear_options()
