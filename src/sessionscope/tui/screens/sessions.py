@@ -188,7 +188,7 @@ class SessionsScreen(Screen[None]):
         with Horizontal(id="sessions-bar"):
             yield Static(id="sessions-summary")
             yield Input(
-                placeholder="filter: title, id or agent (enter applies)", id="sessions-filter"
+                placeholder="filter: title or preview (enter applies)", id="sessions-filter"
             )
         yield Static(id="sessions-message")
         with Horizontal(id="sessions-body"):
@@ -214,7 +214,8 @@ class SessionsScreen(Screen[None]):
     def _show_summary(self) -> None:
         table = self.table
         text = Text(end="")
-        total = table.pages.total if not table.pages.complete else table.pages.known_rows
+        # Complete: every row is loaded, from the top walk and (after `end`) the bottom one.
+        total = table.pages.row_count if table.pages.complete else table.pages.total
         if table.pages.started and total is not None:
             text.append(f"{total:,} session{'' if total == 1 else 's'}", style="bold")
         elif table.load_error is None:
