@@ -181,7 +181,8 @@ class SessionsScreen(Screen[None]):
 
     @property
     def table(self) -> SessionTable:
-        return self.query_one(SessionTable)
+        # A reference, not a query, for the same reason as the rate column's.
+        return self._table
 
     def compose(self) -> ComposeResult:
         yield AppHeader("Sessions")
@@ -197,6 +198,7 @@ class SessionsScreen(Screen[None]):
                 backend = cast(Backend, _FirstPageBackend(backend, self._first_page))
                 self._first_page = None
             table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
+            self._table = table
             yield table
             self.rate_column = RateColumn(table, self.rates, id="sessions-rate")
             yield self.rate_column
