@@ -12,7 +12,7 @@ import pytest
 from textual.pilot import Pilot
 
 from sessionscope.backends import BackendConfig, Capability, WatchState, create_backend
-from sessionscope.models import SessionStatus
+from sessionscope.models import OrgChange, SessionStatus
 from sessionscope.server.seed import seed_sessions
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.sessions import SessionsScreen
@@ -370,3 +370,32 @@ def unused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+async def test_changes_arriving_during_shutdown_are_dropped(
+    make_server: Callable[..., Any],
+) -> None:
+    """Textual removes the screens' widgets before it stops the app's timers; a change flushed
+    in between must not query the removed widgets (NoMatches killed the app at exit in CI)."""
+    running = make_server()
+    session = create_session(running, "Late change")
+    app = make_app(running.url, running.api_key)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        change = OrgChange.model_validate(
+            {
+                "id": 10_000,
+                "kind": "session.updated",
+                "session_id": session["id"],
+                "created_at": session["updated_at"],
+                "session": {**session, "title": "Renamed while quitting"},
+            }
+        )
+        # The first steps of App._shutdown: the app stops running, then the screens' widgets go.
+        app._running = False
+        await app.sessions_screen.query_one("#sessions-summary").remove()
+        app._pending_changes.append(change)
+        try:
+            app._flush_changes()
+        finally:
+            app._running = True  # so that run_test can shut the app down the normal way

@@ -112,7 +112,9 @@ class SessionScopeApp(App[None]):
 
         self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
-        self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
+        self._flush_timer = self.set_interval(
+            FLUSH_INTERVAL, self._flush_changes, name="org-flush"
+        )
         if self._watch_enabled:
             self.watch_org_changes()
 
@@ -156,6 +158,11 @@ class SessionScopeApp(App[None]):
             raise
 
     def _flush_changes(self) -> None:
+        if not self.is_running:
+            # Shutting down: Textual removes the screens' widgets before it stops the app's
+            # timers, so a late tick would query widgets that are already gone.
+            self._flush_timer.stop()
+            return
         if not self._pending_changes:
             return
         batch, self._pending_changes = self._pending_changes, []
