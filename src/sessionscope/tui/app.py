@@ -112,9 +112,7 @@ class SessionScopeApp(App[None]):
 
         self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
-        self._flush_timer = self.set_interval(
-            FLUSH_INTERVAL, self._flush_changes, name="org-flush"
-        )
+        self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
         if self._watch_enabled:
             self.watch_org_changes()
 
