@@ -78,3 +78,30 @@ def test_artifacts_stored_before_chunking_still_read(make_server) -> None:
         with sqlite3.connect(server.db_path) as connection:
             (left,) = connection.execute("SELECT COUNT(*) FROM artifact_chunks").fetchone()
         assert left == 0
+
+
+def test_ranges_past_the_first_chunk_of_an_artifact_stored_before_chunking(make_server) -> None:
+    server = make_server()
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
+        session_id = api.post("/v1/sessions", json={"title": "legacy, large"}).json()["id"]
+        artifact = _upload(api, session_id, "old.bin", b"placeholder")
+        # Larger than one chunk, so that a range can start in what would be a later chunk.
+        legacy = random.Random(11).randbytes(ARTIFACT_CHUNK_BYTES * 2 + 999)
+        with sqlite3.connect(server.db_path) as connection:
+            connection.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?", (artifact.id,))
+            connection.execute(
+                "UPDATE artifacts SET content = ?, size_bytes = ? WHERE id = ?",
+                (legacy, len(legacy), artifact.id),
+            )
+        content = f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
+        step = ARTIFACT_CHUNK_BYTES
+        for first, last in [
+            (step + 5, step + 20),  # inside the second chunk's span
+            (step * 2 - 3, len(legacy) - 1),  # across a chunk boundary to the end
+        ]:
+            part = api.get(content, headers={"Range": f"bytes={first}-{last}"})
+            assert part.status_code == 206, (first, last)
+            assert part.headers["content-length"] == str(last - first + 1)
+            assert part.content == legacy[first : last + 1], (first, last)
+        suffix = api.get(content, headers={"Range": "bytes=-100"})
+        assert suffix.status_code == 206 and suffix.content == legacy[-100:]

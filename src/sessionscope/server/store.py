@@ -1468,7 +1468,8 @@ class Store:
         memory stays at a few chunks whatever the artifact's size or the range's length."""
         step = db.ARTIFACT_CHUNK_BYTES
         k = db.artifact_chunks.c
-        index, last_index = first // step, last // step
+        first_index = index = first // step
+        last_index = last // step
         while index <= last_index:
             upto = min(last_index, index + ARTIFACT_CHUNKS_PER_READ - 1)
             async with self.engine.connect() as conn:
@@ -1483,8 +1484,9 @@ class Store:
                         .order_by(k.chunk_index)
                     )
                 ).all()
-                if not rows and index == 0:
-                    # Stored before chunking: the bytes are still in artifacts.content.
+                if not rows and index == first_index:
+                    # No chunk where the range starts: stored before chunking, so the bytes
+                    # are still in artifacts.content (wherever the range starts in them).
                     legacy = (
                         await conn.execute(
                             select(db.artifacts.c.content).where(db.artifacts.c.id == artifact.id)
