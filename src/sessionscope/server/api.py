@@ -29,6 +29,7 @@ from sessionscope.models import (
     CloseResult,
     Event,
     EventCreate,
+    EventType,
     Health,
     MessageCreate,
     OrgChange,
@@ -404,19 +405,20 @@ async def stream_org(
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
+    floor = await store.org_stream_floor(org)
     if last_event_id is None and after is None:
         # A fresh subscriber wants what happens from now on, not the organisation's history.
-        start = await store.last_org_change_id(org)
+        # Once retention has pruned every change of an idle organisation the newest kept id is
+        # 0 while the floor is above it: starting below the floor would send a needless reset.
+        start = max(await store.last_org_change_id(org), floor)
     else:
         start = streams.resume_point(last_event_id, after)
-
-    floor = await store.org_stream_floor(org)
 
     async def backlog(after_id: int, limit: int) -> list[OrgChange]:
         if after_id < floor:
             # The changes the client missed were pruned: say so (it reloads), then go on from
             # the oldest change still kept.
-            reset = OrgChange(id=floor, kind="stream.reset", session_id="")
+            reset = OrgChange(id=floor, kind=EventType.STREAM_RESET, session_id="")
             return [reset, *await store.org_changes_after(org, floor, limit - 1)]
         return await store.org_changes_after(org, after_id, limit)
 
