@@ -550,7 +550,7 @@ class SessionScreen(Screen[None]):
         batch, self._batch = self._batch, []
         now = clock.now()
         tool_calls_changed = False
-        visibility_changed = False
+        notices: list[Event] = []
         for event in batch:
             if event.sequence > self._last_seen:
                 self._last_seen = event.sequence
@@ -562,8 +562,13 @@ class SessionScreen(Screen[None]):
             elif kind.startswith("tool_call."):
                 tool_calls_changed = True
             elif kind in event_summary.VISIBILITY_TYPES:
-                visibility_changed |= self._apply_visibility_event(event)
+                notices.append(event)
         added = self.timeline.store.append(batch)
+        # After the append: a notice may name an event of this same batch (a resumed backlog,
+        # or a burst within one flush interval), which the store only holds from now on.
+        visibility_changed = False
+        for notice in notices:
+            visibility_changed |= self._apply_visibility_event(notice)
         self.timeline.apply_appended(added)
         if visibility_changed:
             self.timeline.refresh()
