@@ -719,11 +719,10 @@ class Store:
         cursor: str | None = None,
         limit: int = 50,
         order: SessionOrder = "newest",
-        stored: bool = False,
     ) -> tuple[Sequence[Row[Any]], str | None, int | None]:
         """(rows, next cursor, total) of one page, in ``order`` of creation (the keyset walks
         the same indexes backwards or forwards, so the oldest page costs what the newest does).
-        ``stored`` rows are ``_SESSION_RAW_SELECT`` tuples, else whole processed rows.
+        Rows are ``_SESSION_RAW_SELECT`` tuples (see ``session_wire_from_raw``).
         """
         s = db.sessions.c
         conditions: list[ColumnElement[bool]] = [s.org == org]
@@ -792,7 +791,7 @@ class Store:
                 end = _keyset(*window_end)
                 page_conditions.append(position <= end if oldest else position >= end)
         query = (
-            select(*_SESSION_RAW_SELECT if stored else [db.sessions])
+            select(*_SESSION_RAW_SELECT)
             .select_from(source)
             .where(and_(*page_conditions))
             .order_by(*sort)
@@ -826,30 +825,18 @@ class Store:
         next_cursor = None
         if more and rows:
             last = rows[-1]
-            if stored:
-                last_created = db.from_micros(last[_CREATED_AT])
-                next_cursor = encode_cursor(last_created, last[_ID_AT], cursor_tag)
-            else:
-                next_cursor = encode_cursor(last.created_at, last.id, cursor_tag)
+            next_cursor = encode_cursor(db.from_micros(last[_CREATED_AT]), last[_ID_AT], cursor_tag)
         elif window_end is not None:
             next_cursor = encode_cursor(db.from_micros(window_end[0]), window_end[1], cursor_tag)
         return rows, next_cursor, total
 
-    async def list_sessions(self, org: str, **filters: Any) -> Page[Session]:
-        """One page of the organisation's sessions, newest first unless ``order="oldest"``
-        (see ``_session_page``)."""
-        rows, next_cursor, total = await self._run_read(
-            partial(self._session_page, org=org, **filters)
-        )
-        return Page[Session](
-            data=[session_from_row(row) for row in rows], next_cursor=next_cursor, total=total
-        )
-
     async def list_sessions_json(self, org: str, **filters: Any) -> bytes:
-        """``list_sessions`` serialised straight from the rows: the API's listing reply."""
+        """One page of the organisation's sessions (a ``Page[Session]``), newest first unless
+        ``order="oldest"`` (see ``_session_page``), serialised straight from the stored rows:
+        the API's listing reply."""
 
         def page_json(conn: Connection) -> bytes:
-            rows, next_cursor, total = self._session_page(conn, org, stored=True, **filters)
+            rows, next_cursor, total = self._session_page(conn, org, **filters)
             return pydantic_core.to_json(
                 {
                     "data": [session_wire_from_raw(row) for row in rows],
