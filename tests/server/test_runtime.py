@@ -26,24 +26,22 @@ async def test_a_slow_subscriber_is_dropped_without_holding_up_others() -> None:
     received: list[int] = []
     for item in range(10):
         broker.publish("channel", item)
-        got = await fast.get(1.0)
-        assert got is not None
-        received.append(got)
+        received.extend(await fast.get_batch(1.0))
     assert received == list(range(10))
     assert slow.closed.is_set() and not fast.closed.is_set()
     # A dropped subscriber ends its stream at once; its client resumes from its last id.
-    assert await slow.get(1.0) is None
+    assert await slow.get_batch(1.0) == []
     assert broker.subscriber_count("channel") == 1
 
 
-async def test_get_returns_none_after_the_wait_or_on_close() -> None:
+async def test_get_batch_is_empty_after_the_wait_or_on_close() -> None:
     broker = Broker()
     subscription = broker.subscribe("c")
-    assert await subscription.get(0.01) is None
-    waiter = asyncio.ensure_future(subscription.get(30))
+    assert await subscription.get_batch(0.01) == []
+    waiter = asyncio.ensure_future(subscription.get_batch(30))
     await asyncio.sleep(0)
     broker.close_all()
-    assert await asyncio.wait_for(waiter, 5) is None
+    assert await asyncio.wait_for(waiter, 5) == []
 
 
 @pytest.mark.timeout(30)

@@ -202,7 +202,7 @@ def test_many_http_subscribers_each_receive_every_event_in_order(server) -> None
 async def test_a_group_of_frames_is_queued_whole_in_order_or_drops_the_subscriber() -> None:
     broker = Broker(queue_size=5)
     roomy, full = broker.subscribe("c"), broker.subscribe("c")
-    full.offer("old")
+    full.offer_many(["old"])
     broker.publish_many("c", ["a", "b", "c", "d"])
     # 1 queued + 4 fit in 5; the next group of 2 does not fit the subscriber that never read.
     assert await roomy.get_batch(1.0) == ["a", "b", "c", "d"]

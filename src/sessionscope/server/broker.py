@@ -30,16 +30,9 @@ class Subscription:
         #: Set when the subscriber overflowed or the server is stopping: end the stream.
         self.closed = asyncio.Event()
 
-    def offer(self, item: Any) -> bool:
-        """Queue ``item``; False when the queue is full (the broker then drops this one)."""
-        if len(self._items) >= self.maxsize:
-            return False
-        self._items.append(item)
-        self._wake()
-        return True
-
     def offer_many(self, items: list[Any]) -> bool:
-        """Queue ``items`` in order with one wake-up; False when they do not all fit."""
+        """Queue ``items`` in order with one wake-up; False when they do not all fit (the broker
+        then drops this subscriber)."""
         if len(self._items) + len(items) > self.maxsize:
             return False
         self._items.extend(items)
@@ -79,16 +72,6 @@ class Subscription:
         self._items.clear()
         return items
 
-    async def get(self, wait: float) -> Any | None:
-        """The next item; None after ``wait`` seconds without one or once closed."""
-        if self.closed.is_set():
-            return None
-        if not self._items:
-            await self._wait(wait)
-            if self.closed.is_set() or not self._items:
-                return None
-        return self._items.popleft()
-
     def close(self) -> None:
         self.broker.unsubscribe(self)
 
@@ -121,16 +104,12 @@ class Broker:
         return channel in self._subscribers
 
     def publish(self, channel: Hashable, item: Any) -> None:
-        subscribers = self._subscribers.get(channel)
-        if not subscribers:
-            return
-        overflowed = [subscription for subscription in subscribers if not subscription.offer(item)]
-        for subscription in overflowed:
-            self.unsubscribe(subscription)
+        self.publish_many(channel, [item])
 
     def publish_many(self, channel: Hashable, items: list[Any]) -> None:
-        """``publish`` each of ``items`` in order, queueing them together: one offer and one
-        wake-up per subscriber for a group commit's events instead of one per event."""
+        """Queue ``items`` in order for every subscriber of ``channel``, together: one offer and
+        one wake-up per subscriber for a group commit's events instead of one per event. A
+        subscriber they do not all fit is dropped (its client resumes from its last id)."""
         subscribers = self._subscribers.get(channel)
         if not subscribers or not items:
             return
