@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from bisect import bisect_left
 from collections.abc import Iterable
 from enum import Enum
+from typing import TypeVar, cast
 
 from textual.cache import LRUCache
 
@@ -33,6 +35,23 @@ DEFAULT_PAGE_SIZE = 200
 #: grew to ~120-145 ms pauses as the pages filled, the live timeline's p99; with 16, ~40-60 ms.
 #: A page scrolled out of the cache is fetched again (~20 ms).
 DEFAULT_MAX_PAGES = 16
+
+
+_Page = TypeVar("_Page")
+
+
+class _PageCache(LRUCache[int, _Page]):
+    """The LRU of pages, with a read that is not a use: ``get`` makes a page the most recent,
+    and a change pushed into a cached page (a hide on the stream) must not save that page from
+    eviction at the expense of one the view is reading."""
+
+    __slots__ = ()
+
+    def peek(self, index: int) -> _Page | None:
+        # LRUCache keeps [prev, next, key, value] links; Textual is pinned, and the store's
+        # LRU tests would catch a change of layout.
+        link = self._cache.get(index)
+        return None if link is None else cast(_Page, link[3])
 
 
 class RowState(Enum):
@@ -127,7 +146,7 @@ class SequenceStore(EventStore):
     ) -> None:
         super().__init__(backend, session_id, page_size=page_size, max_pages=max_pages)
         self._count = max(0, last_sequence)
-        self._pages: LRUCache[int, _SequencePage] = LRUCache(max_pages)
+        self._pages: _PageCache[_SequencePage] = _PageCache(max_pages)
         #: Fetches in flight, so the view and other readers (the rate seed) share one request.
         self._loading: dict[int, asyncio.Future[None]] = {}
 
@@ -194,8 +213,9 @@ class SequenceStore(EventStore):
         if first >= self._count:
             return []
         pages = range(self.page_of(first), self.page_of(self._count - 1) + 1)
+        # A page live events started is cached but not loaded: its older rows are fetched too.
         await asyncio.gather(
-            *(self.load_page(page) for page in pages if self._pages.get(page) is None)
+            *(self.load_page(page) for page in pages if not self.page_loaded(page))
         )
         found = (self.lookup(row) for row in range(first, self._count))
         return [event for event in found if isinstance(event, Event)]
@@ -239,7 +259,7 @@ class SequenceStore(EventStore):
         if sequence <= 0:
             return False
         index, slot = divmod(sequence - 1, self.page_size)
-        page = self._pages.get(index)
+        page = self._pages.peek(index)
         event = page.events[slot] if page is not None else None
         if page is None or event is None or (event_id and event.id != event_id):
             return False
@@ -274,7 +294,7 @@ class FilteredStore(EventStore):
         self._boundaries: list[int] = [0]
         self._count = 0
         self._exhausted = False
-        self._pages: LRUCache[int, list[Event]] = LRUCache(max_pages)
+        self._pages: _PageCache[list[Event]] = _PageCache(max_pages)
 
     @property
     def row_count(self) -> int:
@@ -353,22 +373,25 @@ class FilteredStore(EventStore):
         return self._count - before
 
     def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> bool:
-        for index in list(self._pages.keys()):
-            page = self._pages.get(index)
-            if not page or page[0].sequence > sequence or page[-1].sequence < sequence:
-                continue
-            for slot, event in enumerate(page):
-                if event.sequence != sequence or (event_id and event.id != event_id):
-                    continue
-                if hidden is None:
-                    # Removing the row would shift every later page's cursor; show it as gone.
-                    update = {"hidden": True, "hide_reason": "deleted"}
-                elif event.hidden == hidden:
-                    return False
-                else:
-                    reason = event.hide_reason if hidden else None
-                    update = {"hidden": hidden, "hide_reason": reason}
-                page[slot] = event.model_copy(update=update)
-                self.generation += 1
-                return True
-        return False
+        # Page j holds matches after boundaries[j] up to boundaries[j + 1]: one page can hold it.
+        index = bisect_left(self._boundaries, sequence) - 1
+        page = self._pages.peek(index) if index >= 0 else None
+        if not page:
+            return False
+        slot = bisect_left(page, sequence, key=lambda event: event.sequence)
+        if slot >= len(page):
+            return False
+        event = page[slot]
+        if event.sequence != sequence or (event_id and event.id != event_id):
+            return False
+        if hidden is None:
+            # Removing the row would shift every later page's cursor; show it as gone.
+            update = {"hidden": True, "hide_reason": "deleted"}
+        elif event.hidden == hidden:
+            return False
+        else:
+            reason = event.hide_reason if hidden else None
+            update = {"hidden": hidden, "hide_reason": reason}
+        page[slot] = event.model_copy(update=update)
+        self.generation += 1
+        return True
