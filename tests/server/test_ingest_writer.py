@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from sessionscope.models import SessionCreate
 from sessionscope.server.broker import Broker
 from sessionscope.server.db import make_engine, prepare_schema
 from sessionscope.server.settings import database_url
-from sessionscope.server.store import Store, session_channel
+from sessionscope.server.store import (
+    Store,
+    _append_batch,
+    _AppendRequest,
+    now_utc,
+    session_channel,
+)
 
 ORG = "acme"
 
@@ -145,3 +152,24 @@ async def test_an_append_after_close_fails_instead_of_waiting_forever(tmp_path: 
             await asyncio.wait_for(opened.append_events(ORG, session.id, [("log", {})]), 10)
     finally:
         await opened.engine.dispose()
+
+
+async def test_a_group_commit_hands_consecutive_requests_to_one_session_over_as_one_group(
+    store: Store,
+) -> None:
+    a, b = [await store.create_session(ORG, SessionCreate(title=t)) for t in ("a", "b")]
+    loop = asyncio.get_running_loop()
+    requests = [
+        _AppendRequest(ORG, session_id, [("log", {"n": n})] * size, loop.create_future())
+        for n, (session_id, size) in enumerate(
+            [(a.id, 2), (a.id, 1), ("ses_missing", 1), (a.id, 1), (b.id, 1), (a.id, 2)]
+        )
+    ]
+    outcome = await store._run_write(partial(_append_batch, requests=requests, now=now_utc()))
+    groups = [(channel, [f.cursor for f in frames]) for channel, frames in outcome.frames]
+    # The failed request between two of a's adds nothing and does not split a's group.
+    channel_a, channel_b = session_channel(ORG, a.id), session_channel(ORG, b.id)
+    assert groups == [(channel_a, [2, 3, 4, 5]), (channel_b, [2]), (channel_a, [6, 7])]
+    # Each reply keeps only its own request's frames, however its group grew.
+    replies = [r for r in outcome.results if not isinstance(r, Exception)]
+    assert [[f.cursor for f in r.frames] for r in replies] == [[2, 3], [4], [5], [2], [6, 7]]

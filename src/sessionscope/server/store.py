@@ -410,7 +410,11 @@ class _AppendBatch:
     """What one group-commit transaction did: per request its events or its error."""
 
     results: list[Appended | ApiError] = field(default_factory=list)
-    outbox: list[tuple[Hashable, Any]] = field(default_factory=list)
+    #: (session channel, its new frames) in commit order, consecutive requests to one session
+    #: in one group: each group is queued with one offer and one wake-up per subscriber.
+    frames: list[tuple[Hashable, list[LiveFrame]]] = field(default_factory=list)
+    #: (org channel, session.updated change), published after the frames.
+    changes: list[tuple[Hashable, OrgChange]] = field(default_factory=list)
     #: Some session changed status or preview: cached counts may be wrong.
     recount: bool = False
     #: (org, session id) of every session that got events.
@@ -1122,22 +1126,10 @@ class Store:
             if outcome.recount:
                 self._counts.clear()
             self._note_session_updates(outcome)
-            # Consecutive frames of one channel (a request's events) go out together.
-            run: list[LiveFrame] = []
-            run_channel: Hashable = None
-            for channel, item in outcome.outbox:
-                if isinstance(item, LiveFrame) and channel == run_channel:
-                    run.append(item)
-                    continue
-                if run and self.broker.has_subscribers(run_channel):
-                    self.broker.publish_many(run_channel, run)
-                run, run_channel = [], None
-                if isinstance(item, LiveFrame):
-                    run, run_channel = [item], channel
-                else:
-                    self._publish(channel, item)
-            if run and self.broker.has_subscribers(run_channel):
-                self.broker.publish_many(run_channel, run)
+            for channel, frames in outcome.frames:
+                self.broker.publish_many(channel, frames)
+            for channel, change in outcome.changes:
+                self._publish(channel, change)
         finally:
             # Committed is committed: the callers get their replies even if publishing failed
             # (this runs as a bare loop callback, so nobody else would answer them).
@@ -2043,10 +2035,13 @@ def _append_batch(
                 created_json,
                 payload_json,
             )
-            frame = sse_frame(sequence, event_type, False, body)
-            appended.frames.append(frame)
-            outcome.outbox.append((channel, frame))
+            appended.frames.append(sse_frame(sequence, event_type, False, body))
         outcome.results.append(appended)
+        if outcome.frames and outcome.frames[-1][0] == channel:
+            outcome.frames[-1][1].extend(appended.frames)
+        else:
+            # A copy: the group may grow with the next request's frames, the reply must not.
+            outcome.frames.append((channel, list(appended.frames)))
     if rows:
         _INSERT_EVENT.run_many(conn, rows)
     for key, session in sessions.items():
@@ -2067,7 +2062,7 @@ def _append_batch(
         if announce_now(key):
             outcome.announced.append(key)
     for recorded in _record_sessions_updated(conn, outcome.announced, now):
-        outcome.outbox.append((org_channel(recorded.org), recorded.change))
+        outcome.changes.append((org_channel(recorded.org), recorded.change))
     return outcome
 
 
