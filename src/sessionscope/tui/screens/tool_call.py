@@ -11,13 +11,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Static, TextArea
 
 from sessionscope.models import ToolCall, ToolCallArgument, ToolResult
 from sessionscope.tui.safe import SECRET_MASK, plain_line
 from sessionscope.tui.screens.confirm import notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
+from sessionscope.tui.widgets.reveal import TimedReveal
 
 
 def argument_text(argument: ToolCallArgument) -> str:
@@ -51,11 +51,8 @@ def render_arguments(arguments: list[ToolCallArgument], *, revealed: bool) -> Te
     return text
 
 
-class ToolResultScreen(_FormScreen[ToolCall | None]):
+class ToolResultScreen(TimedReveal, _FormScreen[ToolCall | None]):
     """Dismisses with the tool call as the server has it after the submission."""
-
-    #: How long ``v`` leaves secret values visible. A class attribute so tests can shorten it.
-    REVEAL_SECONDS: ClassVar[float] = 10.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "reveal", "Reveal", id="tool_result.reveal", tooltip="Show secrets briefly"),
@@ -82,8 +79,6 @@ class ToolResultScreen(_FormScreen[ToolCall | None]):
         super().__init__()
         self.session_id = session_id
         self.tool_call = tool_call
-        self.revealed = False
-        self._mask_timer: Timer | None = None
         # One key for this form: a retry or a double press records one result.
         self._idempotency_key = f"tool-result-{uuid.uuid4()}"
 
@@ -110,25 +105,16 @@ class ToolResultScreen(_FormScreen[ToolCall | None]):
         self.query_one("#tool-result-input", TextArea).focus()
 
     # -- secrets --------------------------------------------------------------------------------
-    def _render_arguments(self) -> None:
+    def can_reveal(self) -> bool:
+        if any(argument.secret for argument in self.tool_call.arguments):
+            return True
+        notify_plain(self.app, "This call has no secret arguments.")
+        return False
+
+    def render_secrets(self) -> None:
         self.query_one("#tool-args-text", Static).update(
             render_arguments(self.tool_call.arguments, revealed=self.revealed)
         )
-
-    def action_reveal(self) -> None:
-        if not any(argument.secret for argument in self.tool_call.arguments):
-            notify_plain(self.app, "This call has no secret arguments.")
-            return
-        self.revealed = True
-        self._render_arguments()
-        if self._mask_timer is not None:
-            self._mask_timer.stop()
-        self._mask_timer = self.set_timer(self.REVEAL_SECONDS, self.mask_secrets)
-
-    def mask_secrets(self) -> None:
-        self.revealed = False
-        self._mask_timer = None
-        self._render_arguments()
 
     # -- submit ---------------------------------------------------------------------------------
     def _result_from_form(self, as_error: bool) -> ToolResult | None:

@@ -17,7 +17,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
@@ -25,6 +24,7 @@ from sessionscope.models import ToolCall, ToolCallArgument
 from sessionscope.tui.safe import SECRET_MASK, one_line, plain_line
 from sessionscope.tui.screens.confirm import READ_ONLY_MESSAGE, is_read_only, notify_plain
 from sessionscope.tui.screens.tool_call import argument_text, render_arguments
+from sessionscope.tui.widgets.reveal import TimedReveal
 
 
 def arguments_line(arguments: list[ToolCallArgument], *, revealed: bool) -> str:
@@ -63,17 +63,14 @@ class ToolCallTable(DataTable[Text]):
         return True
 
 
-class ToolCallsPane(Vertical):
-    #: How long ``v`` leaves secret values visible. A class attribute so tests can shorten it.
-    REVEAL_SECONDS: ClassVar[float] = 10.0
-
+class ToolCallsPane(TimedReveal, Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "v",
             "reveal",
             "Reveal",
             id="tool_calls.reveal",
-            tooltip=f"Show secret argument values for {REVEAL_SECONDS:.0f} seconds",
+            tooltip=f"Show secret argument values for {TimedReveal.REVEAL_SECONDS:.0f} seconds",
         ),
         Binding("r", "reload", "Reload", id="tool_calls.reload", tooltip="Reload the tool calls"),
     ]
@@ -89,10 +86,7 @@ class ToolCallsPane(Vertical):
         super().__init__(id=id)
         self.session_id = session_id
         self.calls: list[ToolCall] = []
-        self.revealed = False
         self.loaded = False
-        self.error: str | None = None
-        self._mask_timer: Timer | None = None
         self._loading = False
         self._reload_again = False
 
@@ -141,12 +135,10 @@ class ToolCallsPane(Vertical):
                 try:
                     calls = await self.backend.list_tool_calls(self.session_id)
                 except BackendError as error:
-                    self.error = error.message
                     self._set_status(
                         f"could not list tool calls: {error.message} (r retries)", error=True
                     )
                 else:
-                    self.error = None
                     self._show(calls)
                 if not self._reload_again:
                     return
@@ -215,20 +207,13 @@ class ToolCallsPane(Vertical):
     def action_reload(self) -> None:
         self.reload()
 
-    def action_reveal(self) -> None:
-        if not any(argument.secret for call in self.calls for argument in call.arguments):
-            notify_plain(self.app, "No outstanding tool call has secret arguments.", timeout=3)
-            return
-        self.revealed = True
-        self._render_rows()
-        self._render_detail()
-        if self._mask_timer is not None:
-            self._mask_timer.stop()
-        self._mask_timer = self.set_timer(self.REVEAL_SECONDS, self.mask_secrets)
+    def can_reveal(self) -> bool:
+        if any(argument.secret for call in self.calls for argument in call.arguments):
+            return True
+        notify_plain(self.app, "No outstanding tool call has secret arguments.", timeout=3)
+        return False
 
-    def mask_secrets(self) -> None:
-        self.revealed = False
-        self._mask_timer = None
+    def render_secrets(self) -> None:
         self._render_rows()
         self._render_detail()
 
