@@ -581,20 +581,8 @@ class Store:
         session: dict[str, Any] | None = None,
         action: PendingAction | None = None,
     ) -> None:
-        body: dict[str, Any] = {}
-        if session is not None:
-            body["session"] = session_from_row(session).model_dump(mode="json")
-        if action is not None:
-            body["action"] = action.model_dump(mode="json")
-        result = await tx.conn.execute(
-            db.org_changes.insert().values(
-                org=org, kind=kind, session_id=session_id, created_at=tx.now, body=body
-            )
-        )
-        change_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        assert change_id is not None
-        change = OrgChange.model_validate(
-            {"id": change_id, "kind": kind, "session_id": session_id, "created_at": tx.now, **body}
+        change = await tx.conn.run_sync(
+            _record_org_change, org, kind, session_id, tx.now, session=session, action=action
         )
         tx.outbox.append((org_channel(org), change))
 
@@ -1034,8 +1022,8 @@ class Store:
                 for key in due:
                     self._session_update_owed.discard(key)
                     self._session_update_sent[key] = sent
-                for change in changes:
-                    self._publish(org_channel(change.org), change.change)
+                for channel, change in changes:
+                    self._publish(channel, change)
             # Forget sessions that have been quiet for a while so the map stays small.
             cutoff = time.monotonic() - 10 * interval
             # list() copies in one step: the writer thread may add keys meanwhile.
@@ -2061,45 +2049,51 @@ def _append_batch(
         outcome.touched.append(key)
         if announce_now(key):
             outcome.announced.append(key)
-    for recorded in _record_sessions_updated(conn, outcome.announced, now):
-        outcome.changes.append((org_channel(recorded.org), recorded.change))
+    outcome.changes.extend(_record_sessions_updated(conn, outcome.announced, now))
     return outcome
 
 
-@dataclass
-class _RecordedChange:
-    org: str
-    change: OrgChange
+def _record_org_change(
+    conn: Connection,
+    org: str,
+    kind: str,
+    session_id: str,
+    now: datetime,
+    *,
+    session: Any = None,
+    action: PendingAction | None = None,
+) -> OrgChange:
+    """Store one change of the organisation stream, carrying the session (a row or row dict) as
+    it now is and/or the action, and return it as the stream sends it."""
+    body: dict[str, Any] = {}
+    if session is not None:
+        body["session"] = session_from_row(session).model_dump(mode="json")
+    if action is not None:
+        body["action"] = action.model_dump(mode="json")
+    inserted = conn.execute(
+        db.org_changes.insert().values(
+            org=org, kind=kind, session_id=session_id, created_at=now, body=body
+        )
+    )
+    primary_key = inserted.inserted_primary_key
+    assert primary_key is not None
+    return OrgChange.model_validate(
+        {"id": primary_key[0], "kind": kind, "session_id": session_id, "created_at": now, **body}
+    )
 
 
 def _record_sessions_updated(
     conn: Connection, keys: list[tuple[str, str]], now: datetime
-) -> list[_RecordedChange]:
-    """A ``session.updated`` org change carrying each session's current row (gone ones skipped)."""
-    recorded: list[_RecordedChange] = []
+) -> list[tuple[Hashable, OrgChange]]:
+    """(org channel, change) of a ``session.updated`` org change carrying each session's current
+    row (gone ones skipped)."""
+    recorded: list[tuple[Hashable, OrgChange]] = []
     s = db.sessions.c
     for org, session_id in keys:
         row = conn.execute(select(db.sessions).where(s.id == session_id, s.org == org)).first()
-        if row is None:
-            continue
-        body = {"session": session_from_row(row).model_dump(mode="json")}
-        inserted = conn.execute(
-            db.org_changes.insert().values(
-                org=org, kind="session.updated", session_id=session_id, created_at=now, body=body
-            )
-        )
-        primary_key = inserted.inserted_primary_key
-        assert primary_key is not None
-        change = OrgChange.model_validate(
-            {
-                "id": primary_key[0],
-                "kind": "session.updated",
-                "session_id": session_id,
-                "created_at": now,
-                **body,
-            }
-        )
-        recorded.append(_RecordedChange(org, change))
+        if row is not None:
+            change = _record_org_change(conn, org, "session.updated", session_id, now, session=row)
+            recorded.append((org_channel(org), change))
     return recorded
 
 
