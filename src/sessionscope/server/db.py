@@ -297,30 +297,19 @@ def make_engine(db_url: str) -> AsyncEngine:
     return engine
 
 
-def make_sync_writer_engine(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine on the same SQLite file, for the event-append hot path.
-
-    aiosqlite hops to its thread for every cursor, execute, fetch and commit (about 16 hops per
-    appended event); running a whole transaction in one writer thread is one hop. Only for a
+def make_sync_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file, for work run whole in one thread: the
+    event-append writer and the listing readers. aiosqlite hops to its thread for every cursor,
+    execute, fetch and commit (about 16 hops per appended event, three per listing page: about
+    2 ms for 0.4 ms of SQL); a whole transaction or read in one thread is one hop. Only for a
     SQLite file: other databases (and in-memory SQLite, which a second engine would not share)
-    keep using the async engine for the same statements.
-    """
+    keep using the async engine for the same statements. Each caller gets its own engine, so
+    its own pool."""
     url = engine.url
     if engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    sync_engine = create_engine(url.set(drivername="sqlite+pysqlite"))
-    event.listen(sync_engine, "connect", _sqlite_pragmas)
-    return sync_engine
-
-
-def make_sync_reader_engine(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine for reads run whole in a reader thread: the same reasoning as
-    ``make_sync_writer_engine`` (a listing page cost three aiosqlite hops, about 2 ms here,
-    for 0.4 ms of SQL). Its pooled connections move between the reader threads, one thread at
-    a time."""
-    url = engine.url
-    if engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
-        return None
+    # Pooled connections move between the reader threads, one thread at a time. (SQLAlchemy 2
+    # already defaults to this for SQLite files; the readers depend on it, so it is explicit.)
     sync_engine = create_engine(
         url.set(drivername="sqlite+pysqlite"), connect_args={"check_same_thread": False}
     )

@@ -450,13 +450,13 @@ class Store:
         # Filled by the event loop, emptied by the writer thread (deque ends are thread-safe).
         self._appends: deque[_AppendRequest] = deque()
         self._append_drainer: asyncio.Task[None] | None = None
-        self._sync_engine = db.make_sync_writer_engine(engine)
+        self._sync_engine = db.make_sync_engine(engine)
         self._writer = (
             ThreadPoolExecutor(1, thread_name_prefix="sessionscope-writer")
             if self._sync_engine is not None
             else None
         )
-        self._read_engine = db.make_sync_reader_engine(engine)
+        self._read_engine = db.make_sync_engine(engine)
         self._readers = (
             ThreadPoolExecutor(READER_THREADS, thread_name_prefix="sessionscope-reader")
             if self._read_engine is not None
