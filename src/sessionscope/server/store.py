@@ -380,10 +380,9 @@ class Tx:
 
 SESSION_COUNTER_TYPES = {EventType.MESSAGE_USER.value, EventType.MESSAGE_AGENT.value}
 #: Bookkeeping events about another event (payload {event_id, sequence}); not agent activity.
-EVENT_HIDDEN = "event.hidden"
-EVENT_UNHIDDEN = "event.unhidden"
-EVENT_DELETED = "event.deleted"
-BOOKKEEPING_TYPES = frozenset({EVENT_HIDDEN, EVENT_UNHIDDEN, EVENT_DELETED})
+BOOKKEEPING_TYPES = frozenset(
+    {EventType.EVENT_HIDDEN.value, EventType.EVENT_UNHIDDEN.value, EventType.EVENT_DELETED.value}
+)
 
 
 @dataclass
@@ -1223,7 +1222,7 @@ class Store:
                 raise not_found("event")
             await tx.conn.execute(delete(db.events).where(*where))
             await self._announce_event_change(
-                tx, org, session_id, EVENT_DELETED, event_id, sequence
+                tx, org, session_id, EventType.EVENT_DELETED.value, event_id, sequence
             )
 
     async def _announce_event_change(
@@ -1254,7 +1253,7 @@ class Store:
                 tx,
                 org,
                 session_id,
-                EVENT_HIDDEN if hidden else EVENT_UNHIDDEN,
+                (EventType.EVENT_HIDDEN if hidden else EventType.EVENT_UNHIDDEN).value,
                 event_id,
                 row.sequence,
             )
