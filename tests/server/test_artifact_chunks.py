@@ -6,6 +6,7 @@ import base64
 import hashlib
 import random
 import sqlite3
+from pathlib import Path
 
 import httpx
 
@@ -19,6 +20,19 @@ def _upload(api: httpx.Client, session_id: str, name: str, data: bytes) -> Artif
     response = api.post(f"/v1/sessions/{session_id}/artifacts", json=body)
     assert response.status_code == 201, response.text
     return Artifact.model_validate(response.json())
+
+
+def _upload_legacy(api: httpx.Client, db_path: Path, session_id: str, data: bytes) -> str:
+    """Upload an artifact, then put its row back the way the first schema stored it (bytes
+    inline in ``artifacts.content``, no chunks); returns its content URL."""
+    artifact = _upload(api, session_id, "old.bin", b"placeholder")
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?", (artifact.id,))
+        connection.execute(
+            "UPDATE artifacts SET content = ?, size_bytes = ? WHERE id = ?",
+            (data, len(data), artifact.id),
+        )
+    return f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
 
 
 def test_ranges_across_chunk_boundaries_and_metadata_only(api: httpx.Client) -> None:
@@ -61,16 +75,8 @@ def test_artifacts_stored_before_chunking_still_read(make_server) -> None:
     server = make_server()
     with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
         session_id = api.post("/v1/sessions", json={"title": "legacy"}).json()["id"]
-        artifact = _upload(api, session_id, "old.txt", b"placeholder")
-        # Put the row back the way the first schema stored it: bytes inline, no chunks.
         legacy = b"stored inline by an older server"
-        with sqlite3.connect(server.db_path) as connection:
-            connection.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?", (artifact.id,))
-            connection.execute(
-                "UPDATE artifacts SET content = ?, size_bytes = ? WHERE id = ?",
-                (legacy, len(legacy), artifact.id),
-            )
-        content = f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
+        content = _upload_legacy(api, server.db_path, session_id, legacy)
         assert api.get(content).content == legacy
         ranged = api.get(content, headers={"Range": "bytes=7-12"})
         assert ranged.status_code == 206 and ranged.content == legacy[7:13]
@@ -84,16 +90,9 @@ def test_ranges_past_the_first_chunk_of_an_artifact_stored_before_chunking(make_
     server = make_server()
     with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
         session_id = api.post("/v1/sessions", json={"title": "legacy, large"}).json()["id"]
-        artifact = _upload(api, session_id, "old.bin", b"placeholder")
         # Larger than one chunk, so that a range can start in what would be a later chunk.
         legacy = random.Random(11).randbytes(ARTIFACT_CHUNK_BYTES * 2 + 999)
-        with sqlite3.connect(server.db_path) as connection:
-            connection.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?", (artifact.id,))
-            connection.execute(
-                "UPDATE artifacts SET content = ?, size_bytes = ? WHERE id = ?",
-                (legacy, len(legacy), artifact.id),
-            )
-        content = f"/v1/sessions/{session_id}/artifacts/{artifact.id}/content"
+        content = _upload_legacy(api, server.db_path, session_id, legacy)
         step = ARTIFACT_CHUNK_BYTES
         for first, last in [
             (step + 5, step + 20),  # inside the second chunk's span
