@@ -339,6 +339,11 @@ class Page(Model, Generic[T]):
     data: list[T] = Field(default_factory=list)
     next_cursor: str | None = None
     total: int | None = None
+    #: Sessions listings, first page only: the organisation stream's position (``OrgChange.id``)
+    #: the page's snapshot includes, so following ``GET /v1/stream`` from it misses nothing the
+    #: page does not show. It may be behind the snapshot (a change is then both listed and
+    #: streamed), never ahead. ``None`` from servers or backends that do not say.
+    stream_position: int | None = None
 
 
 class OrgChange(Model):

@@ -14,7 +14,7 @@ from test_sessions import SIZE, make_app, started, wait_for
 
 from sessionscope.backends import BackendConfig, SessionQuery, create_backend
 from sessionscope.models import SessionStatus
-from sessionscope.tui.screens.sessions import PAGE_SIZE, FirstPage, _FirstPageBackend
+from sessionscope.tui.screens.sessions import PAGE_SIZE, FirstPage, _ListingBackend
 
 
 def create_session(running: Any, title: str) -> None:
@@ -42,7 +42,7 @@ async def test_first_page_is_used_once_then_requests_go_to_the_server(
         await settled(first)
         # Created after the early answer: only a request of its own can see it.
         create_session(running, "after")
-        table_view = _FirstPageBackend(backend, first)
+        table_view = _ListingBackend(backend, first)
         early = await table_view.list_sessions(SessionQuery(), limit=PAGE_SIZE)
         assert [s.title for s in early.data] == ["before"]
         again = await table_view.list_sessions(SessionQuery(), limit=PAGE_SIZE)
@@ -59,7 +59,7 @@ async def test_a_different_first_request_is_not_answered_from_startup(
     backend = create_backend(BackendConfig(url=running.url, api_key=running.api_key))
     try:
         first = FirstPage.request(backend)
-        table_view = _FirstPageBackend(backend, first)
+        table_view = _ListingBackend(backend, first)
         page = await table_view.list_sessions(
             SessionQuery(status=SessionStatus.FAILED), limit=PAGE_SIZE
         )

@@ -690,7 +690,11 @@ class _StateReporter:
 
 class _OrgPoller:
     """Organisation changes without a stream: diff the newest sessions and the action inbox
-    between polls. Positions are local counters, good for ordering and de-duplication only."""
+    between polls. Positions are counters, good for ordering and de-duplication; when the
+    server's listing says its stream position they are kept above it, so that a change found
+    by a poll is numbered above the position of the listing it was seen in: a listing whose
+    position is at or above the change's number already includes it (``Page.stream_position``
+    keeps its meaning for a console that lists while it polls)."""
 
     def __init__(self, backend: NativeBackend) -> None:
         self._backend = backend
@@ -707,6 +711,8 @@ class _OrgPoller:
             self._counter = last
         page = await self._backend.list_sessions(limit=_MAX_SESSION_PAGE)
         actions = await self._backend.list_pending_actions()
+        if page.stream_position is not None and self._counter < page.stream_position:
+            self._counter = page.stream_position
         changes: list[OrgChange] = []
         current = {session.id: session for session in page.data}
         if self._sessions is not None:

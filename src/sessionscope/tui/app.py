@@ -94,6 +94,9 @@ class SessionScopeApp(App[None]):
         self.read_only = read_only
         self.bell_on_pending = bell
         self._watch_enabled = watch
+        self._watch_started = False
+        #: Where the organisation watch resumes: the last change it delivered, or the position
+        #: it started from.
         self._org_position: int | None = None
         self._pending_changes: list[OrgChange] = []
         self._titles: dict[str, str] = {}
@@ -113,8 +116,9 @@ class SessionScopeApp(App[None]):
         self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
         self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
-        if self._watch_enabled:
-            self.watch_org_changes()
+        # The organisation watch starts once the sessions list has its first page (see
+        # ``follow_org_from``): started now, from "now", it could begin after the page's
+        # snapshot and a change committed in between would never be shown.
 
     def warm_up(self) -> None:
         """Called once the sessions list's first page has painted: import the session screen
@@ -132,6 +136,23 @@ class SessionScopeApp(App[None]):
             pass  # closing must never mask how the app ended
 
     # -- organisation watch ----------------------------------------------------------------------
+    def follow_org_from(self, position: int | None) -> None:
+        """The sessions list has a first page whose snapshot includes the organisation stream up
+        to ``position`` (None: the page did not say, or there is no page): the watch starts
+        there, so that what happens after the snapshot reaches the list."""
+        if not self._watch_enabled:
+            return
+        if self._watch_started:
+            if position is None or self._org_position is not None:
+                # It goes on from where it is; what it delivers after a reload's page is applied
+                # on top of that page (the list skips what the page already includes).
+                return
+            # Started from "now" (the first page had failed) and delivered nothing yet: "now"
+            # may be after this snapshot. Start again from the snapshot.
+        self._org_position = position
+        self._watch_started = True
+        self.watch_org_changes()
+
     def _on_watch_state(self, state: WatchState, detail: str | None) -> None:
         self.connection_state = state
         self.connection_detail = detail or ""
@@ -257,10 +278,16 @@ class SessionScopeApp(App[None]):
 
     def action_retry(self) -> None:
         """`r`: reload the list and restart the live watch if it stopped."""
-        self.sessions_screen.refresh_list()
-        if self._watch_enabled and self.connection_state is WatchState.OFFLINE:
+        if self._watch_started and self._org_position is None:
+            # It has delivered nothing and has no position: from "now" it could begin after the
+            # reloaded page's snapshot. That page (or its failure) starts it again.
+            self.workers.cancel_group(self, "org-watch")
+            self._watch_started = False
+            self.connection_state = WatchState.CONNECTING
+        elif self._watch_started and self.connection_state is WatchState.OFFLINE:
             self.connection_state = WatchState.CONNECTING
             self.watch_org_changes()
+        self.sessions_screen.refresh_list()
 
     def action_status_filter(self, status: SessionStatus | None) -> None:
         self.action_home()

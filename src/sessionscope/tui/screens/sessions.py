@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from rich.text import Text
 from textual import on
@@ -90,13 +90,31 @@ class FirstPage:
             self._task = None
 
 
-class _FirstPageBackend:
-    """The backend as the sessions table sees it: the same, except that its first
-    ``list_sessions`` is answered by the ``FirstPage`` asked for at startup when it matches."""
+class ListStarts(Protocol):
+    """Told about the page that starts the list (the first one after a reload)."""
 
-    def __init__(self, backend: Backend, first_page: FirstPage) -> None:
+    def starting_generation(self) -> int | None:
+        """The list's generation while it has no page yet, else None."""
+
+    def list_started(self, page: Page[Session], generation: int) -> None:
+        """``page`` starts the list of ``generation``: called before the table applies it."""
+
+
+class _ListingBackend:
+    """The backend as the sessions table sees it: the same, except that its first
+    ``list_sessions`` is answered by the ``FirstPage`` asked for at startup when it matches,
+    and that the page starting the list is shown to ``starts``: live changes apply on top of
+    its snapshot."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        first_page: FirstPage | None = None,
+        starts: ListStarts | None = None,
+    ) -> None:
         self._backend = backend
-        self._first_page: FirstPage | None = first_page
+        self._first_page = first_page
+        self._starts = starts
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
@@ -104,11 +122,22 @@ class _FirstPageBackend:
     async def list_sessions(
         self, query: SessionQuery | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page[Session]:
+        generation = None
+        if (
+            self._starts is not None
+            and cursor is None
+            and (query is None or query.order == "newest")
+        ):
+            generation = self._starts.starting_generation()
         first, self._first_page = self._first_page, None
         task = first.take(query, cursor, limit) if first is not None else None
         if task is not None:
-            return await task
-        return await self._backend.list_sessions(query, cursor=cursor, limit=limit)
+            page = await task
+        else:
+            page = await self._backend.list_sessions(query, cursor=cursor, limit=limit)
+        if generation is not None and self._starts is not None:
+            self._starts.list_started(page, generation)
+        return page
 
 
 def describe_error(error: BackendError, server: str) -> str:
@@ -174,6 +203,11 @@ class SessionsScreen(Screen[None]):
         self._filter_timer: Timer | None = None
         self.rates = SessionRates()
         self._rate_timer: Timer | None = None
+        #: The organisation stream position the list's first page includes (None: unknown):
+        #: live changes up to it are already in the list.
+        self._list_position: int | None = None
+        #: Live changes that arrived while the list waited for its first page (a reload).
+        self._held: list[OrgChange] = []
 
     @property
     def ss_app(self) -> SessionScopeApp:
@@ -193,10 +227,8 @@ class SessionsScreen(Screen[None]):
             )
         yield Static(id="sessions-message")
         with Horizontal(id="sessions-body"):
-            backend = self.ss_app.backend
-            if self._first_page is not None:
-                backend = cast(Backend, _FirstPageBackend(backend, self._first_page))
-                self._first_page = None
+            backend = cast(Backend, _ListingBackend(self.ss_app.backend, self._first_page, self))
+            self._first_page = None
             table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
             self._table = table
             yield table
@@ -206,8 +238,28 @@ class SessionsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # The filter, the message and the rate column start hidden by the stylesheet.
-        self.table.reload(self._query())
+        self._restart_list(self._query())
         self._show_summary()
+
+    def _restart_list(
+        self, query: SessionQuery | None = None, sort: SortOrder | None = None
+    ) -> None:
+        # Changes held for an earlier first page were delivered before this one is asked for:
+        # its snapshot includes them.
+        self._held = []
+        self._list_position = None
+        self.table.reload(query, sort)
+
+    # -- the page that starts the list (``ListStarts``) --------------------------------------------
+    def starting_generation(self) -> int | None:
+        pages = self.table.pages
+        return None if pages.started else pages.generation
+
+    def list_started(self, page: Page[Session], generation: int) -> None:
+        if self.table.pages.generation != generation:
+            return  # reloaded meanwhile: the table drops this page and asks again
+        self._list_position = page.stream_position
+        self.ss_app.follow_org_from(page.stream_position)
 
     # -- filters ---------------------------------------------------------------------------------
     def _query(self) -> SessionQuery:
@@ -232,7 +284,7 @@ class SessionsScreen(Screen[None]):
 
     def _reload(self) -> None:
         self._hide_message()
-        self.table.reload(self._query())
+        self._restart_list(self._query())
         self._show_summary()
 
     def action_filter(self) -> None:
@@ -282,7 +334,7 @@ class SessionsScreen(Screen[None]):
     def action_cycle_sort(self) -> None:
         position = SORT_CYCLE.index(self.table.sort)
         self.hide_message()
-        self.table.reload(sort=SORT_CYCLE[(position + 1) % len(SORT_CYCLE)])
+        self._restart_list(sort=SORT_CYCLE[(position + 1) % len(SORT_CYCLE)])
         self._show_summary()
 
     def action_refresh(self) -> None:
@@ -351,11 +403,17 @@ class SessionsScreen(Screen[None]):
 
     @on(SessionTable.LoadFailed)
     def _load_failed(self, event: SessionTable.LoadFailed) -> None:
+        self._held = []  # nothing to apply them to; the next reload's snapshot includes them
         self.show_message(describe_error(event.error, self.ss_app.backend.display_name))
         self._show_summary()
+        # Without a page there is no position to start the live watch from: it starts from
+        # "now" (if it has not started) and reports the connection meanwhile.
+        self.ss_app.follow_org_from(None)
 
     @on(SessionTable.Loaded)
     def _loaded(self) -> None:
+        if self._held and self.table.pages.started:
+            self.apply_changes(())
         self._hide_message()
         self._show_summary()
         if not self._warmed_up:
@@ -380,7 +438,19 @@ class SessionsScreen(Screen[None]):
         table = self.table
         pages = table.pages
         if not pages.started:
+            if table.load_error is None:
+                # The first page is on its way and its snapshot may be older than these: they
+                # are applied on top of it when it arrives.
+                self._held.extend(changes)
             return
+        if self._held:
+            changes, self._held = [*self._held, *changes], []
+        position = self._list_position
+        if position is not None:
+            # The first page includes these already; applied again they could show a row's
+            # older state until its newer change arrives. That includes a stream.reset at or
+            # below it: the changes the watch missed are in the list.
+            changes = [change for change in changes if change.id > position]
         if any(change.kind == EventType.STREAM_RESET for change in changes):
             # The server pruned changes this console never saw: patching the list could leave it
             # wrong, so start over (the cursor stays on its session when it comes back).

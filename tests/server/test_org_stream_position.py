@@ -1,0 +1,62 @@
+"""A sessions listing's first page says which organisation stream changes its snapshot includes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from server_helpers import frames, wait_until
+from test_org_stream_floor import pruned_floor
+
+from sessionscope.models import OrgChange, Page, Session
+
+
+def _client(server) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"X-API-Key": server.api_key}, timeout=httpx.Timeout(20.0)
+    )
+
+
+def _first_change_after(api: httpx.Client, position: int) -> OrgChange:
+    with api.stream("GET", "/v1/stream", params={"after": position}) as response:
+        frame = next(frame for frame in frames(response) if frame.data)
+    return OrgChange.model_validate(frame.json())
+
+
+def test_the_first_page_carries_the_stream_position_of_its_snapshot(make_server) -> None:
+    server = make_server()
+    with _client(server) as api:
+        first = api.post("/v1/sessions", json={"title": "first"}).json()["id"]
+        api.patch(f"/v1/sessions/{first}", json={"title": "first, renamed"}).raise_for_status()
+        listed = Page[Session].model_validate(api.get("/v1/sessions").json())
+        assert [s.title for s in listed.data] == ["first, renamed"]
+        position = listed.stream_position
+        assert position is not None
+        later = api.post("/v1/sessions", json={"title": "later"}).json()["id"]
+
+        # The last change the page shows is at the position: it is not ahead of the snapshot...
+        at = _first_change_after(api, position - 1)
+        assert (at.id, at.kind, at.session_id) == (position, "session.updated", first)
+        # ...and what follows it is the first change the page does not show: not behind.
+        after = _first_change_after(api, position)
+        assert (after.kind, after.session_id) == ("session.created", later)
+
+        # Only first pages carry it (as only they carry the total), in either order.
+        paged = api.get("/v1/sessions", params={"limit": 1}).json()
+        assert paged["stream_position"] == position + 1
+        rest = api.get("/v1/sessions", params={"limit": 1, "cursor": paged["next_cursor"]})
+        assert rest.json()["stream_position"] is None
+        oldest = api.get("/v1/sessions", params={"order": "oldest"}).json()
+        assert oldest["stream_position"] == position + 1
+
+
+@pytest.mark.timeout(60)
+def test_once_everything_was_pruned_the_position_is_the_floor(make_server) -> None:
+    server = make_server(org_change_retention=0.2)
+    with _client(server) as api:
+        api.post("/v1/sessions", json={"title": "old news"}).raise_for_status()
+        floor = wait_until(
+            lambda: pruned_floor(server.db_path, server.org), timeout=30, what="pruning"
+        )
+        position = api.get("/v1/sessions").json()["stream_position"]
+        # Not 0: a watch resumed from below the floor is told to reload (stream.reset).
+        assert position == floor
