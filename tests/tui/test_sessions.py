@@ -12,6 +12,7 @@ import pytest
 from textual.pilot import Pilot
 
 from sessionscope.backends import BackendConfig, Capability, WatchState, create_backend
+from sessionscope.backends.native import NativeBackend
 from sessionscope.models import OrgChange, SessionStatus
 from sessionscope.server.seed import seed_sessions
 from sessionscope.tui.app import SessionScopeApp
@@ -245,6 +246,32 @@ async def test_end_walks_pages_and_evicts_without_oldest_first(
         await pilot.press("home")
         await wait_for(pilot, lambda: table.cursor_session is not None, "the first page")
         assert table.cursor_session.title == "Seeded session 1199"  # type: ignore[union-attr]
+
+
+async def test_end_on_a_server_that_ignores_order_walks_instead(
+    make_server: Callable[..., Any],
+) -> None:
+    running = await seeded(make_server, 300)
+    app = make_app(running.url, running.api_key, watch=False)
+    backend = app.backend
+    assert isinstance(backend, NativeBackend)
+
+    async def drop_order(request: httpx.Request) -> None:
+        # What a server older than ``order=oldest`` sees: it lists newest first.
+        request.url = request.url.copy_remove_param("order")
+
+    backend._http.client.event_hooks["request"].append(drop_order)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await started(pilot)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.pages.complete, "the walk to the end")
+        await wait_for(pilot, lambda: table.cursor_session is not None, "the last page")
+        assert table.cursor_row == 299
+        # The oldest session at the bottom, not the newest page taken for the oldest one.
+        assert table.cursor_session.title == "Seeded session 0"  # type: ignore[union-attr]
+        assert not backend.supports(Capability.OLDEST_FIRST)
+        assert table.load_error is None
+        assert not app.sessions_screen.query_one("#sessions-message").display
 
 
 async def test_read_only_disables_mutating_keys(make_server: Callable[..., Any]) -> None:

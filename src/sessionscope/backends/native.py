@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from functools import cache
+from itertools import pairwise
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -124,6 +125,12 @@ def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
+def _descends(sessions: list[Session]) -> bool:
+    """Some session was created before the one listed ahead of it: a newest-first list. (Equal
+    times say nothing: servers may break ties by id either way.)"""
+    return any(later.created_at < earlier.created_at for earlier, later in pairwise(sessions))
+
+
 def _items(value: list[T] | Page[T]) -> list[T]:
     return value if isinstance(value, list) else value.data
 
@@ -134,6 +141,8 @@ class _StreamMissing(Exception):
 
 class NativeBackend(Backend):
     name = "native"
+    #: Everything, ``OLDEST_FIRST`` included until a server shows it ignores ``order=oldest``
+    #: (then ``list_sessions`` drops it from the instance's set and raises ``Unsupported``).
     capabilities = frozenset(Capability)
 
     def __init__(self, config: BackendConfig) -> None:
@@ -184,7 +193,14 @@ class NativeBackend(Backend):
                 params["order"] = query.order
         if cursor:
             params["cursor"] = cursor
-        return await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)
+        page = await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)
+        if params.get("order") == "oldest" and _descends(page.data):
+            # A server older than ``order`` ignores it and lists newest first: the capability
+            # was claimed on trust (checking first would cost a request at startup), and is
+            # dropped now, before any caller takes these rows for the oldest.
+            self.capabilities = self.capabilities - {Capability.OLDEST_FIRST}
+            raise self._unsupported(Capability.OLDEST_FIRST)
+        return page
 
     async def iter_sessions(
         self, query: SessionQuery | None = None, *, page_size: int = 100

@@ -15,7 +15,15 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from sessionscope.backends import AuthError, Backend, BackendError, ConnectError, SessionQuery
+from sessionscope.backends import (
+    AuthError,
+    Backend,
+    BackendError,
+    Capability,
+    ConnectError,
+    SessionQuery,
+    Unsupported,
+)
 from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import plain_line
@@ -403,6 +411,15 @@ class SessionsScreen(Screen[None]):
 
     @on(SessionTable.LoadFailed)
     def _load_failed(self, event: SessionTable.LoadFailed) -> None:
+        error = event.error
+        if isinstance(error, Unsupported) and error.capability is Capability.OLDEST_FIRST:
+            # The server ignored order=oldest (the backend found out from the first such page,
+            # which the table has not used): reach the end by walking from the top instead.
+            table = self.table
+            table.pages.oldest_first = False
+            table.load_error = None
+            table.ensure_loaded()
+            return
         self._held = []  # nothing to apply them to; the next reload's snapshot includes them
         self.show_message(describe_error(event.error, self.ss_app.backend.display_name))
         self._show_summary()
