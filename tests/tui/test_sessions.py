@@ -376,6 +376,23 @@ async def test_pending_action_raises_a_toast(make_server: Callable[..., Any]) ->
         )
 
 
+async def test_a_pending_action_without_a_title_is_named_by_the_listed_row(
+    make_server: Callable[..., Any],
+) -> None:
+    running = make_server()
+    session = create_session(running, "Listed title")
+    app = make_app(running.url, running.api_key, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        # A platform whose change names the session only by id: the list's row has its title.
+        app._announce_pending(OrgChange(id=1, kind="action.pending", session_id=session["id"]))
+        app._announce_pending(OrgChange(id=2, kind="action.pending", session_id="ses_unlisted"))
+        await wait_for(pilot, lambda: len(app._notifications) == 2, "two toasts")
+        notes = [note.message for note in app._notifications]
+        assert "Listed title" in notes[0]
+        assert "ses_unlisted" in notes[1]
+
+
 async def test_palette_lists_screens(make_server: Callable[..., Any]) -> None:
     running = await seeded(make_server, 3)
     app = make_app(running.url, running.api_key, watch=False)

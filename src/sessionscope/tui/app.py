@@ -198,11 +198,12 @@ class SessionScopeApp(App[None]):
 
     def _announce_pending(self, change: OrgChange) -> None:
         action = change.action
+        loaded = self.loaded_session(change.session_id)
         title = (
             (change.session.title if change.session else None)
             or (action.session_title if action else None)
             or self._titles.get(change.session_id)
-            or self._loaded_title(change.session_id)
+            or (loaded.title if loaded else None)
         )
         tool = action.tool if action else "an action"
         where = one_line(title or change.session_id, 80)
@@ -245,12 +246,6 @@ class SessionScopeApp(App[None]):
         from sessionscope.tui.screens.inbox import InboxScreen
 
         self.push_screen(InboxScreen())
-
-    def _loaded_title(self, session_id: str) -> str | None:
-        pages = self.sessions_screen.table.pages
-        index = pages.index_of(session_id)
-        session = pages.get(index) if index is not None else None
-        return session.title if session else None
 
     def loaded_session(self, session_id: str) -> Session | None:
         """The sessions list's row for ``session_id`` if it holds it; never fetches."""
