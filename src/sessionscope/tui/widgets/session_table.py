@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -30,14 +30,17 @@ from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
+from textual.color import Color as TextualColor
 from textual.css.styles import RulesMap
+from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
-from textual.scrollbar import ScrollBarRender
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 from textual.visual import RenderOptions, Visual
+from textual.widget import Widget
 
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Page, Session, SessionStatus
@@ -591,6 +594,61 @@ class _StripScrollBarRender(ScrollBarRender, Visual):
         return self.window_size
 
 
+def _plain_box(widget: Widget) -> bool:
+    """No border, padding, outline, tint, hatch, opacity or border title: all Textual's styles
+    cache then does to a content line is adjust its width and apply the app's line filters."""
+    styles = widget.styles
+    return (
+        not any(styles.gutter)
+        and not any(edge for edge, _ in styles.outline)
+        and not styles.tint.a
+        and widget.opacity == 1
+        and styles.text_opacity == 1
+        and (not styles.has_rule("hatch") or styles.hatch == "none")
+        and widget.border_title is None
+        and widget.border_subtitle is None
+    )
+
+
+class _StripScrollBar(ScrollBar):
+    """The table's vertical scrollbar, finished from the same strip objects every frame.
+
+    The bar moves on every page, so Textual repainted all its lines through the styles cache,
+    each a new strip to filter, cut and encode again: about 2-3 ms of a page-down frame for a
+    column one cell wide. Its lines are a handful of distinct cells (track, thumb, thumb ends):
+    each is finished once and the same strip comes back while its content is the same."""
+
+    def __init__(self, vertical: bool = True, name: str | None = None, *, thickness: int = 1):
+        super().__init__(vertical, name, thickness=thickness)
+        self._finished: dict[tuple[object, ...], Strip] = {}
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if not _plain_box(self):
+            return super().render_lines(crop)
+        base_background, background = self.background_colors
+        inner = VisualStyle(background=base_background + background).rich_style
+        width = self.content_region.width
+        filters = tuple(self.get_line_filters())
+        finished = self._finished
+        if len(finished) > 64:
+            finished.clear()
+        strips = []
+        for y in crop.line_range:
+            line = self.render_line(y)
+            key = (tuple(line), width, inner, background, filters)
+            strip = finished.get(key)
+            if strip is None:
+                strip = line.adjust_cell_length(width, inner)
+                for line_filter in filters:
+                    strip = strip.apply_filter(line_filter, background)
+                finished[key] = strip
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
+
 _heap_frozen = False
 
 
@@ -693,6 +751,12 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._frame_base: Style | None = None
         self._frame_now: datetime | None = None
         self._foregrounds: dict[str, Style] = {}
+        #: The header line, kept while its width, sort and base style are unchanged, and a
+        #: blank line: the same strips every frame (see _render_plain_lines).
+        self._header: tuple[tuple[object, ...], Strip] | None = None
+        self._blank: tuple[tuple[int, Style], Strip] | None = None
+        #: The background a line narrower than the widget is extended with (see _line_finish).
+        self._inner: tuple[TextualColor, Style] | None = None
         self._loading = False
         #: Until the operator moves the cursor it stays on the first row, where new sessions
         #: arrive; afterwards it follows its session.
@@ -766,6 +830,18 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- sizing and scrolling --------------------------------------------------------------------
     @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        # Textual's own property (8.2), creating the strip-caching scrollbar instead.
+        if self._vertical_scrollbar is None:
+            scrollbar = _StripScrollBar(
+                vertical=True, name="vertical", thickness=self.scrollbar_size_vertical
+            )
+            scrollbar.display = False
+            self._vertical_scrollbar = scrollbar
+            self.app._start_widget(self, scrollbar)
+        return self._vertical_scrollbar
+
+    @property
     def _body_height(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
 
@@ -828,12 +904,19 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _prerender_ahead(self) -> None:
         """Once a frame is out, draw the loaded rows of the next screen in the direction of
-        travel into the line cache: a page down then finds its rows drawn, and its frame only
-        composes them (they were about a third of a page-down frame)."""
+        travel, and take each through what the frame that shows it would do (width, line
+        filters, the cut at the scrollbar, escape codes: Textual caches each on the strip): a
+        page down then finds its rows finished, and its frame only looks them up."""
         self._prerender_pending = False
         if not self.is_mounted or self.pages.local_sort is not None:
             return
         width = self.scrollable_content_region.width
+        full = self.content_region.width
+        # The compositor cuts every line at the edges of the widgets on it: here the
+        # scrollbar's. (A wrong guess only costs the cut: the frame makes its own.)
+        cuts = [width, full] if width < full else [full]
+        inner, background, filters = self._line_finish()
+        console = self.app.console
         base = self.rich_style
         now = clock.now()
         height = self._body_height
@@ -841,8 +924,14 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         start = top + height if self._travel >= 0 else max(0, top - height)
         for row in range(start, min(start + height, self.row_count)):
             session = self.pages.get(row)
-            if session is not None:
-                self._row_strip(session, row == self.cursor_row, width, base, now)
+            if session is None:
+                continue
+            strip = self._row_strip(session, row == self.cursor_row, width, base, now)
+            strip = strip.adjust_cell_length(full, inner)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            for piece in strip.divide(cuts):
+                piece.render(console)
 
     def _refresh_row(self, row: int) -> None:
         y = row - round(self.scroll_y) + 1
@@ -972,25 +1061,84 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         super().notify_style_update()
         self._line_cache.clear()
         self._foregrounds.clear()
+        self._header = self._blank = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._frame_base = self.rich_style
         self._frame_now = clock.now()
         try:
-            return super().render_lines(crop)
+            if not _plain_box(self):
+                return super().render_lines(crop)
+            return self._render_plain_lines(crop)
         finally:
             self._frame_base = self._frame_now = None
+
+    def _render_plain_lines(self, crop: Region) -> list[Strip]:
+        """The lines of ``crop`` as Textual's styles cache would make them, but from the same
+        strip objects every frame. Textual caches what it derives from a strip on the strip
+        (the width-adjusted and filtered strips, the pieces cut at the compositor's cuts, the
+        escape codes), so a row drawn before is repainted from those caches; through the
+        styles cache every repainted line was a new strip and went through all of it again."""
+        width = self.content_region.width
+        inner, background, filters = self._line_finish()
+        strips = []
+        for strip in self._content_lines(crop.y, crop.bottom):
+            strip = strip.adjust_cell_length(width, inner)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
+    def _line_finish(self) -> tuple[Style, TextualColor, Sequence[LineFilter]]:
+        """What the styles cache applies to a content line: the background a short line is
+        extended with (the same object while it is unchanged: it is part of the key under
+        which a strip caches its extension) and the app's line filters."""
+        base_background, background = self.background_colors
+        colour = base_background + background
+        if self._inner is None or self._inner[0] != colour:
+            self._inner = (colour, VisualStyle(background=colour).rich_style)
+        return self._inner[1], background, self.get_line_filters()
+
+    def _content_lines(self, start: int, end: int) -> list[Strip]:
+        """Content lines ``start..end-1`` (line 0 is the header), per-frame values read once."""
+        width = self.scrollable_content_region.width
+        base = self._frame_base if self._frame_base is not None else self.rich_style
+        now = self._frame_now or clock.now()
+        top = round(self.scroll_y)
+        count = self.row_count
+        cursor_row = self.cursor_row
+        get = self.pages.get
+        lines = []
+        for y in range(start, end):
+            row = top + y - 1
+            if y == 0 or row >= count:
+                lines.append(self._render_line(y, width, base))
+                continue
+            session = get(row)
+            if session is None:
+                lines.append(self._render_line(y, width, base))
+            else:
+                lines.append(self._row_strip(session, row == cursor_row, width, base, now))
+        return lines
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self._frame_base if self._frame_base is not None else self.rich_style
+        return self._render_line(y, width, base)
+
+    def _render_line(self, y: int, width: int, base: Style) -> Strip:
         if y == 0:
             return self._render_header(width, base)
         row = round(self.scroll_y) + y - 1
         if row >= self.row_count:
             if row == 0 and self.pages.started and not self.load_error:
                 return self._message_line("No sessions match.", width, base)
-            return Strip.blank(width, base)
+            if self._blank is None or self._blank[0] != (width, base):
+                self._blank = ((width, base), Strip.blank(width, base))
+            return self._blank[1]
         session = self.pages.get(row)
         if session is None:
             self.call_later(self.ensure_loaded)
@@ -1038,6 +1186,12 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         )
 
     def _render_header(self, width: int, base: Style) -> Strip:
+        key = (width, self.sort, base)
+        if self._header is None or self._header[0] != key:
+            self._header = (key, self._build_header(width, base))
+        return self._header[1]
+
+    def _build_header(self, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("session-table--header")
         text = Text(" ", end="")
         for column, size in zip(COLUMNS, column_widths(width), strict=True):
