@@ -46,6 +46,7 @@ from sessionscope.backends import Backend, BackendError, Capability, SessionQuer
 from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import one_line, plain_line
+from sessionscope.tui.widgets.scrolling import resize_scrollbar_only
 
 #: The reference server caps a sessions page at 200 rows.
 MAX_PAGE = 200
@@ -797,6 +798,9 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.ensure_loaded()
 
     def set_cursor(self, row: int, *, scroll: bool = True) -> None:
+        """Move the cursor for the operator (keys, clicks): from then on it follows its session
+        instead of staying on the first row (see ``cursor_moved``)."""
+        self.cursor_moved = True
         count = self.row_count
         row = max(0, min(row, count - 1)) if count else 0
         if row == self.cursor_row:
@@ -857,14 +861,10 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             and size.height > self.size.height
         ):
             # Rows added or removed (live changes, a page that corrects the total) and the view
-            # still scrolls: only the scrollbar's proportions change. Setting the reactive
-            # would lay out the whole screen (virtual_size is a layout reactive).
-            self.set_reactive(SessionTable.virtual_size, size)
+            # still scrolls.
+            resize_scrollbar_only(self, size)
             if self.scroll_y > self.max_scroll_y:
                 self._scroll_to_row(self.max_scroll_y)
-            scrollbar = self.vertical_scrollbar
-            scrollbar.window_virtual_size = size.height
-            scrollbar.refresh()
             return
         self.virtual_size = size
 
@@ -940,19 +940,15 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- actions ---------------------------------------------------------------------------------
     def action_cursor(self, delta: int) -> None:
-        self.cursor_moved = True
         self.set_cursor(self.cursor_row + delta)
 
     def action_page(self, direction: int) -> None:
-        self.cursor_moved = True
         self.set_cursor(self.cursor_row + direction * self._body_height)
 
     def action_first(self) -> None:
-        self.cursor_moved = True
         self.set_cursor(0)
 
     def action_last(self) -> None:
-        self.cursor_moved = True
         self.set_cursor(self.row_count - 1)
 
     def action_select(self) -> None:
@@ -968,7 +964,6 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             return
         if row == self.cursor_row and event.chain >= 2:
             self.action_select()
-        self.cursor_moved = True
         self.set_cursor(row, scroll=False)
 
     # -- loading ---------------------------------------------------------------------------------

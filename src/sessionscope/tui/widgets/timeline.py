@@ -36,6 +36,7 @@ from sessionscope.models import Event
 from sessionscope.tui import event_summary
 from sessionscope.tui.event_store import EventStore, RowState
 from sessionscope.tui.safe import one_line
+from sessionscope.tui.widgets.scrolling import resize_scrollbar_only
 
 TYPE_WIDTH = 20
 SEQ_WIDTH = 8
@@ -214,13 +215,8 @@ class Timeline(ScrollView, can_focus=True):
             and size.height > old.height
             and self.show_vertical_scrollbar
         ):
-            # Rows added below a view that already scrolls: only the scrollbar's proportions
-            # change. Setting the reactive would lay out the whole screen (virtual_size is a
-            # layout reactive), once per live batch.
-            self.set_reactive(Timeline.virtual_size, size)
-            scrollbar = self.vertical_scrollbar
-            scrollbar.window_virtual_size = size.height
-            scrollbar.refresh()
+            # Rows added below a view that already scrolls.
+            resize_scrollbar_only(self, size)
             return
         self.virtual_size = size
 
