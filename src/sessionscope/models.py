@@ -342,7 +342,8 @@ class Page(Model, Generic[T]):
     #: Sessions listings, first page only: the organisation stream's position (``OrgChange.id``)
     #: the page's snapshot includes, so following ``GET /v1/stream`` from it misses nothing the
     #: page does not show. It may be behind the snapshot (a change is then both listed and
-    #: streamed), never ahead. ``None`` from servers or backends that do not say.
+    #: streamed), never ahead; the reference server reads it in the page's own snapshot, so
+    #: there it is exact. ``None`` from servers or backends that do not say.
     stream_position: int | None = None
 
 

@@ -60,3 +60,35 @@ def test_once_everything_was_pruned_the_position_is_the_floor(make_server) -> No
         position = api.get("/v1/sessions").json()["stream_position"]
         # Not 0: a watch resumed from below the floor is told to reload (stream.reset).
         assert position == floor
+
+
+def test_a_change_committed_while_the_first_page_is_read_is_after_its_position(
+    make_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The position and the page are one snapshot. Forced deterministically: a session is
+    created (and committed by the server) inside the page's read, after the position is read
+    and before the page's rows are. It is neither listed nor counted nor covered by the
+    position, so a watch resumed from the position delivers it, and nothing is replayed."""
+    server = make_server()
+    store = server.app.state.store
+    with _client(server) as api, _client(server) as writer:
+        api.post("/v1/sessions", json={"title": "before"}).raise_for_status()
+        read_page = store._session_page
+        created: list[str] = []
+
+        def write_then_read_page(*args, **kwargs):
+            if not created:
+                # In the server's reader thread; the event loop serves this meanwhile.
+                reply = writer.post("/v1/sessions", json={"title": "between"})
+                reply.raise_for_status()
+                created.append(reply.json()["id"])
+            return read_page(*args, **kwargs)
+
+        monkeypatch.setattr(store, "_session_page", write_then_read_page)
+        listed = Page[Session].model_validate(api.get("/v1/sessions").json())
+        assert created, "the write did not run inside the listing"
+        assert [s.title for s in listed.data] == ["before"]
+        assert listed.total == 1
+        assert listed.stream_position is not None
+        after = _first_change_after(api, listed.stream_position)
+        assert (after.kind, after.session_id) == ("session.created", created[0])

@@ -170,11 +170,8 @@ async def list_sessions(
         except ValueError:
             allowed = ", ".join(s.value for s in SessionStatus)
             raise field_error("status", f"unknown status {value!r}; one of {allowed}") from None
-    # Read before the page, so it can only be behind the page's snapshot: a change committed
-    # in between is in the page and also after the position, and a watch resumed from here
-    # replays it (applying a change again is harmless; missing one is not). Exact when nothing
-    # is written meanwhile. Only first pages carry it, as only they carry the total.
-    position = None if cursor else await _org_stream_head(store, org)
+    # The store's JSON, ``stream_position`` included (first pages only, as only they carry the
+    # total; read in the page's own snapshot).
     body = await store.list_sessions_json(
         org,
         statuses=statuses,
@@ -185,11 +182,6 @@ async def list_sessions(
         cursor=cursor,
         limit=limit,
         order=order,
-    )
-    # The store's JSON object, extended in place: the model's field order, no re-encoding.
-    body = b'%s,"stream_position":%s}' % (
-        body[:-1],
-        b"null" if position is None else b"%d" % position,
     )
     return Response(body, media_type="application/json")
 
@@ -407,14 +399,6 @@ async def replay(org: Org, store: StoreDep, session_id: str) -> Replay:
 # ---------------------------------------------------------------------------------------------
 
 
-async def _org_stream_head(store: Store, org: str) -> int:
-    """The organisation stream's newest position: every change up to it is committed. Once
-    retention has pruned every change of an idle organisation the newest kept id is 0 while
-    the floor is above it; the floor is then the newest (below it a resume gets a reset). The
-    floor is read only then: each read is a round trip to the database (about 1 ms)."""
-    return await store.last_org_change_id(org) or await store.org_stream_floor(org)
-
-
 @router.get("/stream", response_class=StreamingResponse)
 async def stream_org(
     org: Org,
@@ -426,8 +410,9 @@ async def stream_org(
 ) -> StreamingResponse:
     floor = await store.org_stream_floor(org)
     if last_event_id is None and after is None:
-        # A fresh subscriber wants what happens from now on, not the organisation's history;
-        # nor from below the floor (see ``_org_stream_head``): that would be a needless reset.
+        # A fresh subscriber wants what happens from now on, not the organisation's history.
+        # Once retention has pruned every change of an idle organisation the newest kept id is
+        # 0 while the floor is above it: starting below the floor would send a needless reset.
         start = max(await store.last_org_change_id(org), floor)
     else:
         start = streams.resume_point(last_event_id, after)

@@ -497,18 +497,33 @@ class Store:
         async with self.engine.begin() as conn:
             return await conn.run_sync(work)
 
-    async def _run_read(self, work: Callable[[Connection], T]) -> T:
+    async def _run_read(self, work: Callable[[Connection], T], *, snapshot: bool = False) -> T:
         """Run ``work`` on one connection: whole in a reader thread (one hop) when there is a
-        sync reader engine, else through the async engine."""
+        sync reader engine, else through the async engine.
+
+        ``snapshot``: all of ``work``'s statements read one snapshot (one read transaction).
+        Without it each statement sees the newest commit: pysqlite opens no transaction for a
+        SELECT, and PostgreSQL's READ COMMITTED takes a snapshot per statement. In-memory
+        SQLite, whose single connection the writer shares, gets none (a BEGIN there would
+        collide with the writer's transaction)."""
         if self._readers is not None and self._read_engine is not None:
             read_engine = self._read_engine
 
             def on_connection() -> T:
                 with read_engine.connect() as conn:
+                    if snapshot:
+                        # Deferred: the first SELECT takes the snapshot, kept to the end (in WAL
+                        # mode a reader never blocks the writer). The connection's close rolls
+                        # the read transaction back.
+                        conn.exec_driver_sql("BEGIN")
                     return work(conn)
 
             return await asyncio.get_running_loop().run_in_executor(self._readers, on_connection)
         async with self.engine.connect() as conn:
+            if snapshot and conn.dialect.name != "sqlite":
+                # Set before the transaction begins; the pool resets it when the connection
+                # is returned.
+                await conn.execution_options(isolation_level="REPEATABLE READ")
             return await conn.run_sync(work)
 
     # -- transaction plumbing -------------------------------------------------------------------
@@ -824,19 +839,29 @@ class Store:
     async def list_sessions_json(self, org: str, **filters: Any) -> bytes:
         """One page of the organisation's sessions (a ``Page[Session]``), newest first unless
         ``order="oldest"`` (see ``_session_page``), serialised straight from the stored rows:
-        the API's listing reply."""
+        the API's listing reply.
+
+        A first page (no cursor) carries ``stream_position``: the organisation stream position
+        its snapshot includes, read in the page's own read transaction, so a watch resumed from
+        it gets exactly the changes the page does not show. Later pages read no position and
+        need no transaction."""
+        first = not filters.get("cursor")
 
         def page_json(conn: Connection) -> bytes:
+            # Read first: where there is no snapshot (in-memory SQLite) the position can then
+            # only be behind the page (a change listed and replayed), never ahead (one lost).
+            position = _org_stream_head(conn, org) if first else None
             rows, next_cursor, total = self._session_page(conn, org, **filters)
             return pydantic_core.to_json(
                 {
                     "data": [session_wire_from_raw(row) for row in rows],
                     "next_cursor": next_cursor,
                     "total": total,
+                    "stream_position": position,
                 }
             )
 
-        return await self._run_read(page_json)
+        return await self._run_read(page_json, snapshot=first)
 
     def _cached_count(self, key: Hashable) -> int | None:
         cached = self._counts.get(key)
@@ -2050,6 +2075,16 @@ def _append_batch(
             outcome.announced.append(key)
     outcome.changes.extend(_record_sessions_updated(conn, outcome.announced, now))
     return outcome
+
+
+def _org_stream_head(conn: Connection, org: str) -> int:
+    """The organisation stream's newest position, in one statement: the newest kept change, or
+    once retention has pruned every change of an idle organisation (the newest kept id is then
+    0 while the floor is above it) the floor: a resume from below it would get a reset."""
+    c, f = db.org_changes.c, db.org_stream_floor.c
+    newest = select(func.max(c.id)).where(c.org == org).scalar_subquery()
+    floor = select(f.change_id).where(f.org == org).scalar_subquery()
+    return int(conn.execute(select(func.coalesce(newest, floor, 0))).scalar_one())
 
 
 def _record_org_change(
