@@ -90,6 +90,13 @@ class EventType(StrEnum):
     STREAM_RESET = "stream.reset"
 
 
+#: The bookkeeping types: an operator changed another event's visibility (payload ``{event_id,
+#: sequence}``). Announcements for live viewers, not agent activity: never in a timeline.
+VISIBILITY_TYPES: frozenset[EventType] = frozenset(
+    {EventType.EVENT_HIDDEN, EventType.EVENT_UNHIDDEN, EventType.EVENT_DELETED}
+)
+
+
 class Usage(Model):
     input_tokens: int = 0
     output_tokens: int = 0

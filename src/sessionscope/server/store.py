@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionscope.models import (
+    VISIBILITY_TYPES,
     ActionCreate,
     ActionDecisionResult,
     ActionStatus,
@@ -379,10 +380,6 @@ class Tx:
 
 
 SESSION_COUNTER_TYPES = {EventType.MESSAGE_USER.value, EventType.MESSAGE_AGENT.value}
-#: Bookkeeping events about another event (payload {event_id, sequence}); not agent activity.
-BOOKKEEPING_TYPES = frozenset(
-    {EventType.EVENT_HIDDEN.value, EventType.EVENT_UNHIDDEN.value, EventType.EVENT_DELETED.value}
-)
 
 
 @dataclass
@@ -2286,7 +2283,7 @@ def _summary(event: Event) -> str:
 
 def build_timeline(events: list[Event]) -> list[TimelineEntry]:
     # Hide/unhide/delete announcements are for live viewers, not part of the session's story.
-    events = [event for event in events if event.type not in BOOKKEEPING_TYPES]
+    events = [event for event in events if event.type not in VISIBILITY_TYPES]
     pairs = _pair_tools(events)
     ended = {end.id for end in pairs.values()}
     entries: list[TimelineEntry] = []

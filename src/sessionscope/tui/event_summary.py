@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sessionscope.models import Event, EventType
+# VISIBILITY_TYPES is also read from here by the session screen.
+from sessionscope.models import VISIBILITY_TYPES, Event, EventType
 from sessionscope.tui.safe import SECRET_MASK, one_line
 
 #: Colour family of each type prefix; the timeline maps a family to a component class.
@@ -43,11 +44,6 @@ FAMILIES: tuple[str, ...] = (
     "error",
     "log",
     "other",
-)
-
-#: Emitted when an operator changes an event's visibility; payload ``{event_id, sequence}``.
-VISIBILITY_TYPES = frozenset(
-    {EventType.EVENT_HIDDEN, EventType.EVENT_UNHIDDEN, EventType.EVENT_DELETED}
 )
 
 _TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "output", "error")
