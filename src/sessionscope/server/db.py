@@ -317,9 +317,10 @@ def make_sync_engine(engine: AsyncEngine) -> Engine | None:
     return sync_engine
 
 
-# version -> statements upgrading from version - 1. Version 1 is the initial ``create_all``.
-#: version -> steps upgrading from version - 1: portable SQL, or a table to create (SQLAlchemy
-#: then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL).
+#: version -> steps upgrading from version - 1, in order: portable SQL, a table to create
+#: (SQLAlchemy then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL),
+#: or a function run on the connection. Version 1 is the initial ``create_all``; a new database
+#: gets the latest schema directly (see ``prepare_schema``).
 MIGRATIONS: dict[int, list[str | Table | Callable[[Connection], None]]] = {
     2: ["CREATE INDEX ix_org_changes_created ON org_changes (created_at)", org_stream_floor],
     3: [artifact_chunks],
