@@ -6,12 +6,14 @@ import base64
 import hashlib
 import random
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import httpx
 
 from sessionscope.models import Artifact, ArtifactWithContent
 from sessionscope.server.db import ARTIFACT_CHUNK_BYTES
+from sessionscope.server.store import ARTIFACT_CHUNKS_PER_READ
 
 
 def _upload(api: httpx.Client, session_id: str, name: str, data: bytes) -> Artifact:
@@ -104,3 +106,29 @@ def test_ranges_past_the_first_chunk_of_an_artifact_stored_before_chunking(make_
             assert part.content == legacy[first : last + 1], (first, last)
         suffix = api.get(content, headers={"Range": "bytes=-100"})
         assert suffix.status_code == 206 and suffix.content == legacy[-100:]
+
+
+def test_a_range_of_an_artifact_stored_before_chunking_reads_only_its_slice(make_server) -> None:
+    """Memory stays at a few chunks for old rows too: a short range of a large inline artifact
+    does not fetch the whole column, and a range longer than one read arrives whole, in order."""
+    server = make_server()
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": server.api_key}) as api:
+        session_id = api.post("/v1/sessions", json={"title": "legacy, huge"}).json()["id"]
+        size = 24 * 1024 * 1024
+        legacy = random.Random(13).randbytes(size)
+        content = _upload_legacy(api, server.db_path, session_id, legacy)
+        per_read = ARTIFACT_CHUNK_BYTES * ARTIFACT_CHUNKS_PER_READ
+        first, last = per_read - 10, per_read * 2 + 10  # longer than one read: two
+        part = api.get(content, headers={"Range": f"bytes={first}-{last}"})
+        assert part.status_code == 206 and part.content == legacy[first : last + 1]
+
+        middle = size // 2
+        tracemalloc.start()  # every thread's allocations, the server's included
+        try:
+            small = api.get(content, headers={"Range": f"bytes={middle}-{middle + 99}"})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert small.status_code == 206 and small.content == legacy[middle : middle + 100]
+        # Fetching the whole column would allocate at least its 24 MB.
+        assert peak < size // 4, f"peak {peak:,} bytes to read 100"

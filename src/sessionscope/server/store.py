@@ -30,6 +30,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Integer,
+    LargeBinary,
     Row,
     String,
     Text,
@@ -1472,20 +1473,40 @@ class Store:
                         .order_by(k.chunk_index)
                     )
                 ).all()
-                if not rows and index == first_index:
-                    # No chunk where the range starts: stored before chunking, so the bytes
-                    # are still in artifacts.content (wherever the range starts in them).
-                    legacy = (
-                        await conn.execute(
-                            select(db.artifacts.c.content).where(db.artifacts.c.id == artifact.id)
-                        )
-                    ).scalar()
-                    yield bytes(legacy or b"")[first : last + 1]
-                    return
+            if not rows and index == first_index:
+                # No chunk where the range starts: stored before chunking, so the bytes are
+                # still in artifacts.content (wherever the range starts in them).
+                async for part in self._read_legacy_artifact_range(artifact.id, first, last):
+                    yield part
+                return
             for chunk_index, data in rows:
                 start = chunk_index * step
                 yield bytes(data[max(0, first - start) : last + 1 - start])
             index = upto + 1
+
+    async def _read_legacy_artifact_range(
+        self, artifact_id: str, first: int, last: int
+    ) -> AsyncIterator[bytes]:
+        """``read_artifact_range`` for an artifact stored before chunking, whose bytes are
+        inline in ``artifacts.content``: the range is sliced in SQL, as many chunks' worth per
+        query as a chunked read takes, so the column is never loaded whole. ``substr`` counts
+        bytes in a BLOB (SQLite) or a BYTEA (PostgreSQL), from 1."""
+        content = db.artifacts.c.content
+        most = db.ARTIFACT_CHUNK_BYTES * ARTIFACT_CHUNKS_PER_READ
+        offset = first
+        while offset <= last:
+            length = min(most, last + 1 - offset)
+            piece = func.substr(content, offset + 1, length, type_=LargeBinary)
+            async with self.engine.connect() as conn:
+                data = (
+                    await conn.execute(select(piece).where(db.artifacts.c.id == artifact_id))
+                ).scalar()
+            part = bytes(data or b"")
+            if part:
+                yield part
+            if len(part) < length:
+                return  # the stored bytes end before the range does
+            offset += length
 
     async def get_artifact(
         self, org: str, session_id: str, artifact_id: str
