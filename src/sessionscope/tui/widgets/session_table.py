@@ -565,6 +565,9 @@ def column_widths(width: int) -> list[int]:
     return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in COLUMNS]
 
 
+_BAR_CELLS: dict[tuple[RichSegment, Style, int], Strip] = {}
+
+
 class _StripScrollBarRender(ScrollBarRender, Visual):
     """Textual's own scrollbar, handed over as strips. As a Rich renderable it went through a
     console render and a line split on every frame the view moved: about 3 ms of each
@@ -585,8 +588,20 @@ class _StripScrollBarRender(ScrollBarRender, Visual):
             bar_color=bar_style.color or Color.parse("bright_magenta"),
         )
         # What Widget.post_render does for a renderable: the widget's style under the bar's.
+        # A bar is a handful of distinct cells (track, thumb, thumb ends): the same strip for
+        # the same cell, so _StripScrollBar finishes each once.
         under = style.rich_style
-        return [Strip(RichSegment.apply_style([segment], under), width) for segment in bar.segments]
+        cells = _BAR_CELLS
+        if len(cells) > 64:
+            cells.clear()
+        strips = []
+        for segment in bar.segments:
+            key = (segment, under, width)
+            strip = cells.get(key)
+            if strip is None:
+                strip = cells[key] = Strip(RichSegment.apply_style([segment], under), width)
+            strips.append(strip)
+        return strips
 
     def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
         return self.thickness
@@ -621,7 +636,7 @@ class _StripScrollBar(ScrollBar):
 
     def __init__(self, vertical: bool = True, name: str | None = None, *, thickness: int = 1):
         super().__init__(vertical, name, thickness=thickness)
-        self._finished: dict[tuple[object, ...], Strip] = {}
+        self._finished: dict[tuple[object, ...], tuple[Strip, Strip]] = {}
 
     def render_lines(self, crop: Region) -> list[Strip]:
         if not _plain_box(self):
@@ -636,14 +651,16 @@ class _StripScrollBar(ScrollBar):
         strips = []
         for y in crop.line_range:
             line = self.render_line(y)
-            key = (tuple(line), width, inner, background, filters)
-            strip = finished.get(key)
-            if strip is None:
+            # The bar's strips are shared per distinct cell (_StripScrollBarRender): keyed by
+            # the strip's identity (the entry holds the strip, so its id is never reused).
+            key = (id(line), width, inner, background, filters)
+            entry = finished.get(key)
+            if entry is None:
                 strip = line.adjust_cell_length(width, inner)
                 for line_filter in filters:
                     strip = strip.apply_filter(line_filter, background)
-                finished[key] = strip
-            strips.append(strip)
+                entry = finished[key] = (line, strip)
+            strips.append(entry[1])
         if crop.column_span != (0, width):
             x1, x2 = crop.column_span
             strips = [strip.crop(x1, x2) for strip in strips]
