@@ -667,6 +667,11 @@ class _StripScrollBar(ScrollBar):
         return strips
 
 
+#: Drawing ahead waits this long after a frame: started at once, it held the interpreter lock
+#: while Textual's writer thread waited for it to send that frame (up to the 5 ms switch
+#: interval).
+PRERENDER_DELAY = 0.01
+
 _heap_frozen = False
 
 
@@ -917,7 +922,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _prerender_later(self) -> None:
         if not self._prerender_pending and self.is_mounted:
             self._prerender_pending = True
-            self.call_after_refresh(self._prerender_ahead)
+            self.call_after_refresh(self.set_timer, PRERENDER_DELAY, self._prerender_ahead)
 
     def _prerender_ahead(self) -> None:
         """Once a frame is out, draw the loaded rows of the next screen in the direction of
