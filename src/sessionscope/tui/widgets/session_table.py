@@ -14,7 +14,6 @@ request instead of a walk through every page.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -672,21 +671,6 @@ class _StripScrollBar(ScrollBar):
 #: interval).
 PRERENDER_DELAY = 0.01
 
-_heap_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Once the first page is painted, move every object then alive (modules, stylesheets,
-    widgets: about 85,000 of them) to the collector's permanent generation. A full collection
-    walks every tracked object: with those included it took about 70 ms on the benchmark
-    machine and, landing between a key and its frame, was the page-down p99. Whatever garbage
-    is among them stays (a one-off, not a growth). Once per process, for every screen."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.freeze()
-
-
 class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Virtualised sessions list. Post ``SessionTable.Selected`` on enter."""
 
@@ -1046,7 +1030,6 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._loading = False
 
     def _after_page(self, anchor: Session | None) -> None:
-        first = not _heap_frozen
         self._update_virtual_size()
         if anchor is not None and self._restore_id is None:
             # Rows can move when a page arrives (the walks met and the first page's total was
@@ -1070,8 +1053,6 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh()
         self.post_message(self.Loaded())
         self._prerender_later()
-        if first:
-            self.call_after_refresh(_freeze_startup_heap)
 
     # -- rendering -------------------------------------------------------------------------------
     def notify_style_update(self) -> None:
