@@ -129,8 +129,12 @@ def open_console_timeline(
     try:
         program.wait_for_text(title, timeout=120)
         program.settle(quiet=0.2, timeout=5)
+        since = len(program.chunks)
         program.send("enter")
-        # The session screen shows the title in its header; wait for the screen to settle.
+        # The feeder starts only once the session screen is up (its tab bar is on screen): a
+        # quiet half second alone could pass while the screen was still opening, and events
+        # would then flow into a session that was not empty when its timeline opened.
+        program.wait_for_text("1 Timeline", timeout=30, since=since)
         program.settle(quiet=0.5, timeout=10)
     except BaseException:
         program.close()
