@@ -163,8 +163,11 @@ async def test_stream_reset_reloads_sessions_and_inbox(
         async with app.run_test(size=SIZE) as pilot:
             table = app.sessions_screen.table
             await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
-            await create_session(client, "Seen live")
-            await wait_for(pilot, lambda: app._org_position is not None, "a change")
+            seen = await create_session(client, "Seen live")
+            # Listed through the live watch (the first page was taken before it existed).
+            await wait_for(
+                pilot, lambda: table.pages.index_of(seen) is not None, "the change shown"
+            )
             app.open_inbox()
             await wait_for(pilot, lambda: isinstance(app.screen, InboxScreen), "the inbox")
             inbox = app.screen
