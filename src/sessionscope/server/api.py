@@ -410,10 +410,9 @@ async def stream_org(
 ) -> StreamingResponse:
     floor = await store.org_stream_floor(org)
     if last_event_id is None and after is None:
-        # A fresh subscriber wants what happens from now on, not the organisation's history.
-        # Once retention has pruned every change of an idle organisation the newest kept id is
-        # 0 while the floor is above it: starting below the floor would send a needless reset.
-        start = max(await store.last_org_change_id(org), floor)
+        # A fresh subscriber wants what happens from now on, not the organisation's history:
+        # from the stream's head, the position a first listing page carries too.
+        start = await store.org_stream_head(org)
     else:
         start = streams.resume_point(last_event_id, after)
 

@@ -1351,14 +1351,9 @@ class Store:
             ).scalar()
         return int(value or 0)
 
-    async def last_org_change_id(self, org: str) -> int:
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    select(func.max(db.org_changes.c.id)).where(db.org_changes.c.org == org)
-                )
-            ).scalar()
-        return int(value or 0)
+    async def org_stream_head(self, org: str) -> int:
+        """Where a fresh subscriber of the organisation stream starts (see ``_org_stream_head``)."""
+        return await self._run_read(lambda conn: _org_stream_head(conn, org))
 
     # -- artifacts ------------------------------------------------------------------------------
 
