@@ -625,6 +625,24 @@ def _plain_box(widget: Widget) -> bool:
     )
 
 
+def _finish_line(
+    strip: Strip, width: int, inner: Style, background: TextualColor, filters: Sequence[LineFilter]
+) -> Strip:
+    """What Textual's styles cache does to a content line of a ``_plain_box`` widget: extend it
+    to the widget's width and apply the app's line filters. Each step is cached on the strip."""
+    strip = strip.adjust_cell_length(width, inner)
+    for line_filter in filters:
+        strip = strip.apply_filter(line_filter, background)
+    return strip
+
+
+def _crop_columns(strips: list[Strip], crop: Region, width: int) -> list[Strip]:
+    if crop.column_span == (0, width):
+        return strips
+    x1, x2 = crop.column_span
+    return [strip.crop(x1, x2) for strip in strips]
+
+
 class _StripScrollBar(ScrollBar):
     """The table's vertical scrollbar, finished from the same strip objects every frame.
 
@@ -655,21 +673,17 @@ class _StripScrollBar(ScrollBar):
             key = (id(line), width, inner, background, filters)
             entry = finished.get(key)
             if entry is None:
-                strip = line.adjust_cell_length(width, inner)
-                for line_filter in filters:
-                    strip = strip.apply_filter(line_filter, background)
+                strip = _finish_line(line, width, inner, background, filters)
                 entry = finished[key] = (line, strip)
             strips.append(entry[1])
-        if crop.column_span != (0, width):
-            x1, x2 = crop.column_span
-            strips = [strip.crop(x1, x2) for strip in strips]
-        return strips
+        return _crop_columns(strips, crop, width)
 
 
 #: Drawing ahead waits this long after a frame: started at once, it held the interpreter lock
 #: while Textual's writer thread waited for it to send that frame (up to the 5 ms switch
 #: interval).
 PRERENDER_DELAY = 0.01
+
 
 class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Virtualised sessions list. Post ``SessionTable.Selected`` on enter."""
@@ -933,9 +947,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             if session is None:
                 continue
             strip = self._row_strip(session, row == self.cursor_row, width, base, now)
-            strip = strip.adjust_cell_length(full, inner)
-            for line_filter in filters:
-                strip = strip.apply_filter(line_filter, background)
+            strip = _finish_line(strip, full, inner, background, filters)
             for piece in strip.divide(cuts):
                 piece.render(console)
 
@@ -1079,16 +1091,11 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         styles cache every repainted line was a new strip and went through all of it again."""
         width = self.content_region.width
         inner, background, filters = self._line_finish()
-        strips = []
-        for strip in self._content_lines(crop.y, crop.bottom):
-            strip = strip.adjust_cell_length(width, inner)
-            for line_filter in filters:
-                strip = strip.apply_filter(line_filter, background)
-            strips.append(strip)
-        if crop.column_span != (0, width):
-            x1, x2 = crop.column_span
-            strips = [strip.crop(x1, x2) for strip in strips]
-        return strips
+        strips = [
+            _finish_line(strip, width, inner, background, filters)
+            for strip in self._content_lines(crop.y, crop.bottom)
+        ]
+        return _crop_columns(strips, crop, width)
 
     def _line_finish(self) -> tuple[Style, TextualColor, Sequence[LineFilter]]:
         """What the styles cache applies to a content line: the background a short line is
