@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# VISIBILITY_TYPES is also read from here by the session screen.
 from sessionscope.models import VISIBILITY_TYPES, Event, EventType
 from sessionscope.tui.safe import SECRET_MASK, one_line
 

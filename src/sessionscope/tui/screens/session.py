@@ -30,7 +30,14 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from sessionscope.backends import Backend, BackendError, Capability, WatchState
-from sessionscope.models import ActionStatus, Event, EventType, PendingAction, Session
+from sessionscope.models import (
+    VISIBILITY_TYPES,
+    ActionStatus,
+    Event,
+    EventType,
+    PendingAction,
+    Session,
+)
 from sessionscope.tui import clock, event_summary
 from sessionscope.tui.app import register_mutating
 from sessionscope.tui.event_rate import EventRate
@@ -88,7 +95,7 @@ MUTATING_ACTIONS = frozenset(
     }
 )
 #: Kinds that never show in a timeline: nothing to filter on.
-NOT_TIMELINE_TYPES = event_summary.VISIBILITY_TYPES | {EventType.STREAM_RESET}
+NOT_TIMELINE_TYPES = VISIBILITY_TYPES | {EventType.STREAM_RESET}
 #: Actions about the timeline's rows: only while the timeline tab is showing.
 TIMELINE_ACTIONS = frozenset(
     {
@@ -561,7 +568,7 @@ class SessionScreen(Screen[None]):
                 self._meta_stale = True
             elif kind.startswith("tool_call."):
                 tool_calls_changed = True
-            elif kind in event_summary.VISIBILITY_TYPES:
+            elif kind in VISIBILITY_TYPES:
                 notices.append(event)
         added = self.timeline.store.append(batch)
         # After the append: a notice may name an event of this same batch (a resumed backlog,

@@ -223,7 +223,7 @@ class SessionsScreen(Screen[None]):
 
     @property
     def table(self) -> SessionTable:
-        # A reference, not a query, for the same reason as the rate column's.
+        # Held from compose: read on every live change batch and key, no query needed.
         return self._table
 
     def compose(self) -> ComposeResult:
@@ -356,8 +356,6 @@ class SessionsScreen(Screen[None]):
 
     @property
     def rate_shown(self) -> bool:
-        # A reference, not a query: the app's change timer can fire while the screen's children
-        # are being removed at exit, and a query then found no column (an error at shutdown).
         return bool(self.rate_column.display)
 
     def action_toggle_rate(self) -> None:
