@@ -103,3 +103,28 @@ def test_console_imports_httpx_without_its_command_line_tool() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SKIPPED:True" in result.stdout
     assert "LATER:True" in result.stdout
+
+
+COLLECTOR_PROBE = """
+import gc
+from sessionscope import cli
+from sessionscope.tui.app import SessionScopeApp
+seen = []
+SessionScopeApp.run = lambda self: seen.append(gc.isenabled())
+cli.run_console("http://127.0.0.1:9", "k")
+print("COLLECTING_AT_START:" + str(seen))
+"""
+
+
+def test_console_pauses_the_collector_for_its_start() -> None:
+    # The app ends the pause (tests/tui/test_sessions_startup.py); here only that the command
+    # starts it, in a process of its own so that this suite's collector is untouched.
+    result = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "COLLECTING_AT_START:[False]" in result.stdout

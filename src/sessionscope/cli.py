@@ -76,6 +76,10 @@ def run_console(
     bell: bool = False,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
+    from sessionscope.tui import collector
+
+    # Before the imports: their objects are the bulk of what the collector would walk.
+    collector.pause_for_startup()
     _import_httpx_without_its_command_line()
     from sessionscope.backends import BackendConfig, BackendError, create_backend
 

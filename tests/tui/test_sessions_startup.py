@@ -4,16 +4,18 @@ used once, by a matching request only; work deferred until the first page has pa
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_sessions import SIZE, make_app, started, wait_for
+from test_sessions import SIZE, make_app, started, table_of, wait_for
 
 from sessionscope.backends import BackendConfig, SessionQuery, create_backend
 from sessionscope.models import SessionStatus
+from sessionscope.tui import collector
 from sessionscope.tui.screens.sessions import PAGE_SIZE, FirstPage, _ListingBackend
 
 
@@ -106,3 +108,66 @@ def test_a_failing_background_import_is_swallowed(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(app_module, "WARM_UP_MODULES", ("sessionscope.no_such_module",))
     app_module._import_quietly()  # no exception: opening a session reports it instead
+
+
+@pytest.fixture
+def collector_paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The collector paused as ``sessionscope``'s command pauses it, in a process where the
+    startup heap was never frozen; the collector is on again afterwards whatever happens. The
+    time limit is out of reach, so that only the path under test can end the pause."""
+    from sessionscope.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "STARTUP_COLLECTOR_LIMIT", 60.0)
+    monkeypatch.setattr(collector, "_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # the suite's own heap stays collectable
+    collector.pause_for_startup()
+    try:
+        yield
+    finally:
+        gc.enable()
+        monkeypatch.setattr(collector, "_paused", False)
+
+
+async def test_the_collector_resumes_once_the_first_page_has_painted(
+    make_server: Callable[..., Any], collector_paused: None
+) -> None:
+    running = make_server()
+    create_session(running, "row")
+    assert not gc.isenabled()
+    app = make_app(running.url, running.api_key, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_for(pilot, gc.isenabled, "the collector resumed after the first page")
+        assert not collector.paused()
+
+
+async def test_the_collector_resumes_when_the_first_page_fails(
+    make_server: Callable[..., Any], collector_paused: None
+) -> None:
+    running = make_server()
+    app = make_app(running.url, "not-a-valid-key", watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(
+            pilot,
+            lambda: table_of(app).load_error is not None,
+            "the first page to fail",
+        )
+        await wait_for(pilot, gc.isenabled, "the collector resumed after the failed page")
+
+
+async def test_the_collector_resumes_when_the_first_page_never_comes(
+    collector_paused: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionscope.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "STARTUP_COLLECTOR_LIMIT", 0.2)
+    never_answers = asyncio.Event()
+
+    async def list_sessions(*args: Any, **kwargs: Any) -> Any:
+        await never_answers.wait()
+
+    app = make_app("http://127.0.0.1:9", None, watch=False)
+    monkeypatch.setattr(app.backend, "list_sessions", list_sessions)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, gc.isenabled, "the collector resumed after its time limit")
+        assert not table_of(app).pages.started

@@ -7,7 +7,6 @@ feeds the connection indicator, the pending-action toasts and the sessions list)
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import logging
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,7 @@ from sessionscope.backends import (
     WatchState,
 )
 from sessionscope.models import OrgChange, Session, SessionStatus
+from sessionscope.tui import collector
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
@@ -54,21 +54,9 @@ def register_mutating(*binding_ids: str) -> None:
     MUTATING_BINDING_IDS.update(binding_ids)
 
 
-_heap_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Once the first page is painted, move every object then alive (modules, stylesheets,
-    widgets: about 85,000 of them) to the collector's permanent generation. A full collection
-    walks every tracked object: with those included it took about 70 ms on the benchmark
-    machine and, landing between a key and its frame, was the sessions list's page-down p99.
-    Whatever garbage is among them stays (a one-off, not a growth). Once per process: the
-    freeze is process-wide, and later apps (tests) would only freeze their predecessors'
-    garbage."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.freeze()
+#: The collector resumes this long after mount even if the first page has not painted by then
+#: (see ``collector``): a start stuck on a slow server must not run without it for long.
+STARTUP_COLLECTOR_LIMIT = 3.0
 
 
 class OrgChanges(Message):
@@ -134,16 +122,18 @@ class SessionScopeApp(App[None]):
         self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
         self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
+        self.set_timer(STARTUP_COLLECTOR_LIMIT, collector.end_startup, name="end-startup")
         # The organisation watch starts once the sessions list has its first page (see
         # ``follow_org_from``): started now, from "now", it could begin after the page's
         # snapshot and a change committed in between would never be shown.
 
     def warm_up(self) -> None:
-        """Called once the sessions list's first page has painted: import the session screen
-        now, so that opening the first session does not pay for it. In a thread rather than on
+        """Called once the sessions list's first page has painted: end the collector's startup
+        pause (see ``collector``), and import the session screen now, so that opening the first
+        session does not pay for it. In a thread rather than on
         the event loop, so a key pressed meanwhile waits for at most a GIL switch interval
         (5 ms) instead of the whole import."""
-        _freeze_startup_heap()
+        collector.end_startup()
         self.run_worker(_import_quietly, thread=True, exit_on_error=False, group="warm-up")
 
     async def on_unmount(self) -> None:

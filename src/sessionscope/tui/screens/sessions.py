@@ -25,7 +25,7 @@ from sessionscope.backends import (
     Unsupported,
 )
 from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
-from sessionscope.tui import clock
+from sessionscope.tui import clock, collector
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
 from sessionscope.tui.widgets.footer import AppFooter
@@ -419,6 +419,7 @@ class SessionsScreen(Screen[None]):
             table.ensure_loaded()
             return
         self._held = []  # nothing to apply them to; the next reload's snapshot includes them
+        collector.end_startup()  # no first page to wait for
         self.show_message(describe_error(event.error, self.ss_app.backend.display_name))
         self._show_summary()
         # Without a page there is no position to start the live watch from: it starts from
