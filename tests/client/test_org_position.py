@@ -11,7 +11,7 @@ from client_support import fast_config
 
 from sessionscope.backends import WatchState
 from sessionscope.backends.native import NativeBackend
-from sessionscope.models import OrgChange, SessionCreate
+from sessionscope.models import EventType, OrgChange, SessionCreate
 
 DEADLINE = 15.0
 
@@ -88,3 +88,50 @@ async def test_polled_changes_are_numbered_above_the_listing_they_were_found_in(
     # A listing from before the change was made must not count it as included: a console
     # that lists while it polls would otherwise skip it.
     assert before[0] is not None and found.id > before[0]
+
+
+def polling_config(running: Any) -> Any:
+    return dataclasses.replace(
+        fast_config(running.url, running.api_key, poll=True), poll_interval=0.02
+    )
+
+
+async def test_polling_from_a_listing_says_when_it_cannot_tell_what_changed_since(
+    make_server: Callable[..., Any],
+) -> None:
+    running = make_server()
+    async with NativeBackend(polling_config(running)) as backend:
+        await backend.create_session(SessionCreate(title="listed"))
+        page = await backend.list_sessions()
+        # After the listing, before the first poll: a poll only sees the result, not the
+        # change, so the poller must not take it as its baseline silently.
+        await backend.create_session(SessionCreate(title="between"))
+        polling = asyncio.Event()
+        watch = backend.watch_org(
+            after=page.stream_position,
+            on_state=lambda state, _: polling.set() if state is WatchState.POLLING else None,
+        )
+        changes = await changes_until(
+            watch, polling, lambda: backend.create_session(SessionCreate(title="later"))
+        )
+    assert changes[0].kind == EventType.STREAM_RESET
+    assert page.stream_position is not None and changes[0].id > page.stream_position
+    assert [c.kind for c in changes[1:]] == ["session.created"]
+
+
+async def test_polling_from_a_listing_with_nothing_changed_since_has_no_reset(
+    make_server: Callable[..., Any],
+) -> None:
+    running = make_server()
+    async with NativeBackend(polling_config(running)) as backend:
+        await backend.create_session(SessionCreate(title="listed"))
+        page = await backend.list_sessions()
+        polling = asyncio.Event()
+        watch = backend.watch_org(
+            after=page.stream_position,
+            on_state=lambda state, _: polling.set() if state is WatchState.POLLING else None,
+        )
+        changes = await changes_until(
+            watch, polling, lambda: backend.create_session(SessionCreate(title="later"))
+        )
+    assert [c.kind for c in changes] == ["session.created"]

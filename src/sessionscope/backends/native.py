@@ -59,6 +59,7 @@ from sessionscope.models import (
     Artifact,
     CloseResult,
     Event,
+    EventType,
     OrgChange,
     Page,
     PendingAction,
@@ -730,6 +731,14 @@ class _OrgPoller:
         if page.stream_position is not None and self._counter < page.stream_position:
             self._counter = page.stream_position
         changes: list[OrgChange] = []
+        if self._sessions is None and last is not None:
+            # The first poll only learns what is there now, so changes made since ``last`` (the
+            # listing the watch follows from, or the last change a stream delivered before it
+            # fell back to polling) cannot be told apart: say they were missed, as the stream
+            # says when it pruned changes, and the console reloads. Unless the listing's
+            # position shows nothing changed since.
+            if page.stream_position is None or page.stream_position > last:
+                changes.append(self._change(EventType.STREAM_RESET, ""))
         current = {session.id: session for session in page.data}
         if self._sessions is not None:
             for session_id, session in current.items():
