@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -138,3 +140,23 @@ def test_oversized_bodies_are_refused(make_server) -> None:
         assert response.status_code == 413
         assert response.headers["content-type"].startswith("application/problem+json")
         assert api.post("/v1/sessions", json={"title": "small"}).status_code == 201
+
+
+def chunked(body: bytes, size: int = 100) -> Iterator[bytes]:
+    """A body without Content-Length: httpx sends a generator chunked."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_oversized_chunked_bodies_are_refused(make_server) -> None:
+    server = make_server(max_body_bytes=1000)
+    headers = {"X-API-Key": server.api_key, "Content-Type": "application/json"}
+    with httpx.Client(base_url=server.url, headers=headers) as api:
+        big = json.dumps({"title": "x" * 2000}).encode()
+        response = api.post("/v1/sessions", content=chunked(big))
+        assert "content-length" not in response.request.headers
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("application/problem+json")
+        small = json.dumps({"title": "small"}).encode()
+        assert api.post("/v1/sessions", content=chunked(small)).status_code == 201
+        assert [s["title"] for s in api.get("/v1/sessions").json()["data"]] == ["small"]

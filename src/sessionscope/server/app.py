@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sessionscope
 from sessionscope.server.api import router
@@ -123,7 +124,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 class _BodySizeLimit:
-    """Agents are untrusted: refuse a declared oversized body before anything reads it.
+    """Agents are untrusted: refuse an oversized body, before anything reads it when its size is
+    declared, and as soon as the limit is passed when it is not (a chunked upload).
 
     Plain ASGI: Starlette's ``@app.middleware("http")`` runs every request through a task and
     a memory stream (a sixth of a small request's server time)."""
@@ -133,12 +135,35 @@ class _BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if value.isdigit() and int(value) > self.max_bytes:
-                        refusal = problem(413, f"the request body exceeds {self.max_bytes} bytes")
-                        await refusal(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    refusal = problem(413, self._too_large())
+                    await refusal(scope, receive, send)
+                    return
+                # The server holds the client to its declared length.
+                await self.app(scope, receive, send)
+                return
+        await self.app(scope, self._counted(receive), send)
+
+    def _too_large(self) -> str:
+        return f"the request body exceeds {self.max_bytes} bytes"
+
+    def _counted(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised where the route reads its body. Starlette's HTTPException, because
+                    # FastAPI turns any other error while it reads a body into a 400.
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        return counted
