@@ -23,29 +23,31 @@ from enum import StrEnum
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
-from rich.color import Color
 from rich.segment import Segment as RichSegment
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.color import Color as TextualColor
-from textual.css.styles import RulesMap
 from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
-from textual.scrollbar import ScrollBar, ScrollBarRender
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
-from textual.visual import RenderOptions, Visual
-from textual.widget import Widget
 
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import one_line, plain_line
-from sessionscope.tui.widgets.scrolling import resize_scrollbar_only
+from sessionscope.tui.widgets.scrolling import (
+    crop_columns,
+    finish_line,
+    plain_box,
+    resize_scrollbar_only,
+    strip_vertical_scrollbar,
+)
 
 #: The reference server caps a sessions page at 200 rows.
 MAX_PAGE = 200
@@ -564,121 +566,6 @@ def column_widths(width: int) -> list[int]:
     return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in COLUMNS]
 
 
-_BAR_CELLS: dict[tuple[RichSegment, Style, int], Strip] = {}
-
-
-class _StripScrollBarRender(ScrollBarRender, Visual):
-    """Textual's own scrollbar, handed over as strips. As a Rich renderable it went through a
-    console render and a line split on every frame the view moved: about 3 ms of each
-    page-down frame, as much as a third of the table's own rows."""
-
-    def render_strips(
-        self, width: int, height: int | None, style: VisualStyle, options: RenderOptions
-    ) -> list[Strip]:
-        bar_style = self.style if isinstance(self.style, Style) else Style.parse(str(self.style))
-        bar = self.render_bar(
-            size=height if height is not None else self.window_size,
-            virtual_size=self.virtual_size,
-            window_size=self.window_size,
-            position=self.position,
-            thickness=width,
-            vertical=self.vertical,
-            back_color=bar_style.bgcolor or Color.parse("#555555"),
-            bar_color=bar_style.color or Color.parse("bright_magenta"),
-        )
-        # What Widget.post_render does for a renderable: the widget's style under the bar's.
-        # A bar is a handful of distinct cells (track, thumb, thumb ends): the same strip for
-        # the same cell, so _StripScrollBar finishes each once.
-        under = style.rich_style
-        cells = _BAR_CELLS
-        if len(cells) > 64:
-            cells.clear()
-        strips = []
-        for segment in bar.segments:
-            key = (segment, under, width)
-            strip = cells.get(key)
-            if strip is None:
-                strip = cells[key] = Strip(RichSegment.apply_style([segment], under), width)
-            strips.append(strip)
-        return strips
-
-    def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
-        return self.thickness
-
-    def get_height(self, rules: RulesMap, width: int) -> int:
-        return self.window_size
-
-
-def _plain_box(widget: Widget) -> bool:
-    """No border, padding, outline, tint, hatch, opacity or border title: all Textual's styles
-    cache then does to a content line is adjust its width and apply the app's line filters."""
-    styles = widget.styles
-    return (
-        not any(styles.gutter)
-        and not any(edge for edge, _ in styles.outline)
-        and not styles.tint.a
-        and widget.opacity == 1
-        and styles.text_opacity == 1
-        and (not styles.has_rule("hatch") or styles.hatch == "none")
-        and widget.border_title is None
-        and widget.border_subtitle is None
-    )
-
-
-def _finish_line(
-    strip: Strip, width: int, inner: Style, background: TextualColor, filters: Sequence[LineFilter]
-) -> Strip:
-    """What Textual's styles cache does to a content line of a ``_plain_box`` widget: extend it
-    to the widget's width and apply the app's line filters. Each step is cached on the strip."""
-    strip = strip.adjust_cell_length(width, inner)
-    for line_filter in filters:
-        strip = strip.apply_filter(line_filter, background)
-    return strip
-
-
-def _crop_columns(strips: list[Strip], crop: Region, width: int) -> list[Strip]:
-    if crop.column_span == (0, width):
-        return strips
-    x1, x2 = crop.column_span
-    return [strip.crop(x1, x2) for strip in strips]
-
-
-class _StripScrollBar(ScrollBar):
-    """The table's vertical scrollbar, finished from the same strip objects every frame.
-
-    The bar moves on every page, so Textual repainted all its lines through the styles cache,
-    each a new strip to filter, cut and encode again: about 2-3 ms of a page-down frame for a
-    column one cell wide. Its lines are a handful of distinct cells (track, thumb, thumb ends):
-    each is finished once and the same strip comes back while its content is the same."""
-
-    def __init__(self, vertical: bool = True, name: str | None = None, *, thickness: int = 1):
-        super().__init__(vertical, name, thickness=thickness)
-        self._finished: dict[tuple[object, ...], tuple[Strip, Strip]] = {}
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        if not _plain_box(self):
-            return super().render_lines(crop)
-        base_background, background = self.background_colors
-        inner = VisualStyle(background=base_background + background).rich_style
-        width = self.content_region.width
-        filters = tuple(self.get_line_filters())
-        finished = self._finished
-        if len(finished) > 64:
-            finished.clear()
-        strips = []
-        for y in crop.line_range:
-            line = self.render_line(y)
-            # The bar's strips are shared per distinct cell (_StripScrollBarRender): keyed by
-            # the strip's identity (the entry holds the strip, so its id is never reused).
-            key = (id(line), width, inner, background, filters)
-            entry = finished.get(key)
-            if entry is None:
-                strip = _finish_line(line, width, inner, background, filters)
-                entry = finished[key] = (line, strip)
-            strips.append(entry[1])
-        return _crop_columns(strips, crop, width)
-
-
 #: Drawing ahead waits this long after a frame: started at once, it held the interpreter lock
 #: while Textual's writer thread waited for it to send that frame (up to the 5 ms switch
 #: interval).
@@ -855,15 +742,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     # -- sizing and scrolling --------------------------------------------------------------------
     @property
     def vertical_scrollbar(self) -> ScrollBar:
-        # Textual's own property (8.2), creating the strip-caching scrollbar instead.
-        if self._vertical_scrollbar is None:
-            scrollbar = _StripScrollBar(
-                vertical=True, name="vertical", thickness=self.scrollbar_size_vertical
-            )
-            scrollbar.display = False
-            self._vertical_scrollbar = scrollbar
-            self.app._start_widget(self, scrollbar)
-        return self._vertical_scrollbar
+        return strip_vertical_scrollbar(self)
 
     @property
     def _body_height(self) -> int:
@@ -887,10 +766,6 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
                 self._scroll_to_row(self.max_scroll_y)
             return
         self.virtual_size = size
-
-    def on_mount(self) -> None:
-        # Textual documents setting the renderer on one scrollbar instance.
-        self.vertical_scrollbar.renderer = _StripScrollBarRender  # type: ignore[misc]
 
     def on_resize(self, event: events.Resize) -> None:
         self._line_cache_size = max(128, 4 * self._body_height)
@@ -947,7 +822,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             if session is None:
                 continue
             strip = self._row_strip(session, row == self.cursor_row, width, base, now)
-            strip = _finish_line(strip, full, inner, background, filters)
+            strip = finish_line(strip, full, inner, background, filters)
             for piece in strip.divide(cuts):
                 piece.render(console)
 
@@ -1077,7 +952,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._frame_base = self.rich_style
         self._frame_now = clock.now()
         try:
-            if not _plain_box(self):
+            if not plain_box(self):
                 return super().render_lines(crop)
             return self._render_plain_lines(crop)
         finally:
@@ -1092,10 +967,10 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         width = self.content_region.width
         inner, background, filters = self._line_finish()
         strips = [
-            _finish_line(strip, width, inner, background, filters)
+            finish_line(strip, width, inner, background, filters)
             for strip in self._content_lines(crop.y, crop.bottom)
         ]
-        return _crop_columns(strips, crop, width)
+        return crop_columns(strips, crop, width)
 
     def _line_finish(self) -> tuple[Style, TextualColor, Sequence[LineFilter]]:
         """What the styles cache applies to a content line: the background a short line is

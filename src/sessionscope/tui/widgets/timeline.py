@@ -25,18 +25,27 @@ from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
+from textual.color import Color as TextualColor
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
+from textual.style import Style as VisualStyle
 
 from sessionscope.backends import BackendError
 from sessionscope.models import Event
 from sessionscope.tui import event_summary
 from sessionscope.tui.event_store import EventStore, RowState
 from sessionscope.tui.safe import one_line
-from sessionscope.tui.widgets.scrolling import resize_scrollbar_only
+from sessionscope.tui.widgets.scrolling import (
+    crop_columns,
+    finish_line,
+    plain_box,
+    resize_scrollbar_only,
+    strip_vertical_scrollbar,
+)
 
 TYPE_WIDTH = 20
 SEQ_WIDTH = 8
@@ -131,6 +140,10 @@ class Timeline(ScrollView, can_focus=True):
         self._frame_base: Style | None = None
         self._frame_focus = False
         self._row_styles: dict[tuple[Style, str], Style] = {}
+        #: The background a short line is extended with, per widget background colour: the same
+        #: object while the colour is unchanged (it is part of the key under which a strip
+        #: caches its extension).
+        self._inner: tuple[TextualColor, Style] | None = None
         #: The first and last pages are fetched once the view is painted, so home/end are instant.
         self._prefetched = False
         self._rows_shown = False
@@ -423,13 +436,40 @@ class Timeline(ScrollView, can_focus=True):
         self.follow = False
 
     # -- rendering ------------------------------------------------------------------------------
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        # The bar moves with every followed batch: Textual's own scrollbar repainted each of its
+        # lines through the styles cache every frame (~6 ms of a frame at 1,000 events/s).
+        return strip_vertical_scrollbar(self)
+
     def render_lines(self, crop: Region) -> list[Strip]:
         self._frame_base = self.rich_style
         self._frame_focus = self.has_focus_within
         try:
-            return super().render_lines(crop)
+            if not plain_box(self):
+                return super().render_lines(crop)
+            return self._render_plain_lines(crop)
         finally:
             self._frame_base = None
+
+    def _render_plain_lines(self, crop: Region) -> list[Strip]:
+        """The lines of ``crop`` as Textual's styles cache would make them, but finished from
+        the row strips of the line cache. Textual caches what it derives from a strip on the
+        strip (its extension, the line filters, the pieces cut at the scrollbar, the escape
+        codes); the styles cache made a new strip of every line of every frame, so a followed
+        timeline, whose every line moves on every batch, paid for all of it again per line."""
+        width = self.content_region.width
+        base_background, background = self.background_colors
+        colour = base_background + background
+        if self._inner is None or self._inner[0] != colour:
+            self._inner = (colour, VisualStyle(background=colour).rich_style)
+        inner = self._inner[1]
+        filters = self.get_line_filters()
+        strips = [
+            finish_line(self.render_line(y), width, inner, background, filters)
+            for y in crop.line_range
+        ]
+        return crop_columns(strips, crop, width)
 
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_offset.y) + y
