@@ -30,7 +30,6 @@ from sessionscope.models import (
     CloseResult,
     Event,
     EventCreate,
-    EventType,
     Health,
     MessageCreate,
     OrgChange,
@@ -408,7 +407,6 @@ async def stream_org(
     last_event_id: LastEventId = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
-    floor = await store.org_stream_floor(org)
     if last_event_id is None and after is None:
         # A fresh subscriber wants what happens from now on, not the organisation's history:
         # from the stream's head, the position a first listing page carries too.
@@ -417,12 +415,7 @@ async def stream_org(
         start = streams.resume_point(last_event_id, after)
 
     async def backlog(after_id: int, limit: int) -> list[OrgChange]:
-        if after_id < floor:
-            # The changes the client missed were pruned: say so (it reloads), then go on from
-            # the oldest change still kept.
-            reset = OrgChange(id=floor, kind=EventType.STREAM_RESET, session_id="")
-            return [reset, *await store.org_changes_after(org, floor, limit - 1)]
-        return await store.org_changes_after(org, after_id, limit)
+        return await store.org_changes_since(org, after_id, limit)
 
     return streams.org_stream(
         broker=broker, channel=org_channel(org), settings=settings, after=start, backlog=backlog

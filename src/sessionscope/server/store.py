@@ -1298,23 +1298,40 @@ class Store:
 
     # -- organisation stream --------------------------------------------------------------------
 
-    async def org_changes_after(self, org: str, after: int, limit: int) -> list[OrgChange]:
-        c = db.org_changes.c
-        query = select(db.org_changes).where(c.org == org, c.id > after).order_by(c.id).limit(limit)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [
-            OrgChange.model_validate(
-                {
-                    "id": row.id,
-                    "kind": row.kind,
-                    "session_id": row.session_id,
-                    "created_at": row.created_at,
-                    **row.body,
-                }
+    async def org_changes_since(self, org: str, after: int, limit: int) -> list[OrgChange]:
+        """Up to ``limit`` changes of the organisation stream after ``after``, in order. When
+        retention pruned changes after ``after``, a ``stream.reset`` numbered at the retention
+        floor comes first (the client reloads) and the changes go on from the floor. The floor
+        and the changes are read in one snapshot, so a prune between them cannot open a gap."""
+
+        def read(conn: Connection) -> list[OrgChange]:
+            f = db.org_stream_floor.c
+            floor = int(conn.execute(select(f.change_id).where(f.org == org)).scalar() or 0)
+            changes: list[OrgChange] = []
+            if after < floor:
+                changes.append(OrgChange(id=floor, kind=EventType.STREAM_RESET, session_id=""))
+            c = db.org_changes.c
+            query = (
+                select(db.org_changes)
+                .where(c.org == org, c.id > max(after, floor))
+                .order_by(c.id)
+                .limit(limit - len(changes))
             )
-            for row in rows
-        ]
+            for row in conn.execute(query):
+                changes.append(
+                    OrgChange.model_validate(
+                        {
+                            "id": row.id,
+                            "kind": row.kind,
+                            "session_id": row.session_id,
+                            "created_at": row.created_at,
+                            **row.body,
+                        }
+                    )
+                )
+            return changes
+
+        return await self._run_read(read, snapshot=True)
 
     async def prune_org_changes(self, retention_seconds: float) -> int:
         """Drop org changes older than the retention window, remembering per organisation the
@@ -1340,16 +1357,6 @@ class Store:
                     )
             result = await tx.conn.execute(delete(db.org_changes).where(c.created_at < cutoff))
         return int(result.rowcount or 0)
-
-    async def org_stream_floor(self, org: str) -> int:
-        """The newest org change id retention dropped (0: nothing dropped)."""
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    select(db.org_stream_floor.c.change_id).where(db.org_stream_floor.c.org == org)
-                )
-            ).scalar()
-        return int(value or 0)
 
     async def org_stream_head(self, org: str) -> int:
         """Where a fresh subscriber of the organisation stream starts (see ``_org_stream_head``)."""
