@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from session_support import SIZE, agent_client, create_session, make_app, post_event, wait_for
 from test_session_screen import open_session, visible_rows
 from test_sessions_render import same_as_styles_cache
 
 from sessionscope.tui.widgets.scrolling import StripScrollBar
-from sessionscope.tui.widgets.timeline import Timeline
+from sessionscope.tui.widgets.timeline import Timeline, _fit
 
 
 def check(timeline: Timeline) -> None:
@@ -25,7 +26,9 @@ async def test_timeline_and_scrollbar_lines_match_the_styles_cache(server: Any) 
         session_id = await create_session(client, "Render")
         for n in range(60):
             kind = ("message.agent", "tool.started", "log", "error")[n % 4]
-            await post_event(client, session_id, kind, {"content": f"row {n} " + "x" * (n * 3)})
+            # Long rows, some beyond Latin ("⏎" for a newline, wide CJK), are cut to the view.
+            tail = ("x", "line\nbreak ", "宽字符", "é")[n % 4] * (n * 2)
+            await post_event(client, session_id, kind, {"content": f"row {n} {tail}"})
         app = make_app(server)
         async with app.run_test(size=SIZE) as pilot:
             timeline = await open_session(pilot, session_id, 61)
@@ -56,3 +59,24 @@ async def test_timeline_and_scrollbar_lines_match_the_styles_cache(server: Any) 
             timeline.blur()
             await pilot.pause()
             check(timeline)
+
+
+def test_fit_cuts_as_text_truncate_does() -> None:
+    samples = [
+        "plain ascii " * 20,
+        "tool → result ⏎ next line " * 8,
+        "宽字符" * 60,
+        "a宽" * 70,
+        "e\u0301" * 150,  # combining accents: more characters than cells
+        "x" * 69 + "宽" + "y" * 100,  # a wide character across the cut
+        "👩\u200d💻 ok " * 30,  # zero-width joiners
+        "✔\ufe0f done " * 30,  # variation selectors
+        "short →",
+        "",
+    ]
+    for text in samples:
+        for room in (2, 10, 69, 70, 71, 120):
+            expected = Text(text, end="")
+            expected.truncate(room, overflow="ellipsis")
+            cut, cells = _fit(text, room)
+            assert (cut, cells) == (expected.plain, expected.cell_len), (text, room)

@@ -8,6 +8,7 @@ through ``sessionscope.tui.safe`` (they still contain untrusted agent text).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from sessionscope.models import VISIBILITY_TYPES, Event, EventType
@@ -49,6 +50,8 @@ _TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "outp
 _TOOL_KEYS = ("tool", "tool_name", "name")
 
 
+# Called twice for every new timeline row (its colour, its summary) with a handful of types.
+@lru_cache(maxsize=512)
 def family(event_type: str) -> str:
     for prefix, name in _FAMILY_BY_PREFIX:
         if event_type.startswith(prefix):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -49,6 +49,17 @@ from sessionscope.tui.widgets.scrolling import (
 
 TYPE_WIDTH = 20
 SEQ_WIDTH = 8
+
+
+class _Frame(NamedTuple):
+    top: int
+    rows: int
+    cursor: int
+    focus: bool
+    base: Style
+    show_hidden: bool
+    search_term: str
+    generations: tuple[int, int]
 
 
 class Timeline(ScrollView, can_focus=True):
@@ -458,51 +469,80 @@ class Timeline(ScrollView, can_focus=True):
         strip (its extension, the line filters, the pieces cut at the scrollbar, the escape
         codes); the styles cache made a new strip of every line of every frame, so a followed
         timeline, whose every line moves on every batch, paid for all of it again per line."""
-        width = self.content_region.width
+        width = self.scrollable_content_region.width or self.size.width
+        full = self.content_region.width
         base_background, background = self.background_colors
         colour = base_background + background
         if self._inner is None or self._inner[0] != colour:
             self._inner = (colour, VisualStyle(background=colour).rich_style)
         inner = self._inner[1]
         filters = self.get_line_filters()
-        strips = [
-            finish_line(self.render_line(y), width, inner, background, filters)
-            for y in crop.line_range
-        ]
-        return crop_columns(strips, crop, width)
+        # A new row is built at the full width at once (the extension under the scrollbar
+        # included): each strip Textual makes carries seven caches, and at 1,000 events/s
+        # nearly every event is drawn once as a new row.
+        extend = (full, inner) if full > width else None
+        frame = self._frame()
+        return crop_columns(
+            [
+                finish_line(self._line(y, width, extend, frame), full, inner, background, filters)
+                for y in crop.line_range
+            ],
+            crop,
+            full,
+        )
+
+    def _frame(self) -> _Frame:
+        """What every line of a frame reads: read once per frame (reactives and DOM lookups
+        cost more per line than a cached row)."""
+        base = self._frame_base if self._frame_base is not None else self.rich_style
+        return _Frame(
+            top=round(self.scroll_offset.y),
+            rows=self.store.row_count,
+            cursor=self.cursor_row,
+            focus=self._frame_focus if self._frame_base is not None else self.has_focus_within,
+            base=base,
+            show_hidden=self.show_hidden,
+            search_term=self.search_term,
+            generations=(self._style_generation, self.store.generation),
+        )
 
     def render_line(self, y: int) -> Strip:
-        row = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width or self.size.width
-        base = self._frame_base if self._frame_base is not None else self.rich_style
-        if row >= self.store.row_count or row < 0:
+        return self._line(y, width, None, self._frame())
+
+    def _line(self, y: int, width: int, extend: tuple[int, Style] | None, frame: _Frame) -> Strip:
+        """Line ``y`` of the view, ``width`` cells wide; with ``extend`` (a full width and the
+        style under the scrollbar), already extended to that width where that is cheaper."""
+        row = frame.top + y
+        base = frame.base
+        if row >= frame.rows or row < 0:
             return Strip.blank(width, base)
         found = self.store.lookup(row)
-        selected = row == self.cursor_row and (
-            self._frame_focus if self._frame_base is not None else self.has_focus_within
-        )
+        selected = row == frame.cursor and frame.focus
         if found is RowState.LOADING:
             page = self.store.page_of(row)
             if page not in self._failed_pages:
                 self._wanted.add(page)
                 self._wake.set()
             return self._placeholder(row, width, self._failed_pages.get(page), selected)
+        if selected or not isinstance(found, Event):
+            extend = None
         key: tuple[object, ...] = (
             row,
             found.id if isinstance(found, Event) else "gap",
             width,
             selected,
             base,
-            self.show_hidden,
-            self.search_term,
-            self._style_generation,
-            self.store.generation,
+            frame.show_hidden,
+            frame.search_term,
+            frame.generations,
+            extend,
         )
         cached = self._lines.get(key)
         if cached is not None:
             return cached
         if isinstance(found, Event):
-            strip = self._plain_row(found, width, base, selected)
+            strip = self._plain_row(found, width, base, selected, extend)
             if strip is None:
                 strip = self._to_strip(self._event_text(found), width, base, selected)
         else:
@@ -519,9 +559,17 @@ class Timeline(ScrollView, can_focus=True):
             self._row_styles[(base, component)] = style
         return style
 
-    def _plain_row(self, event: Event, width: int, base: Style, selected: bool) -> Strip | None:
+    def _plain_row(
+        self,
+        event: Event,
+        width: int,
+        base: Style,
+        selected: bool,
+        extend: tuple[int, Style] | None = None,
+    ) -> Strip | None:
         """The common row (not hidden, no search highlight) as segments; the same cells and
-        styles as ``_event_text`` through ``_to_strip``. ``None``: take the general path."""
+        styles as ``_event_text`` through ``_to_strip`` (then ``Strip.adjust_cell_length`` to
+        ``extend``'s width and style). ``None``: take the general path."""
         if event.hidden or self.search_term:
             return None
         time_text = _time_text(event)
@@ -531,12 +579,7 @@ class Timeline(ScrollView, can_focus=True):
         room = width - prefix
         if room < 2:
             return None
-        summary = event_summary.summarize(event)
-        summary_cells = cell_len(summary)
-        if summary_cells > room:
-            # As Text.truncate(overflow="ellipsis") does.
-            summary = set_cell_size(summary, room - 1) + "…"
-            summary_cells = room
+        summary, summary_cells = _fit(event_summary.summarize(event), room)
         family = f"timeline--{event_summary.family(event.type)}"
         segments = [
             Segment(time_text, self._row_style(base, "timeline--time")),
@@ -545,7 +588,15 @@ class Timeline(ScrollView, can_focus=True):
         ]
         if summary:
             segments.append(Segment(summary, base))
-        strip = Strip(segments, prefix + summary_cells).adjust_cell_length(width, base)
+        # The padding adjust_cell_length would add, made here: one strip instead of two.
+        used = prefix + summary_cells
+        if used < width:
+            segments.append(Segment(" " * (width - used), base))
+        if extend is not None:
+            full, under = extend
+            segments.append(Segment(" " * (full - width), under))
+            return Strip(segments, full)
+        strip = Strip(segments, width)
         if selected:
             strip = strip.apply_style(self.get_component_rich_style("timeline--cursor"))
         return strip
@@ -590,8 +641,30 @@ class Timeline(ScrollView, can_focus=True):
         return text
 
 
+def _fit(text: str, room: int) -> tuple[str, int]:
+    """``text`` cut to ``room`` cells with an ellipsis as ``Text.truncate(overflow="ellipsis")``
+    does, and its cells. Outside Latin text (a "⏎" or "→" is enough) Rich measures and cuts
+    grapheme by grapheme in Python, over the whole summary (up to 200 characters) where a row
+    shows about 70 cells: a prefix that already holds more than ``room`` cells (two to spare
+    for a last character that may be wide) gives the same cut, since without zero-width
+    joiners or variation selectors cells add up character by character."""
+    head = text[: room + 8]
+    if (
+        len(head) < len(text)
+        and "\u200d" not in text
+        and "\ufe0f" not in text
+        and cell_len(head) > room + 2
+    ):
+        text = head
+    cells = cell_len(text)
+    if cells > room:
+        return set_cell_size(text, room - 1) + "…", room
+    return text, cells
+
+
 def _time_text(event: Event) -> str:
     stamp = event.created_at
-    if stamp.tzinfo is not None:
+    # The server's stamps are UTC already: converting them only made a copy.
+    if stamp.tzinfo is not None and stamp.utcoffset():
         stamp = stamp.astimezone(UTC)
-    return stamp.strftime("%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+    return f"{stamp.hour:02d}:{stamp.minute:02d}:{stamp.second:02d}.{stamp.microsecond // 1000:03d}"
