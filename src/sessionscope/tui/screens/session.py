@@ -52,11 +52,12 @@ from sessionscope.tui.widgets.timeline import Timeline
 from sessionscope.tui.widgets.tool_calls import ToolCallsPane
 
 #: Live events are applied in batches at most this often, never one refresh per event; the first
-#: event after a quiet spell is applied at once. Applying is cheap next to drawing (Textual draws at
-#: most 60 frames a second, each showing what was applied before it started): at 30 Hz an event
-#: that arrived just after an apply missed the next frame and waited for the one after (event to
-#: screen p50 71 -> 54 ms at 1,000 events/s, same CPU).
-FLUSH_HZ = 120
+#: event after a quiet spell is applied at once. Each apply brings a frame, and at 1,000 events/s
+#: a frame draws every new row (fewer than the view holds), so the rate sets the CPU: at 120 Hz
+#: the console drew ~42 frames a second for 64% of a core; at 30 Hz, 48% for an event-to-screen
+#: p50 of ~41 ms instead of ~31 (A/B, 3 pairs, after the rows got cheaper; before they did, 30 Hz
+#: had cost 71 against 54 ms at the same CPU, frames then taking twice as long).
+FLUSH_HZ = 30
 ALL_TYPES = "__all__"
 #: Events fetched on open to seed the rate sparkline (the live stream feeds it afterwards).
 RATE_SEED_EVENTS = 200
