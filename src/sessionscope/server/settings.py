@@ -33,8 +33,10 @@ class ServerSettings:
     sweep_interval: float = 1.0
     #: Seconds between a confirmation and the action's outcome event.
     action_completion_delay: float = 0.5
-    #: Largest request body accepted (artifact uploads are base64 inside JSON).
-    max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest request body accepted, declared or chunked. Artifact uploads are base64 inside
+    #: JSON (4/3 of the artifact's size): 96 MiB takes an artifact of 72 MiB, and the console
+    #: is tested with one of 50 MB.
+    max_body_bytes: int = 96 * 1024 * 1024
     #: Least seconds between two ``session.updated`` org-stream frames caused by appended events
     #: for one session: the first is sent at once, later ones coalesce into one with the newest
     #: counters (a busy session would otherwise add an org change per event).
