@@ -138,6 +138,7 @@ class _BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
@@ -147,7 +148,11 @@ class _BodySizeLimit:
                 # The server holds the client to its declared length.
                 await self.app(scope, receive, send)
                 return
-        await self.app(scope, self._counted(receive), send)
+            if name == b"transfer-encoding":
+                chunked = True
+        # Without either header there is no body (HTTP/1.1), and nothing to count: streams and
+        # other GETs go straight through.
+        await self.app(scope, self._counted(receive) if chunked else receive, send)
 
     def _too_large(self) -> str:
         return f"the request body exceeds {self.max_bytes} bytes"
