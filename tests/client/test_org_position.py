@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from client_support import fast_config
 
-from sessionscope.backends import WatchState
+from sessionscope.backends import Backend, WatchState
 from sessionscope.backends.native import NativeBackend
 from sessionscope.models import EventType, OrgChange, SessionCreate
 
@@ -40,6 +40,18 @@ async def changes_until(
     return collected
 
 
+def watch_from(
+    backend: Backend, after: int | None, reached: WatchState
+) -> tuple[AsyncIterator[OrgChange], asyncio.Event]:
+    """The organisation watch from ``after``, and an event set once it reports ``reached``."""
+    event = asyncio.Event()
+    watch = backend.watch_org(
+        after=after,
+        on_state=lambda state, _: event.set() if state is reached else None,
+    )
+    return watch, event
+
+
 async def test_a_session_created_between_the_page_and_the_watch_is_delivered(
     make_server: Callable[..., Any],
 ) -> None:
@@ -50,11 +62,7 @@ async def test_a_session_created_between_the_page_and_the_watch_is_delivered(
         assert [s.title for s in page.data] == ["listed"]
         # After the page's snapshot, before the watch subscribes: the startup race.
         between = await backend.create_session(SessionCreate(title="between"))
-        live = asyncio.Event()
-        watch = backend.watch_org(
-            after=page.stream_position,
-            on_state=lambda state, _: live.set() if state is WatchState.LIVE else None,
-        )
+        watch, live = watch_from(backend, page.stream_position, WatchState.LIVE)
         changes = await changes_until(
             watch, live, lambda: backend.create_session(SessionCreate(title="later"))
         )
@@ -73,11 +81,7 @@ async def test_polled_changes_are_numbered_above_the_listing_they_were_found_in(
     async with NativeBackend(config) as backend:
         for number in range(3):
             await backend.create_session(SessionCreate(title=f"old {number}"))
-        polling = asyncio.Event()
-        watch = backend.watch_org(
-            after=0,
-            on_state=lambda state, _: polling.set() if state is WatchState.POLLING else None,
-        )
+        watch, polling = watch_from(backend, 0, WatchState.POLLING)
         before: list[int | None] = []
 
         async def list_then_create() -> Any:
@@ -109,11 +113,7 @@ async def test_polling_from_a_listing_resets_only_when_something_changed_since(
             # After the listing, before the first poll: a poll only sees the result, not the
             # change, so the poller must not take it as its baseline silently.
             await backend.create_session(SessionCreate(title="between"))
-        polling = asyncio.Event()
-        watch = backend.watch_org(
-            after=page.stream_position,
-            on_state=lambda state, _: polling.set() if state is WatchState.POLLING else None,
-        )
+        watch, polling = watch_from(backend, page.stream_position, WatchState.POLLING)
         changes = await changes_until(
             watch, polling, lambda: backend.create_session(SessionCreate(title="later"))
         )
