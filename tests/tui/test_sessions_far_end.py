@@ -21,6 +21,17 @@ def visible_rows(table: SessionTable) -> list[tuple[int, str | None]]:
     return [(row, s.title if (s := table.pages.get(row)) else None) for row in rows]
 
 
+def loading_state(table: SessionTable) -> str:
+    """What the table's loading stands on, for a wait that times out."""
+    pages = table.pages
+    return (
+        f"cursor {table.cursor_row} of {table.row_count}, loading {table._loading}, "
+        f"error {table.load_error!r}, head {[s.count for s in pages.segments]} "
+        f"tail {[s.count for s in pages.tail]} total {pages.total} "
+        f"oldest_first {pages.oldest_first}"
+    )
+
+
 def painted_titles(app: SessionScopeApp, table: SessionTable) -> list[str]:
     """The table's body as the terminal shows it (the composited screen, not ``render_line``:
     a view that moved without repainting shows old rows there)."""
@@ -66,7 +77,12 @@ async def test_end_fetches_the_oldest_page_and_paging_up_meets_the_head(
         table = await started(pilot)
         table.pages.max_loaded = 3
         await pilot.press("end")
-        await wait_for(pilot, lambda: table.cursor_session is not None, "the oldest page")
+        await wait_for(
+            pilot,
+            lambda: table.cursor_session is not None,
+            "the oldest page",
+            lambda: loading_state(table),
+        )
         assert table.cursor_row == 1199
         assert table.cursor_session.title == "Seeded session 0"  # type: ignore[union-attr]
         # One request for the far end: the newest-first walk stayed at its first page.
