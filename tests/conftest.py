@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,12 @@ def api(server: RunningServer) -> Iterator[httpx.Client]:
 def other_api(server: RunningServer) -> Iterator[httpx.Client]:
     with _client(server.url, server.other_api_key) as client:
         yield client
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (yet): for a server that is down, then comes up."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

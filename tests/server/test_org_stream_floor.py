@@ -30,14 +30,17 @@ def pruned_floor(db_path: Path, org: str) -> int | None:
     return None
 
 
+def prune_everything(server, api: httpx.Client) -> int:
+    """Make one change and wait until retention has pruned it: returns the floor."""
+    api.post("/v1/sessions", json={"title": "old news"}).raise_for_status()
+    return wait_until(lambda: pruned_floor(server.db_path, server.org), timeout=30, what="pruning")
+
+
 @pytest.mark.timeout(60)
 def test_a_fresh_subscriber_after_everything_was_pruned_gets_no_reset(make_server) -> None:
     server = make_server(org_change_retention=0.2)
     with _client(server) as api:
-        api.post("/v1/sessions", json={"title": "old news"}).raise_for_status()
-        floor = wait_until(
-            lambda: pruned_floor(server.db_path, server.org), timeout=30, what="pruning"
-        )
+        floor = prune_everything(server, api)
         with api.stream("GET", "/v1/stream") as response:
             stream = frames(response)
             opening = next(stream)

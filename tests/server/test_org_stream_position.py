@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from server_helpers import frames, wait_until
-from test_org_stream_floor import pruned_floor
+from server_helpers import frames
+from test_org_stream_floor import prune_everything
 
 from sessionscope.models import OrgChange, Page, Session
 
@@ -53,10 +53,7 @@ def test_the_first_page_carries_the_stream_position_of_its_snapshot(make_server)
 def test_once_everything_was_pruned_the_position_is_the_floor(make_server) -> None:
     server = make_server(org_change_retention=0.2)
     with _client(server) as api:
-        api.post("/v1/sessions", json={"title": "old news"}).raise_for_status()
-        floor = wait_until(
-            lambda: pruned_floor(server.db_path, server.org), timeout=30, what="pruning"
-        )
+        floor = prune_everything(server, api)
         position = api.get("/v1/sessions").json()["stream_position"]
         # Not 0: a watch resumed from below the floor is told to reload (stream.reset).
         assert position == floor

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,6 +64,18 @@ async def seeded(make_server: Callable[..., Any], count: int) -> Any:
         str(running.db_path), running.org, count, start=SEED_START, spacing=timedelta(minutes=1)
     )
     return running
+
+
+@asynccontextmanager
+async def seeded_table(
+    make_server: Callable[..., Any], count: int, **options: Any
+) -> AsyncIterator[tuple[Any, Pilot[Any], SessionTable]]:
+    """A server holding ``count`` seeded sessions and the app on it, its first page loaded:
+    (the running server, the pilot, the table)."""
+    running = await seeded(make_server, count)
+    app = make_app(running.url, running.api_key, **options)
+    async with app.run_test(size=SIZE) as pilot:
+        yield running, pilot, await started(pilot)
 
 
 async def started(pilot: Pilot[Any]) -> SessionTable:
@@ -404,16 +417,6 @@ async def test_palette_lists_screens(make_server: Callable[..., Any]) -> None:
         await pilot.pause(0.3)  # the palette debounces its search
         await pilot.press("enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "InboxScreen", "the inbox")
-
-
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_changes_arriving_during_shutdown_are_dropped(

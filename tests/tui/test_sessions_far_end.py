@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from session_support import screen_lines
-from test_sessions import create_session, make_app, seeded, started, table_of, wait_for
+from test_sessions import create_session, seeded_table, table_of, wait_for
 
 from sessionscope.backends import WatchState
 from sessionscope.tui.app import SessionScopeApp
@@ -28,7 +28,7 @@ def loading_state(table: SessionTable) -> str:
         f"cursor {table.cursor_row} of {table.row_count}, loading {table._loading}, "
         f"error {table.load_error!r}, head {[s.count for s in pages.segments]} "
         f"tail {[s.count for s in pages.tail]} total {pages.total} "
-        f"oldest_first {pages.oldest_first}"
+        f"met {pages.met} oldest_first {pages.oldest_first}"
     )
 
 
@@ -61,20 +61,13 @@ async def check_screen(pilot: Any, table: SessionTable, title_of: Callable[[int]
         lambda: f"rows {visible_rows(table)[:2]}… painted {painted_titles(app, table)[:2]}…",
     )
     for row, title in visible_rows(table):
-        assert title == title_of(row), (
-            f"row {row}: head {[x.count for x in table.pages.segments]} tail "
-            f"{[x.count for x in table.pages.tail]} met {table.pages.met} total {table.pages.total}"
-            f" count {table.row_count}"
-        )
+        assert title == title_of(row), f"row {row}: {loading_state(table)}"
 
 
 async def test_end_fetches_the_oldest_page_and_paging_up_meets_the_head(
     make_server: Callable[..., Any],
 ) -> None:
-    running = await seeded(make_server, 1200)
-    app = make_app(running.url, running.api_key, watch=False)
-    async with app.run_test(size=(120, 36)) as pilot:
-        table = await started(pilot)
+    async with seeded_table(make_server, 1200, watch=False) as (_, pilot, table):
         table.pages.max_loaded = 3
         await pilot.press("end")
         await wait_for(
@@ -105,10 +98,9 @@ async def test_end_fetches_the_oldest_page_and_paging_up_meets_the_head(
 async def test_live_inserts_land_on_top_while_at_the_far_end(
     make_server: Callable[..., Any],
 ) -> None:
-    running = await seeded(make_server, 600)
-    app = make_app(running.url, running.api_key)
-    async with app.run_test(size=(120, 36)) as pilot:
-        table = await started(pilot)
+    async with seeded_table(make_server, 600) as (running, pilot, table):
+        app = pilot.app
+        assert isinstance(app, SessionScopeApp)
         await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
         await pilot.press("end")
         await wait_for(pilot, lambda: table.cursor_session is not None, "the oldest page")

@@ -5,11 +5,9 @@ way). Each race is forced by a backend that makes the change at exactly that mom
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
 from test_sessions import SIZE, create_session, started, wait_for
 
 from sessionscope.backends import BackendConfig, SessionQuery, WatchState, WatchStateCallback
@@ -32,6 +30,12 @@ class RacingBackend(NativeBackend):
         #: Set once ``after_page`` has run; the watch subscribes only then (see ``watch_org``).
         self.raced = asyncio.Event()
 
+    def create_after_next_page(self, title: str) -> None:
+        async def create() -> None:
+            await self.create_session(SessionCreate(title=title))
+
+        self.after_page = create
+
     async def list_sessions(
         self, query: SessionQuery | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page[Session]:
@@ -53,16 +57,20 @@ class RacingBackend(NativeBackend):
             yield change
 
 
-@pytest.fixture
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def titles(app: SessionScopeApp) -> list[str]:
     return [session.title for session in app.sessions_screen.table.pages.loaded()]
+
+
+async def listed_by_the_time_a_later_one_is(
+    pilot: Any, app: SessionScopeApp, running: Any, title: str
+) -> None:
+    """Changes arrive in order: once a session created now is listed, ``title`` had its
+    chance."""
+    create_session(running, "later")
+    await wait_for(
+        pilot, lambda: "later" in titles(app), "the later session", lambda: str(titles(app))
+    )
+    assert title in titles(app)
 
 
 async def test_a_session_created_after_the_first_page_before_the_watch_is_listed(
@@ -71,21 +79,12 @@ async def test_a_session_created_after_the_first_page_before_the_watch_is_listed
     running = make_server()
     create_session(running, "listed")
     backend = RacingBackend(running.url, running.api_key)
-
-    async def create_between() -> None:
-        await backend.create_session(SessionCreate(title="between"))
-
-    backend.after_page = create_between  # the first page asked for at startup
+    backend.create_after_next_page("between")  # the first page asked for at startup
     app = SessionScopeApp(backend)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
-        create_session(running, "later")
-        # Changes arrive in order: once "later" is listed, "between" had its chance.
-        await wait_for(
-            pilot, lambda: "later" in titles(app), "the later session", lambda: str(titles(app))
-        )
-        assert "between" in titles(app)
+        await listed_by_the_time_a_later_one_is(pilot, app, running, "between")
 
 
 async def test_a_session_created_while_a_reload_is_on_its_way_is_listed(
@@ -113,11 +112,7 @@ async def test_a_session_created_while_a_reload_is_on_its_way_is_listed(
         await pilot.press("r")
         await wait_for(pilot, lambda: backend.after_page is None, "the reload's page")
         await wait_for(pilot, lambda: app.sessions_screen.table.pages.started, "the reloaded list")
-        create_session(running, "later")
-        await wait_for(
-            pilot, lambda: "later" in titles(app), "the later session", lambda: str(titles(app))
-        )
-        assert "during reload" in titles(app)
+        await listed_by_the_time_a_later_one_is(pilot, app, running, "during reload")
 
 
 async def test_after_a_failed_start_r_follows_from_the_reloaded_page(
@@ -133,16 +128,8 @@ async def test_after_a_failed_start_r_follows_from_the_reloaded_page(
         assert app._watch_started and app._org_position is None
         running = make_server(port=unused_port)
         create_session(running, "listed")
-
-        async def create_between() -> None:
-            await backend.create_session(SessionCreate(title="between"))
-
-        backend.after_page = create_between  # the reload's page
+        backend.create_after_next_page("between")  # the reload's page
         await pilot.press("r")
         await started(pilot)
         await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
-        create_session(running, "later")
-        await wait_for(
-            pilot, lambda: "later" in titles(app), "the later session", lambda: str(titles(app))
-        )
-        assert "between" in titles(app)
+        await listed_by_the_time_a_later_one_is(pilot, app, running, "between")

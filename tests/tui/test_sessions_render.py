@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from test_sessions import make_app, seeded, started, wait_for
+from test_sessions import seeded_table, wait_for
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -39,10 +39,7 @@ def rows_loaded(table: SessionTable) -> bool:
 async def test_table_and_scrollbar_lines_match_the_styles_cache(
     make_server: Callable[..., Any],
 ) -> None:
-    running = await seeded(make_server, 400)
-    app = make_app(running.url, running.api_key, watch=False)
-    async with app.run_test(size=(120, 36)) as pilot:
-        table = await started(pilot)
+    async with seeded_table(make_server, 400, watch=False) as (_, pilot, table):
         await wait_for(pilot, lambda: rows_loaded(table), "the first rows")
         scrollbar = table.vertical_scrollbar
         for key in ("down", "down", "pagedown", "pagedown", "up", "end"):
@@ -60,10 +57,7 @@ async def test_table_and_scrollbar_lines_match_the_styles_cache(
 async def test_a_repaint_reuses_the_strips_of_unchanged_lines(
     make_server: Callable[..., Any],
 ) -> None:
-    running = await seeded(make_server, 200)
-    app = make_app(running.url, running.api_key, watch=False)
-    async with app.run_test(size=(120, 36)) as pilot:
-        table = await started(pilot)
+    async with seeded_table(make_server, 200, watch=False) as (_, pilot, table):
         await wait_for(pilot, lambda: rows_loaded(table), "the first rows")
         await pilot.pause()
         region = Region(0, 0, table.size.width, table.size.height)
