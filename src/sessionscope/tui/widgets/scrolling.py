@@ -101,6 +101,23 @@ def plain_box(widget: Widget) -> bool:
     )
 
 
+class LineFinish:
+    """What the styles cache applies to a widget's content lines, for ``finish_line``: the
+    background a short line is extended with, its colour, and the app's line filters. The
+    extension style is the same object while the colour is unchanged: it is part of the key
+    under which a strip caches its extension, so a new one each frame would miss that cache."""
+
+    def __init__(self) -> None:
+        self._inner: tuple[TextualColor, Style] | None = None
+
+    def __call__(self, widget: Widget) -> tuple[Style, TextualColor, Sequence[LineFilter]]:
+        base_background, background = widget.background_colors
+        colour = base_background + background
+        if self._inner is None or self._inner[0] != colour:
+            self._inner = (colour, VisualStyle(background=colour).rich_style)
+        return self._inner[1], background, widget.get_line_filters()
+
+
 def finish_line(
     strip: Strip, width: int, inner: Style, background: TextualColor, filters: Sequence[LineFilter]
 ) -> Strip:
@@ -131,14 +148,14 @@ class StripScrollBar(ScrollBar):
     def __init__(self, vertical: bool = True, name: str | None = None, *, thickness: int = 1):
         super().__init__(vertical, name, thickness=thickness)
         self._finished: dict[tuple[object, ...], tuple[Strip, Strip]] = {}
+        self._line_finish = LineFinish()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         if not plain_box(self):
             return super().render_lines(crop)
-        base_background, background = self.background_colors
-        inner = VisualStyle(background=base_background + background).rich_style
+        inner, background, line_filters = self._line_finish(self)
         width = self.content_region.width
-        filters = tuple(self.get_line_filters())
+        filters = tuple(line_filters)
         finished = self._finished
         if len(finished) > 64:
             finished.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -28,20 +28,18 @@ from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.color import Color as TextualColor
-from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
-from textual.style import Style as VisualStyle
 
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Page, Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.widgets.scrolling import (
+    LineFinish,
     crop_columns,
     finish_line,
     plain_box,
@@ -663,8 +661,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         #: blank line: the same strips every frame (see _render_plain_lines).
         self._header: tuple[tuple[object, ...], Strip] | None = None
         self._blank: tuple[tuple[int, Style], Strip] | None = None
-        #: The background a line narrower than the widget is extended with (see _line_finish).
-        self._inner: tuple[TextualColor, Style] | None = None
+        self._line_finish = LineFinish()
         self._loading = False
         #: Until the operator moves the cursor it stays on the first row, where new sessions
         #: arrive; afterwards it follows its session.
@@ -810,7 +807,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         # The compositor cuts every line at the edges of the widgets on it: here the
         # scrollbar's. (A wrong guess only costs the cut: the frame makes its own.)
         cuts = [width, full] if width < full else [full]
-        inner, background, filters = self._line_finish()
+        inner, background, filters = self._line_finish(self)
         console = self.app.console
         base = self.rich_style
         now = clock.now()
@@ -965,22 +962,12 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         escape codes), so a row drawn before is repainted from those caches; through the
         styles cache every repainted line was a new strip and went through all of it again."""
         width = self.content_region.width
-        inner, background, filters = self._line_finish()
+        inner, background, filters = self._line_finish(self)
         strips = [
             finish_line(strip, width, inner, background, filters)
             for strip in self._content_lines(crop.y, crop.bottom)
         ]
         return crop_columns(strips, crop, width)
-
-    def _line_finish(self) -> tuple[Style, TextualColor, Sequence[LineFilter]]:
-        """What the styles cache applies to a content line: the background a short line is
-        extended with (the same object while it is unchanged: it is part of the key under
-        which a strip caches its extension) and the app's line filters."""
-        base_background, background = self.background_colors
-        colour = base_background + background
-        if self._inner is None or self._inner[0] != colour:
-            self._inner = (colour, VisualStyle(background=colour).rich_style)
-        return self._inner[1], background, self.get_line_filters()
 
     def _content_lines(self, start: int, end: int) -> list[Strip]:
         """Content lines ``start..end-1`` (line 0 is the header), per-frame values read once."""

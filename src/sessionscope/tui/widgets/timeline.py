@@ -25,14 +25,12 @@ from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.color import Color as TextualColor
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
-from textual.style import Style as VisualStyle
 
 from sessionscope.backends import BackendError
 from sessionscope.models import Event
@@ -40,6 +38,7 @@ from sessionscope.tui import event_summary
 from sessionscope.tui.event_store import EventStore, RowState
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.widgets.scrolling import (
+    LineFinish,
     crop_columns,
     finish_line,
     plain_box,
@@ -151,10 +150,7 @@ class Timeline(ScrollView, can_focus=True):
         self._frame_base: Style | None = None
         self._frame_focus = False
         self._row_styles: dict[tuple[Style, str], Style] = {}
-        #: The background a short line is extended with, per widget background colour: the same
-        #: object while the colour is unchanged (it is part of the key under which a strip
-        #: caches its extension).
-        self._inner: tuple[TextualColor, Style] | None = None
+        self._line_finish = LineFinish()
         #: The first and last pages are fetched once the view is painted, so home/end are instant.
         self._prefetched = False
         self._rows_shown = False
@@ -471,12 +467,7 @@ class Timeline(ScrollView, can_focus=True):
         timeline, whose every line moves on every batch, paid for all of it again per line."""
         width = self.scrollable_content_region.width or self.size.width
         full = self.content_region.width
-        base_background, background = self.background_colors
-        colour = base_background + background
-        if self._inner is None or self._inner[0] != colour:
-            self._inner = (colour, VisualStyle(background=colour).rich_style)
-        inner = self._inner[1]
-        filters = self.get_line_filters()
+        inner, background, filters = self._line_finish(self)
         # A new row is built at the full width at once (the extension under the scrollbar
         # included): each strip Textual makes carries seven caches, and at 1,000 events/s
         # nearly every event is drawn once as a new row.
