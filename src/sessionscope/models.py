@@ -243,6 +243,39 @@ class ActionStatus(StrEnum):
         return self is not ActionStatus.PENDING
 
 
+class DecisionChoice(Model):
+    """One answer a platform accepts for a pending item: native and AG2Trust offer confirm /
+    cancel, Everruns allow / allow always / reject / reject always."""
+
+    #: The platform's wire value (``confirm``, ``allow_always``, ...).
+    id: str
+    label: str
+    #: True when the choice lets the agent go ahead; ``decide_action(confirmed=...)`` maps onto
+    #: the first choice whose ``confirms`` matches.
+    confirms: bool
+    #: Applies beyond this one call (e.g. "allow always"): the modal asks for more care.
+    persistent: bool = False
+
+
+CONFIRM = DecisionChoice(id="confirm", label="Confirm", confirms=True)
+CANCEL = DecisionChoice(id="cancel", label="Cancel", confirms=False)
+
+
+def confirm_cancel() -> list[DecisionChoice]:
+    return [CONFIRM, CANCEL]
+
+
+class PendingKind(StrEnum):
+    #: An action the agent proposed and waits on a yes/no (or richer) decision for.
+    ACTION = "action"
+    #: A held tool call awaiting approval (Everruns); items sharing ``group_id`` are decided
+    #: together.
+    TOOL_APPROVAL = "tool_approval"
+    #: Something the agent waits on that the operator can watch but not decide (AgentInbox
+    #: waits: email, otp, magic link, password reset).
+    WAIT = "wait"
+
+
 class PendingAction(Model):
     id: str
     session_id: str
@@ -258,6 +291,25 @@ class PendingAction(Model):
     #: Filled in by list endpoints so an inbox can show where an action comes from.
     session_title: str | None = None
     destructive: bool = False
+    kind: str = PendingKind.ACTION
+    #: The answers the platform accepts; empty for items that cannot be decided (waits).
+    choices: list[DecisionChoice] = Field(default_factory=confirm_cancel)
+    #: Items of one pause (an Everruns ``tool.call_requested``) share it and are decided in one
+    #: request.
+    group_id: str | None = None
+    #: Why the platform holds the item (e.g. the approval policy's reason), for the operator.
+    reason: str | None = None
+
+    @property
+    def decidable(self) -> bool:
+        return bool(self.choices)
+
+    def choice_for(self, confirmed: bool) -> DecisionChoice | None:
+        """The first choice that confirms (or refuses) once, not persistently."""
+        for choice in self.choices:
+            if choice.confirms is confirmed and not choice.persistent:
+                return choice
+        return None
 
 
 class ActionCreate(Model):

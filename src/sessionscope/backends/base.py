@@ -159,6 +159,11 @@ class BackendConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def _confirms(choice: str) -> bool:
+    """Whether a choice id lets the agent go ahead, for backends that only know yes/no."""
+    return choice in ("confirm", "allow", "allow_always", "approve", "yes")
+
+
 class Backend(abc.ABC):
     """Async interface to one platform. Methods a backend cannot serve raise ``Unsupported``;
     ``capabilities`` says beforehand which ones those are."""
@@ -332,10 +337,42 @@ class Backend(abc.ABC):
         confirmed: bool,
         *,
         idempotency_key: str | None = None,
+        choice: str | None = None,
+        reason: str | None = None,
     ) -> ActionDecisionResult:
         """Send a decision exactly once. The backend generates an idempotency key when none is
-        given and reuses it on every retry of this call; pass one to extend that across calls."""
+        given and reuses it on every retry of this call; pass one to extend that across calls.
+
+        ``choice`` is one of the action's ``choices`` ids (richer than yes/no, e.g. Everruns'
+        ``allow_always``); without it the backend sends the plain confirm or cancel. ``reason``
+        goes where the platform takes one and is dropped elsewhere."""
         raise self._unsupported(Capability.PENDING_ACTIONS)
+
+    async def decide_actions(
+        self,
+        session_id: str,
+        decisions: list[tuple[str, str]],
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[ActionDecisionResult]:
+        """Decide several items of one session at once: ``decisions`` is (action id, choice id).
+        Platforms that hold a batch (an Everruns pause) answer it in one request; the default
+        sends each decision on its own, each exactly once."""
+        results: list[ActionDecisionResult] = []
+        for index, (action_id, choice) in enumerate(decisions):
+            key = f"{idempotency_key}-{index}" if idempotency_key else None
+            results.append(
+                await self.decide_action(
+                    session_id,
+                    action_id,
+                    _confirms(choice),
+                    idempotency_key=key,
+                    choice=choice,
+                    reason=reason,
+                )
+            )
+        return results
 
     # -- live -----------------------------------------------------------------------------------
     def watch_session(

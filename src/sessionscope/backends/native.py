@@ -457,7 +457,12 @@ class NativeBackend(Backend):
         confirmed: bool,
         *,
         idempotency_key: str | None = None,
+        choice: str | None = None,
+        reason: str | None = None,
     ) -> ActionDecisionResult:
+        # The reference API takes confirm/cancel only and has no place for a reason.
+        if choice is not None:
+            confirmed = choice == "confirm"
         path = f"/v1/sessions/{_seg(session_id)}/actions/{_seg(action_id)}"
         reply = await self._http.json_as(
             _ANY_DICT,
