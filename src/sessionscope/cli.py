@@ -4,6 +4,7 @@ that each command pays only for what it uses."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -13,7 +14,19 @@ import click
 @click.option(
     "--api-key", default=None, help="API key [env SESSIONSCOPE_API_KEY]; never logged or shown."
 )
-@click.option("--backend", "backend_name", default=None, help="Backend dialect (default native).")
+@click.option(
+    "--backend",
+    "backend_name",
+    default=None,
+    help="Platform: native (default), everruns, vectara, agentinbox, ag2trust, viben.",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A backend option, e.g. org_id=org_... for everruns; repeatable.",
+)
 @click.option("--profile", default=None, help="A profile from `sessionscope config path`.")
 @click.option("--read-only", is_flag=True, help="Disable every key that changes something.")
 @click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
@@ -23,6 +36,7 @@ def main(
     url: str | None,
     api_key: str | None,
     backend_name: str | None,
+    options: tuple[str, ...],
     profile: str | None,
     read_only: bool,
     bell: bool,
@@ -33,11 +47,16 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from sessionscope.config import ConfigError, resolve
+    from sessionscope.config import ConfigError, parse_options, resolve
 
     try:
         settings = resolve(
-            url=url, api_key=api_key, backend=backend_name, profile=profile, read_only=read_only
+            url=url,
+            api_key=api_key,
+            backend=backend_name,
+            profile=profile,
+            read_only=read_only,
+            options=parse_options(options),
         )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
@@ -47,6 +66,7 @@ def main(
         backend_name=settings.backend,
         read_only=settings.read_only,
         bell=bell,
+        options=settings.options,
     )
 
 
@@ -74,6 +94,7 @@ def run_console(
     backend_name: str = "native",
     read_only: bool = False,
     bell: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
     from sessionscope.tui import collector
@@ -84,7 +105,9 @@ def run_console(
     from sessionscope.backends import BackendConfig, BackendError, create_backend
 
     try:
-        backend = create_backend(BackendConfig(name=backend_name, url=url, api_key=api_key))
+        backend = create_backend(
+            BackendConfig(name=backend_name, url=url, api_key=api_key, options=dict(options or {}))
+        )
     except BackendError as error:
         raise click.ClickException(error.message) from None
     except (ValueError, TypeError) as error:
@@ -206,12 +229,10 @@ def export_command(
 ) -> None:
     """Export a session, its events (JSON Lines) and its artifacts to a folder; resumable."""
     from sessionscope.backends.base import BackendConfig, BackendError
-    from sessionscope.backends.registry import create_backend
+    from sessionscope.backends.registry import create_backend, default_url
     from sessionscope.export import ExportError, run_export_command
 
-    config = BackendConfig(name=backend_name, api_key=api_key)
-    if url:
-        config = BackendConfig(name=backend_name, url=url, api_key=api_key)
+    config = BackendConfig(name=backend_name, url=url or default_url(backend_name), api_key=api_key)
     try:
         result = run_export_command(create_backend(config), session_id, out_dir)
     except (BackendError, ExportError) as error:

@@ -14,6 +14,12 @@ like::
     api_key_env = "PROD_SESSIONS_KEY"
     read_only = true
 
+    [profiles.everruns]
+    backend = "everruns"          # native (default), everruns, vectara, agentinbox, ag2trust, viben
+    api_key_env = "EVERRUNS_TOKEN"   # without url: the platform's public base
+    [profiles.everruns.options]      # backend options, as ``--option KEY=VALUE`` gives them
+    org_id = "org_..."
+
 Precedence, highest first: command-line flag, environment variable (``SESSIONSCOPE_URL``,
 ``SESSIONSCOPE_API_KEY``), the chosen profile (``--profile`` or ``current``), built-in default.
 
@@ -48,6 +54,8 @@ class Profile:
     api_key_env: str | None = None
     backend: str | None = None
     read_only: bool = False
+    #: Backend options (``[profiles.NAME.options]``), e.g. Everruns' ``org_id``.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
         if self.api_key_env:
@@ -71,6 +79,7 @@ class ConsoleSettings:
     api_key: str | None = field(default=None, repr=False)
     read_only: bool = False
     profile: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def config_dir() -> Path:
@@ -90,7 +99,7 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 def _profile_from(name: str, raw: Any, path: Path) -> Profile:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: [profiles.{name}] must be a table")
-    known = {"url", "api_key", "api_key_env", "backend", "read_only"}
+    known = {"url", "api_key", "api_key_env", "backend", "read_only", "options"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -102,6 +111,9 @@ def _profile_from(name: str, raw: Any, path: Path) -> Profile:
             raise ConfigError(f"{path}: profile {name!r}: {key} must be a string")
     if "read_only" in raw and not isinstance(raw["read_only"], bool):
         raise ConfigError(f"{path}: profile {name!r}: read_only must be true or false")
+    options = raw.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{path}: profile {name!r}: options must be a table")
     return Profile(
         name=name,
         url=raw.get("url"),
@@ -109,6 +121,7 @@ def _profile_from(name: str, raw: Any, path: Path) -> Profile:
         api_key_env=raw.get("api_key_env"),
         backend=raw.get("backend"),
         read_only=raw.get("read_only", False),
+        options=dict(options),
     )
 
 
@@ -144,6 +157,7 @@ def resolve(
     backend: str | None = None,
     profile: str | None = None,
     read_only: bool = False,
+    options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     path: Path | None = None,
 ) -> ConsoleSettings:
@@ -159,12 +173,36 @@ def resolve(
             raise ConfigError(
                 f"no profile named {name!r} in {profile_file.path} (profiles: {known})"
             )
+    backend_name = backend or (chosen.backend if chosen else None) or DEFAULT_BACKEND
     return ConsoleSettings(
-        url=url or environ.get(URL_ENV) or (chosen.url if chosen else None) or DEFAULT_URL,
+        url=url
+        or environ.get(URL_ENV)
+        or (chosen.url if chosen else None)
+        or default_url_for(backend_name),
         api_key=api_key
         or environ.get(API_KEY_ENV)
         or (chosen.resolved_api_key(environ) if chosen else None),
-        backend=backend or (chosen.backend if chosen else None) or DEFAULT_BACKEND,
+        backend=backend_name,
         read_only=read_only or (chosen.read_only if chosen else False),
         profile=chosen.name if chosen else None,
+        # Flags override the profile's options key by key.
+        options={**(chosen.options if chosen else {}), **(options or {})},
     )
+
+
+def default_url_for(backend: str) -> str:
+    """Without a URL anywhere, a backend talks to its platform's public base."""
+    from sessionscope.backends.registry import default_url
+
+    return default_url(backend)
+
+
+def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` strings (``--option``) as a dict; raises ConfigError on a malformed one."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        parsed[key.strip()] = value
+    return parsed

@@ -11,11 +11,12 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -123,6 +124,31 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def rate_limited_detail(wait: float) -> str:
+    """The one sentence every backend shows while it waits out a 429."""
+    return f"rate limited, retrying in {max(1, math.ceil(wait))} s"
+
+
+def platform_retry_hint(body: Any) -> float | None:
+    """A retry hint some platforms put in the error body instead of (or beside) Retry-After:
+    ``retry_after_seconds`` (Everruns' problem+json), ``retry_after`` or ``details.retry_after``
+    (AG2Trust)."""
+    if not isinstance(body, dict):
+        return None
+    details = body.get("details")
+    candidates = [body.get("retry_after_seconds"), body.get("retry_after")]
+    if isinstance(details, dict):
+        candidates.append(details.get("retry_after"))
+    for value in candidates:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        if isinstance(value, str):
+            parsed = parse_retry_after(value)
+            if parsed is not None:
+                return parsed
+    return None
+
+
 def _reason(status: int) -> str:
     try:
         from http import HTTPStatus
@@ -133,13 +159,14 @@ def _reason(status: int) -> str:
 
 
 def error_from_response(
-    response: httpx.Response, body: bytes, where: str, redact: _Redactor
+    response: httpx.Response, body: bytes, where: str, redact: Callable[[str], str]
 ) -> BackendError:
     """Map a non-2xx reply to a typed error carrying the server's (neutralised) detail."""
     status = response.status_code
     detail = ""
     field_errors: list[dict[str, Any]] = []
     content_type = response.headers.get("content-type", "")
+    problem: Any = None
     if "json" in content_type:
         try:
             problem = json.loads(body)
@@ -189,6 +216,8 @@ def error_from_response(
         )
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is None:
+            retry_after = platform_retry_hint(problem)
         when = f"; retry in {retry_after:.0f} s" if retry_after is not None else ""
         return RateLimited(f"Rate limited{suffix}{when}{context}", retry_after=retry_after)
     if status >= 500:
@@ -201,7 +230,9 @@ def _transport_message(exc: httpx.TransportError) -> str:
     return neutralise_detail(text, 160)
 
 
-def error_from_transport(exc: httpx.TransportError, where: str, redact: _Redactor) -> BackendError:
+def error_from_transport(
+    exc: httpx.TransportError, where: str, redact: Callable[[str], str]
+) -> BackendError:
     text = redact(_transport_message(exc))
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProtocolError(f"The server broke off its reply ({text}; {where})")
@@ -293,6 +324,9 @@ class HttpClient:
             max_retry_after=option(config, "max_retry_after", 30.0),
         )
         self.max_response_bytes = int(option(config, "max_response_bytes", 64 * 1024 * 1024))
+        #: Told (with an operator-facing sentence) when a request waits before its retry, e.g.
+        #: "rate limited, retrying in 3 s", so a console can show it on its status line.
+        self.on_retry: Callable[[str], None] | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -338,6 +372,11 @@ class HttpClient:
                 if floor is not None:
                     wait = max(wait, floor)
                 log.debug("%s failed (%s); retry %d in %.2fs", where, error, attempt, wait)
+                if isinstance(error, RateLimited) and self.on_retry is not None:
+                    try:
+                        self.on_retry(rate_limited_detail(wait))
+                    except Exception:
+                        log.exception("retry listener failed")
                 await asyncio.sleep(wait)
 
     async def _send_once(

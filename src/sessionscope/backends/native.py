@@ -20,7 +20,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from functools import cache
 from itertools import pairwise
@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from httpx_sse import EventSource, SSEError
 from pydantic import TypeAdapter
 
 from sessionscope.backends._http import (
@@ -40,19 +39,20 @@ from sessionscope.backends._http import (
     parse_json_as,
 )
 from sessionscope.backends.base import (
-    AuthError,
     Backend,
     BackendConfig,
-    BackendError,
     Capability,
-    ConnectError,
-    NotFound,
     ProtocolError,
-    RateLimited,
     SessionQuery,
-    ValidationFailed,
-    WatchState,
     WatchStateCallback,
+)
+from sessionscope.backends.live import (
+    LiveWatch,
+    OpenStream,
+    Resume,
+    RetryHint,
+    StateReporter,
+    sse_events,
 )
 from sessionscope.models import (
     ActionDecisionResult,
@@ -136,10 +136,6 @@ def _items(value: list[T] | Page[T]) -> list[T]:
     return value if isinstance(value, list) else value.data
 
 
-class _StreamMissing(Exception):
-    """The server has no event stream at this path: fall back to polling."""
-
-
 class NativeBackend(Backend):
     name = "native"
     #: Everything, ``OLDEST_FIRST`` included until a server shows it ignores ``order=oldest``
@@ -160,7 +156,14 @@ class NativeBackend(Backend):
             rng=self._rng,
         )
         self._stream_read_timeout = option(config, "stream_read_timeout", 45.0)
-        self._force_poll = bool(config.options.get("poll", False))
+        self._live = LiveWatch(
+            display_name=self._display_name,
+            reconnect=self._reconnect,
+            poll_interval=config.poll_interval,
+            redact=self._http.redact,
+            force_poll=bool(config.options.get("poll", False)),
+            poll_page=_MAX_EVENT_PAGE,
+        )
 
     def __repr__(self) -> str:
         return f"NativeBackend({self._display_name})"
@@ -494,14 +497,14 @@ class NativeBackend(Backend):
             page = await self.list_events(session_id, after=last or 0, limit=_MAX_EVENT_PAGE)
             return page.data
 
-        watch = self._watch(
-            path=path,
-            parse=lambda data: _EVENT.validate_json(data),
+        watch = self._live.watch(
+            open_stream=self._open_stream(path, lambda data: _EVENT.validate_json(data)),
             position=lambda event: event.sequence,
             after=after,
             on_state=on_state,
             poll=poll,
             stream_missing=stream_missing,
+            where=f"GET {path}",
         )
         async with aclosing(watch):
             async for event in watch:
@@ -515,121 +518,44 @@ class NativeBackend(Backend):
         async def stream_missing() -> None:
             return None
 
-        watch = self._watch(
-            path="/v1/stream",
-            parse=lambda data: _ORG_CHANGE.validate_json(data),
+        watch = self._live.watch(
+            open_stream=self._open_stream(
+                "/v1/stream", lambda data: _ORG_CHANGE.validate_json(data)
+            ),
             position=lambda change: change.id,
             after=after,
             on_state=on_state,
             poll=poller.poll,
             stream_missing=stream_missing,
+            where="GET /v1/stream",
         )
         async with aclosing(watch):
             async for change in watch:
                 yield change
 
-    async def _watch(
-        self,
-        *,
-        path: str,
-        parse: Callable[[str], T],
-        position: Callable[[T], int],
-        after: int | None,
-        on_state: WatchStateCallback | None,
-        poll: Callable[[int | None], Awaitable[list[T]]],
-        stream_missing: Callable[[], Awaitable[None]],
-    ) -> AsyncGenerator[T, None]:
-        """Deliver items with position > the last delivered one, each once, in order, forever."""
-        state = _StateReporter(on_state, self._http.redact)
-        last = after
-        attempt = 0
-        hint: float | None = None
-        polling = self._force_poll
-        state(WatchState.CONNECTING, f"connecting to {self.display_name}")
-        while True:
-            if polling:
-                polled = self._poll(poll, position, last, state)
-                async with aclosing(polled):
-                    async for item in polled:
-                        last = position(item)
-                        yield item
-                continue  # _poll never ends on its own
-            try:
-                stream = self._stream_once(path, parse, last, state)
-                async with aclosing(stream):
-                    async for frame in stream:
-                        if isinstance(frame, _RetryHint):
-                            hint = frame.seconds
-                            continue
-                        if last is not None and position(frame) <= last:
-                            continue  # a duplicate after resuming
-                        last = position(frame)
-                        attempt = 0
-                        yield frame
-                detail = "the server ended the stream"
-                target = WatchState.RECONNECTING
-            except _StreamMissing:
-                try:
-                    await stream_missing()
-                except BackendError as exc:
-                    state(WatchState.OFFLINE, exc.message)
-                    raise
-                polling = True
-                state(
-                    WatchState.POLLING,
-                    f"no live stream on this server; polling every {self.config.poll_interval:g} s",
-                )
-                continue
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
-                raise
-            except RateLimited as exc:
-                hint = exc.retry_after if exc.retry_after is not None else hint
-                detail, target = exc.message, WatchState.RECONNECTING
-            except ConnectError as exc:
-                detail, target = exc.message, WatchState.OFFLINE
-            except BackendError as exc:
-                detail, target = exc.message, WatchState.RECONNECTING
-            except httpx.TransportError as exc:
-                detail = error_from_transport(exc, f"GET {path}", self._http.redact).message
-                unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                target = WatchState.OFFLINE if unreachable else WatchState.RECONNECTING
-            except SSEError as exc:
-                detail = f"the server did not send an event stream ({exc})"
-                target = WatchState.RECONNECTING
-            wait = self._reconnect.delay(attempt, hint)
-            attempt += 1
-            state(target, f"{detail}; retrying in {wait:.1f} s")
-            await asyncio.sleep(wait)
-
-    async def _stream_once(
-        self,
-        path: str,
-        parse: Callable[[str], T],
-        last: int | None,
-        state: _StateReporter,
-    ) -> AsyncGenerator[T | _RetryHint, None]:
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-        params: dict[str, Any] = {}
-        if last is not None:
-            headers["Last-Event-ID"] = str(last)
-            params["after"] = last
-        timeout = httpx.Timeout(
-            self.config.timeout,
-            connect=min(self.config.timeout, 5.0),
-            read=self._stream_read_timeout,
-        )
-        try:
-            async with self._http.stream(
-                "GET", path, headers=headers, params=params, timeout=timeout
-            ) as response:
-                content_type = response.headers.get("content-type", "")
-                if "text/event-stream" not in content_type:
-                    raise _StreamMissing
-                state(WatchState.LIVE, f"live from {self.display_name}")
-                async for sse in EventSource(response).aiter_sse():
+    def _open_stream(self, path: str, parse: Callable[[str], T]) -> OpenStream[T]:
+        async def open_stream(
+            resume: Resume[T], state: StateReporter
+        ) -> AsyncGenerator[T | RetryHint, None]:
+            headers: dict[str, str] = {}
+            params: dict[str, Any] = {}
+            if resume.position is not None:
+                headers["Last-Event-ID"] = str(resume.position)
+                params["after"] = resume.position
+            frames = sse_events(
+                self._http,
+                path,
+                state=state,
+                display_name=self.display_name,
+                read_timeout=self._stream_read_timeout,
+                request_timeout=self.config.timeout,
+                params=params,
+                headers=headers,
+            )
+            async with aclosing(frames):
+                async for sse in frames:
                     if sse.retry is not None:
-                        yield _RetryHint(sse.retry / 1000)
+                        yield RetryHint(sse.retry / 1000)
                     if not sse.data:
                         continue
                     try:
@@ -639,75 +565,8 @@ class NativeBackend(Backend):
                             f"The server sent a malformed stream frame ({type(exc).__name__}; "
                             f"GET {path})"
                         ) from None
-        except NotFound as exc:
-            raise _StreamMissing from exc
-        except BackendError as exc:
-            if exc.status in (405, 501):
-                raise _StreamMissing from exc
-            raise
 
-    async def _poll(
-        self,
-        poll: Callable[[int | None], Awaitable[list[T]]],
-        position: Callable[[T], int],
-        last: int | None,
-        state: _StateReporter,
-    ) -> AsyncGenerator[T, None]:
-        interval = max(0.01, self.config.poll_interval)
-        attempt = 0
-        while True:
-            try:
-                items = await poll(last)
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
-                raise
-            except BackendError as exc:
-                wait = max(interval, self._reconnect.delay(attempt))
-                attempt += 1
-                target = (
-                    WatchState.OFFLINE
-                    if isinstance(exc, ConnectError)
-                    else (WatchState.RECONNECTING)
-                )
-                state(target, f"{exc.message}; retrying in {wait:.1f} s")
-                await asyncio.sleep(wait)
-                continue
-            attempt = 0
-            state(WatchState.POLLING, f"polling every {interval:g} s")
-            fresh = [item for item in items if last is None or position(item) > last]
-            fresh.sort(key=position)
-            for item in fresh:
-                last = position(item)
-                yield item
-            if len(items) < _MAX_EVENT_PAGE:
-                await asyncio.sleep(interval)
-
-
-class _RetryHint:
-    """The server's SSE ``retry:`` field, passed up from a stream to the reconnect loop."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-class _StateReporter:
-    """Calls the console back only on a change, and never lets its failure stop the watch."""
-
-    def __init__(self, callback: WatchStateCallback | None, redact: Callable[[str], str]) -> None:
-        self._callback = callback
-        self._redact = redact
-        self._last: tuple[WatchState, str | None] | None = None
-
-    def __call__(self, watch_state: WatchState, detail: str | None = None) -> None:
-        if detail is not None:
-            detail = self._redact(neutralise_detail(detail, 400))
-        if self._callback is None or self._last == (watch_state, detail):
-            return
-        self._last = (watch_state, detail)
-        try:
-            self._callback(watch_state, detail)
-        except Exception:
-            log.exception("watch state callback failed")
+        return open_stream
 
 
 class _OrgPoller:
