@@ -174,6 +174,12 @@ def error_from_response(
             problem = None
         if isinstance(problem, dict):
             raw_detail = problem.get("detail") or problem.get("title") or problem.get("message")
+            nested = problem.get("error")
+            if raw_detail is None and isinstance(nested, dict):
+                # The ``{"error": {"code", "message", ...}}`` shape many platform SDKs use.
+                raw_detail = nested.get("message") or nested.get("detail") or nested.get("code")
+            elif raw_detail is None and isinstance(nested, str):
+                raw_detail = nested
             if isinstance(raw_detail, str):
                 detail = raw_detail
             elif raw_detail is not None:

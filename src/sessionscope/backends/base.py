@@ -68,8 +68,12 @@ class BackendError(Exception):
 
 
 class Unsupported(BackendError):
-    def __init__(self, capability: Capability, backend_name: str) -> None:
-        super().__init__(f"{backend_name} does not support {capability.value.replace('_', ' ')}")
+    def __init__(
+        self, capability: Capability, backend_name: str, message: str | None = None
+    ) -> None:
+        super().__init__(
+            message or f"{backend_name} does not support {capability.value.replace('_', ' ')}"
+        )
         self.capability = capability
 
 

@@ -18,7 +18,7 @@ _BUILTIN: dict[str, str] = {
     "native": "sessionscope.backends.native:NativeBackend",
     "everruns": "sessionscope.backends.everruns:EverrunsBackend",
     "vectara": "sessionscope.backends.vectara:VectaraBackend",
-    "agentinbox": "sessionscope.backends.agentinbox:AgentinboxBackend",
+    "agentinbox": "sessionscope.backends.agentinbox:AgentInboxBackend",
     "ag2trust": "sessionscope.backends.ag2trust:Ag2trustBackend",
     "viben": "sessionscope.backends.viben:VibenBackend",
 }
