@@ -33,30 +33,28 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sessionscope.backends._http import Backoff, HttpClient, neutralise_detail, option
 from sessionscope.backends.base import (
-    AuthError,
     Backend,
     BackendConfig,
     BackendError,
     Capability,
-    ConnectError,
     NotFound,
     ProtocolError,
     SessionQuery,
     Unsupported,
     ValidationFailed,
-    WatchState,
     WatchStateCallback,
 )
+from sessionscope.backends.live import LiveWatch, Resume, StateReporter, StreamMissing
 from sessionscope.models import (
     ActionDecisionResult,
     ActionStatus,
@@ -244,26 +242,6 @@ class _TimelineLedger:
         return numbered
 
 
-class _StateReporter:
-    """Calls the console back only on a change, and never lets its failure stop the watch."""
-
-    def __init__(self, callback: WatchStateCallback | None, redact: Callable[[str], str]) -> None:
-        self._callback = callback
-        self._redact = redact
-        self._last: tuple[WatchState, str | None] | None = None
-
-    def __call__(self, watch_state: WatchState, detail: str | None = None) -> None:
-        if detail is not None:
-            detail = self._redact(neutralise_detail(detail, 400))
-        if self._callback is None or self._last == (watch_state, detail):
-            return
-        self._last = (watch_state, detail)
-        try:
-            self._callback(watch_state, detail)
-        except Exception:
-            log.exception("watch state callback failed")
-
-
 class AgentInboxBackend(Backend):
     name = "agentinbox"
     default_url = DEFAULT_URL
@@ -294,10 +272,17 @@ class AgentInboxBackend(Backend):
         default_port = 443 if url.scheme == "https" else 80
         explicit_port = url.port not in (None, default_port)
         self._display_name = f"{url.host}:{url.port}" if explicit_port else url.host
-        self._reconnect = Backoff(
-            base=option(config, "reconnect_base", 0.5),
-            cap=option(config, "reconnect_max", 15.0),
-            rng=self._rng,
+        # The platform has no stream: every watch polls (``force_poll``).
+        self._live = LiveWatch(
+            display_name=self._display_name,
+            reconnect=Backoff(
+                base=option(config, "reconnect_base", 0.5),
+                cap=option(config, "reconnect_max", 15.0),
+                rng=self._rng,
+            ),
+            poll_interval=config.poll_interval,
+            redact=self._http.redact,
+            force_poll=True,
         )
         self._inbox_sessions = max(1, int(option(config, "inbox_sessions", 100)))
         self._ledgers: dict[str, _TimelineLedger] = {}
@@ -657,48 +642,29 @@ class AgentInboxBackend(Backend):
         after: int = 0,
         on_state: WatchStateCallback | None = None,
     ) -> AsyncIterator[Event]:
-        async def poll(last: int) -> list[Event]:
-            return [e for e in await self._timeline_events(session_id) if e.sequence > last]
+        async def poll(last: int | None) -> list[Event]:
+            events = await self._timeline_events(session_id)
+            return [event for event in events if event.sequence > (last or 0)]
 
-        async for event in self._poll(poll, lambda event: event.sequence, after, on_state):
-            yield event
+        async def no_stream(resume: Resume[Event], state: StateReporter) -> AsyncGenerator[Event]:
+            raise StreamMissing
+            yield  # pragma: no cover - makes this a generator
 
-    async def _poll(
-        self,
-        poll: Callable[[int], Awaitable[list[T]]],
-        position: Callable[[T], int],
-        after: int,
-        on_state: WatchStateCallback | None,
-    ) -> AsyncIterator[T]:
-        """Deliver items with position > the last delivered one, each once, in order, forever."""
-        state = _StateReporter(on_state, self._http.redact)
-        interval = max(0.01, self.config.poll_interval)
-        last = after
-        attempt = 0
-        state(WatchState.CONNECTING, f"connecting to {self.display_name}")
-        while True:
-            try:
-                items = await poll(last)
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
-                raise
-            except (BackendError, httpx.TransportError) as exc:
-                message = exc.message if isinstance(exc, BackendError) else str(exc)
-                wait = max(interval, self._reconnect.delay(attempt))
-                attempt += 1
-                target = (
-                    WatchState.OFFLINE if isinstance(exc, ConnectError) else WatchState.RECONNECTING
-                )
-                state(target, f"{message}; retrying in {wait:.1f} s")
-                await asyncio.sleep(wait)
-                continue
-            attempt = 0
-            state(WatchState.POLLING, f"polling every {interval:g} s")
-            for item in sorted(items, key=position):
-                if position(item) > last:
-                    last = position(item)
-                    yield item
-            await asyncio.sleep(interval)
+        async def stream_missing() -> None:
+            return None
+
+        watch = self._live.watch(
+            open_stream=no_stream,
+            position=lambda event: event.sequence,
+            after=after,
+            on_state=on_state,
+            poll=poll,
+            stream_missing=stream_missing,
+            where=f"GET /sessions/{_seg(session_id)}/timeline",
+        )
+        async with aclosing(watch):
+            async for event in watch:
+                yield event
 
 
 def _item_id(item: str | dict[str, Any]) -> str:
