@@ -13,6 +13,8 @@ from backend_harness import Harness
 #: One entry per platform backend; each names a module ``harness_<name>.py`` beside this file.
 HARNESS_NAMES: list[str] = [
     "native",
+    "agentinbox",
+    "agentinbox_sdk",
 ]
 
 
