@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 T = TypeVar("T")
 
@@ -21,6 +21,16 @@ T = TypeVar("T")
 VARIABLE_KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
 MAX_CONTEXT_VARIABLES = 20
 MAX_CONTEXT_VARIABLES_BYTES = 4096
+#: The most a client reads of one reply (the native backend's default ``max_response_bytes``).
+#: The reference server keeps every page of events under it.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: The largest request that becomes an event (an append, a batch of appends, a message) the
+#: reference server accepts (413 above): well under ``MAX_REPLY_BYTES``, so a page always holds
+#: at least the event that starts it.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+#: The largest stream position (event sequence, organisation change id, events cursor) a
+#: server keeps: a signed 64-bit integer. A larger one is a client error (400), not a position.
+MAX_POSITION = 2**63 - 1
 
 
 def utcnow() -> datetime:
@@ -320,7 +330,8 @@ class ActionCreate(Model):
 
 
 class ActionDecision(Model):
-    confirmed: bool
+    #: A JSON boolean: ``"yes"``, ``1`` or ``"false"`` are refused, never read as a decision.
+    confirmed: StrictBool
 
 
 class ActionDecisionResult(Model):

@@ -96,9 +96,13 @@ def test_confirm_is_idempotent_and_completes_later(api: httpx.Client) -> None:
     assert types.count("action.confirmed") == 1 and types.count("action.completed") == 1
     completed = api.get(path).json()
     assert completed["outcome"] and completed["callback_id"] == result.callback_id
-    # Still the first answer, even after the outcome arrived.
+    # A repeat after the outcome arrived says where the action ended, not "processing": the
+    # decision is still the first one (same callback), and nothing new happens.
     again = api.post(path, json={"confirmed": True}, headers=headers)
-    assert again.status_code == 202 and again.json() == first.json()
+    assert again.status_code == 200, again.text
+    repeated = ActionDecisionResult.model_validate(again.json())
+    assert repeated.status == "completed" and repeated.callback_id == result.callback_id
+    assert _event_types(api, session_id).count("action.completed") == 1
 
 
 def test_action_expires_and_then_is_gone(api: httpx.Client) -> None:

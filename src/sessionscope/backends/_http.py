@@ -38,6 +38,7 @@ from sessionscope.backends.base import (
     ServerError,
     ValidationFailed,
 )
+from sessionscope.models import MAX_REPLY_BYTES
 
 log = logging.getLogger("sessionscope.backends.http")
 
@@ -329,7 +330,7 @@ class HttpClient:
             ),
             max_retry_after=option(config, "max_retry_after", 30.0),
         )
-        self.max_response_bytes = int(option(config, "max_response_bytes", 64 * 1024 * 1024))
+        self.max_response_bytes = int(option(config, "max_response_bytes", MAX_REPLY_BYTES))
         #: Told (with an operator-facing sentence) when a request waits before its retry, e.g.
         #: "rate limited, retrying in 3 s", so a console can show it on its status line.
         self.on_retry: Callable[[str], None] | None = None

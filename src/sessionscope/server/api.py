@@ -9,6 +9,7 @@ another organisation's objects answer 404.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 import sessionscope
 from sessionscope.models import (
+    MAX_POSITION,
     ActionCreate,
     ActionDecision,
     ActionDecisionResult,
@@ -51,8 +53,9 @@ from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error
 from sessionscope.server.settings import ServerSettings
 from sessionscope.server.store import SessionOrder, Store, org_channel, session_channel
+from sessionscope.server.wire import StrictJsonRoute, validate_body
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=StrictJsonRoute)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +112,22 @@ StoreDep = Annotated[Store, Depends(get_store)]
 BrokerDep = Annotated[Broker, Depends(get_broker)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+#: Stream positions (event sequences, organisation change ids) are integers the store can hold;
+#: anything else in ``after``, an events ``cursor`` or ``Last-Event-ID`` is a 400 naming it.
+Position = Annotated[int, Query(ge=0, le=MAX_POSITION)]
+LastEventId = Annotated[
+    int | None,
+    Header(
+        alias="Last-Event-ID",
+        ge=0,
+        le=MAX_POSITION,
+        description="The id of the last frame received: the stream resumes after it.",
+    ),
+]
+#: The events cursor is the last sequence a page holds, as digits.
+EventsCursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,19}$", description="A page's `next_cursor`.")
+]
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:
@@ -232,20 +250,46 @@ async def send_message(org: Org, store: StoreDep, session_id: str, message: Mess
 # ---------------------------------------------------------------------------------------------
 
 
+def _event_page_json(page: Page[Event], budget: int) -> bytes:
+    """``page``'s JSON, ended early (with a cursor to the rest) where it would pass ``budget``
+    bytes: a client reads no more than that of one reply. A page always holds its first event,
+    which the body limit keeps well under any budget."""
+    parts: list[bytes] = []
+    size = 0
+    next_cursor = page.next_cursor
+    for event in page.data:
+        body = event.__pydantic_serializer__.to_json(event)
+        size += len(body) + 1
+        if parts and size > budget:
+            next_cursor = str(page.data[len(parts) - 1].sequence)
+            break
+        parts.append(body)
+    cursor_json = b"null" if next_cursor is None else b'"%s"' % next_cursor.encode()
+    return b'{"data":[%s],"next_cursor":%s,"total":null,"stream_position":null}' % (
+        b",".join(parts),
+        cursor_json,
+    )
+
+
+#: Room in a reply for what is not an event (the page's own fields).
+_PAGE_OVERHEAD = 1024
+
+
 @router.get("/sessions/{session_id}/events", response_model=Page[Event])
 async def list_events(
     org: Org,
     store: StoreDep,
+    settings: SettingsDep,
     session_id: str,
-    after: Annotated[int, Query(ge=0)] = 0,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    after: Position = 0,
+    cursor: EventsCursor = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     types: Annotated[list[str] | None, Query()] = None,
     include_hidden: bool = False,
 ) -> Response:
     if cursor:
         # The events cursor is the last sequence seen: the same as ``after``.
-        if not cursor.isdigit():
+        if int(cursor) > MAX_POSITION:
             raise field_error("cursor", "the cursor is not one this server issued", status=400)
         after = max(after, int(cursor))
     page = await store.list_events(
@@ -256,7 +300,8 @@ async def list_events(
         types=_split_values(types),
         include_hidden=include_hidden,
     )
-    return _json(page)
+    body = _event_page_json(page, settings.max_reply_bytes - _PAGE_OVERHEAD)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/sessions/{session_id}/events", status_code=201, response_model=Event)
@@ -309,7 +354,11 @@ _EVENT_BATCH_BODY = {
 async def append_events(org: Org, store: StoreDep, session_id: str, request: Request) -> Response:
     """Replies with the appended events (their ids and sequences) in the order given."""
     try:
-        batch = EventBatch.model_validate_json(await request.body())
+        batch = validate_body(EventBatch, await request.body())
+    except json.JSONDecodeError as error:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": error.msg}]
+        ) from None
     except ValidationError as error:
         raise RequestValidationError(
             [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
@@ -334,10 +383,11 @@ async def stream_session_events(
     settings: SettingsDep,
     session_id: str,
     last_event_id: LastEventId = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
     include_hidden: bool = False,
 ) -> StreamingResponse:
-    start = streams.resume_point(last_event_id, after)
+    # Last-Event-ID (a reconnect) wins over ``after`` (the first connection).
+    start = last_event_id if last_event_id is not None else after or 0
     await store.get_session(org, session_id)
 
     async def backlog(after_sequence: int, limit: int) -> list[Event]:
@@ -381,7 +431,7 @@ async def timeline(
     org: Org,
     store: StoreDep,
     session_id: str,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Position = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Page[TimelineEntry]:
     entries = await store.timeline(org, session_id, after=after, limit=limit)
@@ -405,14 +455,16 @@ async def stream_org(
     broker: BrokerDep,
     settings: SettingsDep,
     last_event_id: LastEventId = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
 ) -> StreamingResponse:
-    if last_event_id is None and after is None:
+    if last_event_id is not None:
+        start = last_event_id
+    elif after is not None:
+        start = after
+    else:
         # A fresh subscriber wants what happens from now on, not the organisation's history:
         # from the stream's head, the position a first listing page carries too.
         start = await store.org_stream_head(org)
-    else:
-        start = streams.resume_point(last_event_id, after)
 
     async def backlog(after_id: int, limit: int) -> list[OrgChange]:
         return await store.org_changes_since(org, after_id, limit)

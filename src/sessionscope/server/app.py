@@ -119,30 +119,43 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
 
-    app.add_middleware(_BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        _BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_event_bytes=min(settings.max_event_bytes, settings.max_body_bytes),
+    )
     return app
 
 
 class _BodySizeLimit:
     """Agents are untrusted: refuse an oversized body, before anything reads it when its size is
-    declared, and as soon as the limit is passed when it is not (a chunked upload).
+    declared, and as soon as the limit is passed when it is not (a chunked upload). Only an
+    artifact upload may take ``max_bytes``; every other body becomes an event or an object a
+    client reads back whole, so it is held to ``max_event_bytes`` (a 90 MB event would be
+    accepted, then unreadable by the client).
 
     Plain ASGI: Starlette's ``@app.middleware("http")`` runs every request through a task and
     a memory stream (a sixth of a small request's server time)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_event_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_event_bytes = max_event_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        upload = scope["method"] == "POST" and scope["path"].endswith("/artifacts")
+        return self.max_bytes if upload else self.max_event_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         chunked = False
+        limit = self._limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    refusal = problem(413, self._too_large())
+                if value.isdigit() and int(value) > limit:
+                    refusal = problem(413, self._too_large(limit))
                     await refusal(scope, receive, send)
                     return
                 # The server holds the client to its declared length.
@@ -152,12 +165,12 @@ class _BodySizeLimit:
                 chunked = True
         # Without either header there is no body (HTTP/1.1), and nothing to count: streams and
         # other GETs go straight through.
-        await self.app(scope, self._counted(receive) if chunked else receive, send)
+        await self.app(scope, self._counted(receive, limit) if chunked else receive, send)
 
-    def _too_large(self) -> str:
-        return f"the request body exceeds {self.max_bytes} bytes"
+    def _too_large(self, limit: int) -> str:
+        return f"the request body exceeds {limit} bytes"
 
-    def _counted(self, receive: Receive) -> Receive:
+    def _counted(self, receive: Receive, limit: int) -> Receive:
         received = 0
 
         async def counted() -> Message:
@@ -165,10 +178,10 @@ class _BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Raised where the route reads its body. Starlette's HTTPException, because
                     # FastAPI turns any other error while it reads a body into a 400.
-                    raise HTTPException(413, self._too_large())
+                    raise HTTPException(413, self._too_large(limit))
             return message
 
         return counted

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+#: Query parameters and headers holding stream positions or cursors: a bad one is a 400.
+POSITION_PARAMETERS = frozenset({"after", "cursor", "Last-Event-ID"})
 
 log = logging.getLogger("sessionscope.server")
 
@@ -30,6 +32,15 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = errors or []
         self.headers = headers
+
+
+class InvalidBody(StarletteHTTPException):
+    """A body refused while it is read (``wire.parse_body``): Starlette's exception, because
+    FastAPI turns any other error raised while it reads a body into a bare 400."""
+
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(status, detail)
+        self.errors = errors
 
 
 def not_found(what: str) -> ApiError:
@@ -87,6 +98,10 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     if malformed:
         return problem(400, "the request body is not valid JSON", errors=errors)
     names = ", ".join(e["field"] for e in errors) or "input"
+    if errors and all(e["field"] in POSITION_PARAMETERS for e in errors):
+        # A position the client holds that no server issued: the request is wrong, not the
+        # content of a resource.
+        return problem(400, f"invalid {names}: {errors[0]['message']}", errors=errors)
     first = errors[0]["message"] if errors else "invalid input"
     return problem(422, f"invalid {names}: {first}", errors=errors)
 
@@ -99,7 +114,8 @@ async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
-    return problem(exc.status_code, str(exc.detail), headers=headers)
+    errors = exc.errors if isinstance(exc, InvalidBody) else None
+    return problem(exc.status_code, str(exc.detail), errors=errors, headers=headers)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:

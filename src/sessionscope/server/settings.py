@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sessionscope.models import MAX_EVENT_BYTES, MAX_REPLY_BYTES
+
 DEFAULT_ORG = "default"
 API_KEYS_ENV = "SESSIONSCOPE_SERVER_API_KEYS"
 
@@ -37,6 +39,12 @@ class ServerSettings:
     #: JSON (4/3 of the artifact's size): 96 MiB takes an artifact of 72 MiB, and the console
     #: is tested with one of 50 MB.
     max_body_bytes: int = 96 * 1024 * 1024
+    #: Largest body of any other request (events, messages, sessions, actions): each becomes an
+    #: event or an object a client reads back, and a client reads at most ``max_reply_bytes``.
+    max_event_bytes: int = MAX_EVENT_BYTES
+    #: Largest page of events the server sends: the client's read limit, less room for the
+    #: page's own fields.
+    max_reply_bytes: int = MAX_REPLY_BYTES
     #: Least seconds between two ``session.updated`` org-stream frames caused by appended events
     #: for one session: the first is sent at once, later ones coalesce into one with the newest
     #: counters (a busy session would otherwise add an org change per event).

@@ -1740,8 +1740,7 @@ class Store:
             action = dict(row._mapping)
             if action["decision_reply"] is not None:
                 if action["confirmed"] is confirmed:
-                    reply = action["decision_reply"]
-                    return reply["status_code"], ActionDecisionResult.model_validate(reply["body"])
+                    return _repeated_decision(action)
                 raise ApiError(409, f"the action was already {_decided_word(action)}")
             if action["status"] == ActionStatus.PENDING.value and _is_due(action, tx.now):
                 session = await self._load_session(tx, org, session_id)
@@ -2164,6 +2163,19 @@ def _refuse_closed(session: dict[str, Any]) -> None:
 def _is_due(action: dict[str, Any], now: datetime) -> bool:
     expires_at = action["expires_at"]
     return expires_at is not None and expires_at <= now
+
+
+def _repeated_decision(action: dict[str, Any]) -> tuple[int, ActionDecisionResult]:
+    """The reply to a repeat of the decision taken: the first reply, unless the action moved
+    on since (a confirmed one completed or failed), then where it is now."""
+    reply = action["decision_reply"]
+    result = ActionDecisionResult.model_validate(reply["body"])
+    if action["status"] == result.status.value:
+        return reply["status_code"], result
+    status = ActionStatus(action["status"])
+    return 200, result.model_copy(
+        update={"status": status, "message": f"confirmed; the action {status.value}"}
+    )
 
 
 def _decided_word(action: dict[str, Any]) -> str:
