@@ -95,6 +95,9 @@ def run_console(
     read_only: bool = False,
     bell: bool = False,
     options: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    about: str | None = None,
+    loading_note: str | None = None,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
     from sessionscope.tui import collector
@@ -106,7 +109,13 @@ def run_console(
 
     try:
         backend = create_backend(
-            BackendConfig(name=backend_name, url=url, api_key=api_key, options=dict(options or {}))
+            BackendConfig(
+                name=backend_name,
+                url=url,
+                api_key=api_key,
+                timeout=timeout,
+                options=dict(options or {}),
+            )
         )
     except BackendError as error:
         raise click.ClickException(error.message) from None
@@ -114,7 +123,9 @@ def run_console(
         raise click.ClickException(f"cannot use {url!r}: {error}") from None
     from sessionscope.tui.app import SessionScopeApp
 
-    SessionScopeApp(backend, read_only=read_only, bell=bell).run()
+    SessionScopeApp(
+        backend, read_only=read_only, bell=bell, about=about, loading_note=loading_note
+    ).run()
 
 
 @main.group("config")
@@ -157,6 +168,9 @@ def config_list_command() -> None:
 @click.option("--simulate", is_flag=True, help="Run the agent simulator.")
 @click.option("--rate", default=2.0, show_default=True, help="Simulated events per second.")
 @click.option("--seed", default=None, type=int, help="Simulator seed, for repeatable runs.")
+# The demo's own plumbing: it binds the socket and owns the server's lifetime.
+@click.option("--listen-fd", default=None, type=int, hidden=True)
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
 def serve(
     host: str,
     port: int,
@@ -165,6 +179,8 @@ def serve(
     simulate: bool,
     rate: float,
     seed: int | None,
+    listen_fd: int | None,
+    exit_with_parent: bool,
 ) -> None:
     """Run the reference Sessions API server."""
     from sessionscope.server.runner import serve_forever
@@ -177,6 +193,8 @@ def serve(
         simulate=simulate,
         rate=rate,
         seed=seed,
+        listen_fd=listen_fd,
+        exit_with_parent=exit_with_parent,
     )
 
 
@@ -187,29 +205,34 @@ def serve(
 @click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
 def demo(rate: float, seed: int | None, read_only: bool, bell: bool) -> None:
     """Run the reference server with its simulator and open the console on it."""
-    import secrets
-    import tempfile
-    from pathlib import Path
+    from sessionscope.demo import DemoServer
 
-    from sessionscope.server.runner import ServerThread
-    from sessionscope.server.settings import ServerSettings, database_url
-
-    with tempfile.TemporaryDirectory(prefix="sessionscope-demo-") as folder:
-        settings = ServerSettings(
-            host="127.0.0.1",
-            port=0,
-            db_url=database_url(Path(folder) / "demo.db"),
-            api_keys=[("demo", "demo-" + secrets.token_urlsafe(18))],
-            simulate=True,
-            rate=rate,
-            seed=seed,
-        )
-        server = ServerThread(settings)
+    server = DemoServer(rate=rate, seed=seed)
+    try:
         server.start()
-        try:
-            run_console(server.url, server.api_key, read_only=read_only, bell=bell)
-        finally:
-            server.stop()
+        about = (
+            f"Demo server: {server.url}   API key: {server.api_key}\n"
+            f"Another console:  sessionscope --url {server.url} --api-key {server.api_key}\n"
+            f"Export a session: sessionscope export SESSION_ID --out DIR --url {server.url} "
+            f"--api-key {server.api_key}\n"
+            "The server and its data last as long as this console."
+        )
+        run_console(
+            server.url,
+            server.api_key,
+            read_only=read_only,
+            bell=bell,
+            # The first request waits in the socket's backlog while the server starts; on a busy
+            # machine that can take longer than an ordinary request may.
+            timeout=60.0,
+            about=about,
+            loading_note="starting the local server…",
+        )
+        failure = server.failure()
+        if failure:
+            raise click.ClickException(failure)
+    finally:
+        server.stop()
 
 
 @main.command("export")

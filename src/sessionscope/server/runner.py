@@ -232,6 +232,20 @@ def ensure_key_file(path: Path) -> str:
     return key
 
 
+def _stop_when_stdin_closes(server: uvicorn.Server) -> None:
+    """The parent holds our stdin's write end: end of file means it has gone."""
+
+    def wait() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while os.read(0, 65536):
+                pass
+        server.should_exit = True
+        # A server that does not wind down (a stuck stream) must still not outlive its parent.
+        threading.Timer(10.0, os._exit, args=(0,)).start()
+
+    threading.Thread(target=wait, name="exit-with-parent", daemon=True).start()
+
+
 def serve_forever(
     host: str,
     port: int,
@@ -241,8 +255,15 @@ def serve_forever(
     rate: float,
     seed: int | None,
     temporary: bool = False,
+    listen_fd: int | None = None,
+    exit_with_parent: bool = False,
 ) -> None:
-    """Run in the foreground until interrupted (Ctrl-C)."""
+    """Run in the foreground until interrupted (Ctrl-C).
+
+    ``listen_fd``: accept on this inherited, already listening socket instead of binding one
+    (the demo binds it, so the console knows the URL before this process has started).
+    ``exit_with_parent``: stop when standard input reaches end of file, i.e. when the process
+    that started this one has exited, however it ended."""
     try:
         keys = [parse_api_key(spec) for spec in api_keys] + api_keys_from_env()
     except ValueError as error:
@@ -266,10 +287,16 @@ def serve_forever(
         rate=rate,
         seed=seed,
     )
-    try:
-        sock = _bind(host, port)
-    except OSError as error:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    if listen_fd is not None:
+        sock = socket.socket(fileno=listen_fd)
+        host = sock.getsockname()[0]
+    else:
+        try:
+            sock = _bind(host, port)
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {error.strerror}"
+            ) from None
     url = _url(host, sock.getsockname()[1])
     click.echo(f"sessionscope server listening on {url}")
     click.echo(f"  database: {db_url}")
@@ -284,6 +311,8 @@ def serve_forever(
     click.echo("Press Ctrl-C to stop.")
     try:
         server = _ProcessServer(_uvicorn_config(create_app(settings), settings))
+        if exit_with_parent:
+            _stop_when_stdin_closes(server)
         server.run(sockets=[sock])
     finally:
         sock.close()

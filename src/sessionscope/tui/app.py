@@ -94,9 +94,15 @@ class SessionScopeApp(App[None]):
         read_only: bool = False,
         bell: bool = False,
         watch: bool = True,
+        about: str | None = None,
+        loading_note: str | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
+        #: Shown at the top of ``?`` help: e.g. the demo server's URL and key, for other commands.
+        self.about = about
+        #: What the sessions list says until its first page arrives.
+        self.loading_note = loading_note or "loading…"
         self.read_only = read_only
         self.bell_on_pending = bell
         self._watch_enabled = watch
@@ -312,7 +318,7 @@ class SessionScopeApp(App[None]):
         read_only_ids = frozenset(MUTATING_BINDING_IDS) if self.read_only else frozenset()
         keys = collect_keys(self, read_only_ids)
         title = getattr(self.screen, "help_title", None) or type(self.screen).__name__
-        self.push_screen(HelpScreen(keys, str(title)))
+        self.push_screen(HelpScreen(keys, str(title), about=self.about))
 
     def iter_mutating(self) -> Iterable[str]:
         return sorted(MUTATING_BINDING_IDS)

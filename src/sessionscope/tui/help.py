@@ -60,10 +60,11 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "dismiss", "Close", id="help.close", tooltip="Close"),
     ]
 
-    def __init__(self, keys: list[KeyHelp], title: str) -> None:
+    def __init__(self, keys: list[KeyHelp], title: str, *, about: str | None = None) -> None:
         super().__init__()
         self._keys = keys
         self._title = title
+        self._about = about
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, expand=True, show_edge=False, pad_edge=False)
@@ -83,6 +84,8 @@ class HelpScreen(ModalScreen[None]):
                 style="" if item.enabled else "dim",
             )
         with VerticalScroll(id="help-body"):
+            if self._about:
+                yield Static(Text(self._about, end=""), id="help-about")
             yield Static(Text(f"Keys — {self._title}", style="bold", end=""), id="help-title")
             yield Static(table, id="help-table")
             yield Static("escape closes", id="help-footer")

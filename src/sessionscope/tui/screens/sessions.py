@@ -281,7 +281,7 @@ class SessionsScreen(Screen[None]):
         if table.pages.started and total is not None:
             text.append(f"{total:,} session{'' if total == 1 else 's'}", style="bold")
         elif table.load_error is None:
-            text.append("loading…", style="italic")
+            text.append(self.ss_app.loading_note, style="italic")
         text.append(f"  status: {self.status_filter.value if self.status_filter else 'all'}")
         text.append(f"  order: {table.sort.label}")
         if self.text_filter:
