@@ -71,10 +71,20 @@ class _Redactor:
 
     def __init__(self, secret: str | None) -> None:
         self._secret = secret or None
+        self._more: set[str] = set()
+
+    def add(self, value: str) -> None:
+        """Also redact ``value`` from now on (e.g. a secret-derived tool argument a platform
+        sent, which a later error reply might echo)."""
+        if len(value) >= 4:  # shorter values would blank out ordinary words
+            self._more.add(value)
 
     def __call__(self, text: str) -> str:
         if self._secret and self._secret in text:
             text = text.replace(self._secret, "[redacted]")
+        for value in self._more:
+            if value in text:
+                text = text.replace(value, "[redacted]")
         return text
 
     def __repr__(self) -> str:
@@ -166,6 +176,7 @@ def error_from_response(
     status = response.status_code
     detail = ""
     field_errors: list[dict[str, Any]] = []
+    request_note = ""
     content_type = response.headers.get("content-type", "")
     problem: Any = None
     if "json" in content_type:
@@ -181,10 +192,24 @@ def error_from_response(
                 raw_detail = nested.get("message") or nested.get("detail") or nested.get("code")
             elif raw_detail is None and isinstance(nested, str):
                 raw_detail = nested
+            messages = problem.get("messages")
+            if raw_detail is None and isinstance(messages, list) and messages:
+                # Vectara's shape: {messages[], request_id, field_errors{field: message}}.
+                raw_detail = "; ".join(str(message) for message in messages)
             if isinstance(raw_detail, str):
                 detail = raw_detail
             elif raw_detail is not None:
                 detail = json.dumps(raw_detail)[:MAX_DETAIL_CHARS]
+            request_id = problem.get("request_id")
+            if isinstance(request_id, str) and request_id:
+                # What the platform's support asks for; kept apart so a long detail cannot cut it.
+                request_note = f" [request id {neutralise_detail(request_id, 80)}]"
+            by_field = problem.get("field_errors")
+            if isinstance(by_field, dict):
+                field_errors = [
+                    {"field": str(name), "message": redact(neutralise_detail(str(message)))}
+                    for name, message in by_field.items()
+                ]
             errors = problem.get("errors")
             if isinstance(errors, list):
                 field_errors = [
@@ -199,7 +224,7 @@ def error_from_response(
     elif "html" not in content_type and body:
         detail = body[:1000].decode("utf-8", "replace")
     detail = redact(neutralise_detail(detail)) if detail else ""
-    suffix = f": {detail}" if detail else ""
+    suffix = (f": {detail}" if detail else "") + redact(request_note)
     context = f" (HTTP {status} {_reason(status)}, {where})"
 
     if status in (401, 403):
@@ -299,14 +324,23 @@ class RetryPolicy:
 class HttpClient:
     """One pooled ``httpx.AsyncClient`` per backend, with typed errors and bounded retries."""
 
-    def __init__(self, config: BackendConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: BackendConfig,
+        *,
+        rng: random.Random | None = None,
+        auth_header: str = "Authorization",
+        auth_scheme: str = "Bearer",
+    ) -> None:
+        """``auth_header``/``auth_scheme``: where the key goes (``x-api-key`` with no scheme for
+        platforms that take a bare key header)."""
         url = httpx.URL(config.url)
         # Userinfo in the URL would be sent as Basic auth and shown in errors: drop it.
         self.base_url = url.copy_with(userinfo=b"")
         self.redact = _Redactor(config.api_key)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
+            headers[auth_header] = f"{auth_scheme} {config.api_key}".lstrip()
         trust_env = bool(config.options.get("trust_env", False))
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
