@@ -15,6 +15,7 @@ HARNESS_NAMES: list[str] = [
     "native",
     "agentinbox",
     "agentinbox_sdk",
+    "vectara",
 ]
 
 

@@ -56,7 +56,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -75,7 +76,6 @@ from sessionscope.backends._http import (
     parse_json_as,
 )
 from sessionscope.backends.base import (
-    AuthError,
     Backend,
     BackendConfig,
     BackendError,
@@ -86,8 +86,14 @@ from sessionscope.backends.base import (
     ServerError,
     SessionQuery,
     ValidationFailed,
-    WatchState,
     WatchStateCallback,
+)
+from sessionscope.backends.live import (
+    POLL_PAGE,
+    LiveWatch,
+    Resume,
+    StateReporter,
+    StreamMissing,
 )
 from sessionscope.models import (
     Artifact,
@@ -341,8 +347,16 @@ class VectaraBackend(Backend):
         agent_key = config.options.get("agent_key")
         self.agent_key: str | None = str(agent_key) if agent_key else None
         self._page_size = max(1, min(_MAX_PLATFORM_PAGE, int(option(config, "page_size", 100))))
-        self._reconnect = Backoff(
-            base=option(config, "reconnect_base", 0.5), cap=option(config, "reconnect_max", 15.0)
+        # The platform has no subscription to an existing session: every watch polls.
+        self._live = LiveWatch(
+            display_name=self._display_name,
+            reconnect=Backoff(
+                base=option(config, "reconnect_base", 0.5),
+                cap=option(config, "reconnect_max", 15.0),
+            ),
+            poll_interval=config.poll_interval,
+            redact=self._http.redact,
+            force_poll=True,
         )
         self._logs: dict[str, _EventLog] = {}
         self._agents: list[str] | None = None
@@ -1034,64 +1048,33 @@ class VectaraBackend(Backend):
         on_state: WatchStateCallback | None = None,
     ) -> AsyncIterator[Event]:
         """Poll: each round reads from the last page read, and only events after the newest one
-        delivered are new."""
-        interval = max(0.01, self.config.poll_interval)
-        report = _StateReporter(on_state, self._http.redact)
-        polling = f"polling every {interval:g} s"
-        report(WatchState.POLLING, polling)
-        last = max(0, after)
-        attempt = 0
-        while True:
-            try:
-                while True:
-                    page = await self.list_events(
-                        session_id, after=last, limit=1000, include_hidden=True
-                    )
-                    for event in page.data:
-                        if event.sequence > last:
-                            last = event.sequence
-                            yield event
-                    if not page.next_cursor:
-                        break
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                report(WatchState.OFFLINE, exc.message)
-                raise
-            except BackendError as exc:
-                wait = max(
-                    interval, self._reconnect.delay(attempt, getattr(exc, "retry_after", None))
-                )
-                attempt += 1
-                target = (
-                    WatchState.OFFLINE
-                    if isinstance(exc, ConnectError)
-                    else (WatchState.RECONNECTING)
-                )
-                report(target, f"{exc.message}; retrying in {wait:.1f} s")
-                await asyncio.sleep(wait)
-                continue
-            attempt = 0
-            report(WatchState.POLLING, polling)
-            await asyncio.sleep(interval)
+        delivered are new (the platform has no subscription to an existing session)."""
 
+        async def poll(last: int | None) -> list[Event]:
+            page = await self.list_events(
+                session_id, after=last or 0, limit=POLL_PAGE, include_hidden=True
+            )
+            return page.data
 
-class _StateReporter:
-    """Calls the console back only on a change, and never lets its failure stop the watch."""
+        async def no_stream(resume: Resume[Event], state: StateReporter) -> AsyncGenerator[Event]:
+            raise StreamMissing
+            yield  # pragma: no cover - makes this a generator
 
-    def __init__(self, callback: WatchStateCallback | None, redact: Any) -> None:
-        self._callback = callback
-        self._redact = redact
-        self._last: tuple[WatchState, str | None] | None = None
+        async def stream_missing() -> None:
+            return None
 
-    def __call__(self, watch_state: WatchState, detail: str | None = None) -> None:
-        if detail is not None:
-            detail = self._redact(neutralise_detail(detail, 400))
-        if self._callback is None or self._last == (watch_state, detail):
-            return
-        self._last = (watch_state, detail)
-        try:
-            self._callback(watch_state, detail)
-        except Exception:
-            log.exception("watch state callback failed")
+        watch = self._live.watch(
+            open_stream=no_stream,
+            position=lambda event: event.sequence,
+            after=after,
+            on_state=on_state,
+            poll=poll,
+            stream_missing=stream_missing,
+            where=f"GET {self._events_path(session_id)}",
+        )
+        async with aclosing(watch):
+            async for event in watch:
+                yield event
 
 
 class ArtifactScanner:
