@@ -16,6 +16,7 @@ HARNESS_NAMES: list[str] = [
     "agentinbox",
     "agentinbox_sdk",
     "vectara",
+    "everruns",
 ]
 
 

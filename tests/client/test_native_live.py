@@ -64,7 +64,7 @@ async def post(agent: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dic
 
 
 async def test_capabilities_and_health(backend: NativeBackend, server: Any) -> None:
-    assert backend.capabilities == frozenset(Capability)
+    assert backend.capabilities == frozenset(Capability) - {Capability.CANCEL_TURN}
     assert (await backend.health())["status"] == "ok"
     assert server.api_key not in backend.display_name
 

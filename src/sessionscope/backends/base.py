@@ -48,6 +48,8 @@ class Capability(StrEnum):
     TOOL_CALLS = "tool_calls"
     PENDING_ACTIONS = "pending_actions"
     VARIABLES = "variables"
+    #: Stop the turn the agent is running, leaving the session open (Everruns ``/cancel``).
+    CANCEL_TURN = "cancel_turn"
     #: ``list_sessions`` honours ``SessionQuery(order="oldest")``; without it a list's far end
     #: is reached only by walking every page from the newest.
     OLDEST_FIRST = "oldest_first"
@@ -238,6 +240,10 @@ class Backend(abc.ABC):
 
     async def send_message(self, session_id: str, content: str) -> Event:
         raise self._unsupported(Capability.MESSAGES)
+
+    async def cancel_turn(self, session_id: str) -> str:
+        """Stop the running turn (a no-op when none runs); returns the platform's message."""
+        raise self._unsupported(Capability.CANCEL_TURN)
 
     # -- events ---------------------------------------------------------------------------------
     async def list_events(

@@ -140,7 +140,7 @@ class NativeBackend(Backend):
     name = "native"
     #: Everything, ``OLDEST_FIRST`` included until a server shows it ignores ``order=oldest``
     #: (then ``list_sessions`` drops it from the instance's set and raises ``Unsupported``).
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.CANCEL_TURN}
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
