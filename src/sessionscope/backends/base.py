@@ -53,6 +53,8 @@ class Capability(StrEnum):
     #: ``list_sessions`` honours ``SessionQuery(order="oldest")``; without it a list's far end
     #: is reached only by walking every page from the newest.
     OLDEST_FIRST = "oldest_first"
+    #: ``update_session`` takes ``status=paused`` and ``status=active`` (pause and resume).
+    PAUSE = "pause"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +179,9 @@ class Backend(abc.ABC):
     #: Short dialect name, e.g. "native".
     name: str = "backend"
     capabilities: frozenset[Capability] = frozenset()
+    #: Operator-facing notes about how the backend was configured (e.g. a key the platform does
+    #: not take and that is therefore never sent); the console shows them once at start.
+    notices: tuple[str, ...] = ()
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

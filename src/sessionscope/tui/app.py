@@ -129,6 +129,8 @@ class SessionScopeApp(App[None]):
         self.push_screen(self.sessions_screen)
         self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
         self.set_timer(STARTUP_COLLECTOR_LIMIT, collector.end_startup, name="end-startup")
+        for notice in self.backend.notices:
+            self.notify(one_line(notice, 300), title="Note", timeout=8, markup=False)
         # The organisation watch starts once the sessions list has its first page (see
         # ``follow_org_from``): started now, from "now", it could begin after the page's
         # snapshot and a change committed in between would never be shown.
