@@ -47,32 +47,28 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource
 from pydantic import TypeAdapter
 
 from sessionscope.backends._http import (
     Backoff,
     HttpClient,
-    error_from_transport,
     neutralise_detail,
     option,
 )
 from sessionscope.backends.base import (
-    AuthError,
     Backend,
     BackendConfig,
     BackendError,
     Capability,
-    ConnectError,
     NotFound,
     ProtocolError,
-    RateLimited,
     SessionQuery,
     ValidationFailed,
     WatchState,
     WatchStateCallback,
 )
-from sessionscope.backends.native import _StateReporter
+from sessionscope.backends.live import LiveWatch, Resume, RetryHint, StateReporter, StreamMissing
 from sessionscope.models import (
     Event,
     EventType,
@@ -434,17 +430,6 @@ def _frame_from(event_name: str, data: str) -> _Frame | None:
     )
 
 
-class _StreamMissing(Exception):
-    """The gateway has no event stream (or refused it): poll instead."""
-
-
-class _StreamOpened:
-    """Marks, in a stream's frames, that the stream is open (time to re-read what was missed)."""
-
-
-_OPENED = _StreamOpened()
-
-
 class VibenBackend(Backend):
     name = "viben"
     capabilities = frozenset(
@@ -486,7 +471,13 @@ class VibenBackend(Backend):
             rng=self._rng,
         )
         self._stream_read_timeout = option(config, "stream_read_timeout", 60.0)
-        self._force_poll = bool(config.options.get("poll", False))
+        self._live = LiveWatch(
+            display_name=self._display_name,
+            reconnect=self._reconnect,
+            poll_interval=config.poll_interval,
+            redact=self._http.redact,
+            force_poll=bool(config.options.get("poll", False)),
+        )
         self._list_cache_seconds = option(config, "list_cache_seconds", 30.0)
         self._ledgers: OrderedDict[str, _Ledger] = OrderedDict()
         #: Listings kept for their later pages: snapshot id -> (taken at, sorted sessions).
@@ -773,7 +764,17 @@ class VibenBackend(Backend):
                 return []  # already delivered
             return await fresh()
 
-        follow = self._follow(fresh, on_frame, on_state)
+        async def stream_missing() -> None:
+            await self.get_session(session_id)  # NotFound here: the session is gone
+
+        follow = self._follow(
+            catch_up=fresh,
+            on_frame=on_frame,
+            position=lambda event: event.sequence,
+            after=after,
+            on_state=on_state,
+            stream_missing=stream_missing,
+        )
         async with aclosing(follow):
             async for event in follow:
                 yield event
@@ -811,7 +812,17 @@ class VibenBackend(Backend):
             except NotFound:
                 return self._removed(named)
 
-        follow = self._follow(resync, on_frame, on_state)
+        async def stream_missing() -> None:
+            return None
+
+        follow = self._follow(
+            catch_up=resync,
+            on_frame=on_frame,
+            position=lambda change: change.id,
+            after=after,
+            on_state=on_state,
+            stream_missing=stream_missing,
+        )
         async with aclosing(follow):
             async for change in follow:
                 yield change
@@ -862,129 +873,67 @@ class VibenBackend(Backend):
             return []
         return [self._change("session.deleted", old)]
 
-    async def _follow(
+    def _follow(
         self,
+        *,
         catch_up: Callable[[], Awaitable[list[T]]],
         on_frame: Callable[[_Frame], Awaitable[list[T]]],
+        position: Callable[[T], int],
+        after: int | None,
         on_state: WatchStateCallback | None,
+        stream_missing: Callable[[], Awaitable[None]],
     ) -> AsyncGenerator[T, None]:
-        """Follow the gateway's event stream forever: ``catch_up`` after every (re)connection
-        (what happened while not connected), ``on_frame`` for each frame; poll with
-        ``catch_up`` where there is no stream."""
-        state = _StateReporter(on_state, self._http.redact)
-        attempt = 0
-        hint: float | None = None
-        polling = self._force_poll
-        state(WatchState.CONNECTING, f"connecting to {self.display_name}")
-        while True:
-            if polling:
-                poll = self._poll(catch_up, state)
-                async with aclosing(poll):
-                    async for item in poll:
+        """Follow the gateway's event stream forever (the shared reconnect loop): ``catch_up``
+        after every (re)connection, for what happened while not connected, then ``on_frame``
+        for each frame; polling with ``catch_up`` where there is no stream."""
+
+        async def open_stream(
+            _resume: Resume[T], state: StateReporter
+        ) -> AsyncGenerator[T | RetryHint, None]:
+            headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+            timeout = httpx.Timeout(
+                self.config.timeout,
+                connect=min(self.config.timeout, 5.0),
+                read=self._stream_read_timeout,
+            )
+            opened = False
+            try:
+                async with self._http.stream(
+                    "GET", "/api/events", headers=headers, timeout=timeout
+                ) as response:
+                    if "text/event-stream" not in response.headers.get("content-type", ""):
+                        raise StreamMissing
+                    opened = True
+                    state(WatchState.LIVE, f"live from {self.display_name}")
+                    # Open now, so nothing from here on is missed: read what came before.
+                    for item in await catch_up():
                         yield item
-                continue  # _poll never ends on its own
-            try:
-                stream = self._stream_once(state)
-                async with aclosing(stream):
-                    async for frame in stream:
-                        if isinstance(frame, float):
-                            hint = frame
-                            continue
-                        if isinstance(frame, _StreamOpened):
-                            items = await catch_up()
-                        else:
-                            items = await on_frame(frame)
-                        attempt = 0
-                        for item in items:
-                            yield item
-                detail = "the gateway ended the stream"
-                target = WatchState.RECONNECTING
-            except _StreamMissing:
-                polling = True
-                interval = self.config.poll_interval
-                state(WatchState.POLLING, f"no event stream; polling every {interval:g} s")
-                continue
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
-                raise
-            except RateLimited as exc:
-                hint = exc.retry_after if exc.retry_after is not None else hint
-                detail, target = exc.message, WatchState.RECONNECTING
-            except ConnectError as exc:
-                detail, target = exc.message, WatchState.OFFLINE
+                    async for sse in EventSource(response).aiter_sse():
+                        if sse.retry is not None:
+                            yield RetryHint(sse.retry / 1000)
+                        frame = _frame_from(sse.event, sse.data) if sse.data else None
+                        if frame is not None:
+                            for item in await on_frame(frame):
+                                yield item
             except BackendError as exc:
-                detail, target = exc.message, WatchState.RECONNECTING
-            except httpx.TransportError as exc:
-                detail = error_from_transport(exc, "GET /api/events", self._http.redact).message
-                unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                target = WatchState.OFFLINE if unreachable else WatchState.RECONNECTING
-            except SSEError as exc:
-                detail = f"the gateway did not send an event stream ({exc})"
-                target = WatchState.RECONNECTING
-            wait = self._reconnect.delay(attempt, hint)
-            attempt += 1
-            state(target, f"{detail}; retrying in {wait:.1f} s")
-            await asyncio.sleep(wait)
+                # Refused at the stream's path: no stream. Once it is open, a NotFound comes from
+                # a re-read (the watched session is gone).
+                if not opened and exc.status in (404, 405, 501):
+                    raise StreamMissing from exc
+                raise
 
-    async def _stream_once(
-        self, state: _StateReporter
-    ) -> AsyncGenerator[_Frame | _StreamOpened | float, None]:
-        """One connection to ``GET /api/events``: first ``_OPENED``, then its frames (and any
-        ``retry:`` hint, in seconds)."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-        timeout = httpx.Timeout(
-            self.config.timeout,
-            connect=min(self.config.timeout, 5.0),
-            read=self._stream_read_timeout,
+        async def poll(_last: int | None) -> list[T]:
+            return await catch_up()
+
+        return self._live.watch(
+            open_stream=open_stream,
+            position=position,
+            after=after,
+            on_state=on_state,
+            poll=poll,
+            stream_missing=stream_missing,
+            where="GET /api/events",
         )
-        try:
-            async with self._http.stream(
-                "GET", "/api/events", headers=headers, timeout=timeout
-            ) as response:
-                if "text/event-stream" not in response.headers.get("content-type", ""):
-                    raise _StreamMissing
-                state(WatchState.LIVE, f"live from {self.display_name}")
-                yield _OPENED
-                async for sse in EventSource(response).aiter_sse():
-                    if sse.retry is not None:
-                        yield sse.retry / 1000
-                    if not sse.data:
-                        continue
-                    frame = _frame_from(sse.event, sse.data)
-                    if frame is not None:
-                        yield frame
-        except NotFound as exc:
-            raise _StreamMissing from exc
-        except BackendError as exc:
-            if exc.status in (405, 501):
-                raise _StreamMissing from exc
-            raise
-
-    async def _poll(
-        self, catch_up: Callable[[], Awaitable[list[T]]], state: _StateReporter
-    ) -> AsyncGenerator[T, None]:
-        interval = max(0.01, self.config.poll_interval)
-        attempt = 0
-        while True:
-            try:
-                items = await catch_up()
-            except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
-                raise
-            except BackendError as exc:
-                wait = max(interval, self._reconnect.delay(attempt))
-                attempt += 1
-                target = (
-                    WatchState.OFFLINE if isinstance(exc, ConnectError) else WatchState.RECONNECTING
-                )
-                state(target, f"{exc.message}; retrying in {wait:.1f} s")
-                await asyncio.sleep(wait)
-                continue
-            attempt = 0
-            state(WatchState.POLLING, f"polling every {interval:g} s")
-            for item in items:
-                yield item
-            await asyncio.sleep(interval)
 
 
 def _session_body(body: Any, where: str) -> dict[str, Any]:
