@@ -28,7 +28,8 @@ class RunningServer:
     org: str
     other_api_key: str
     other_org: str
-    db_path: Path | None
+    #: A SQLite file, or a PostgreSQL URL (tests/server run on both).
+    db_path: Any
 
     @property
     def settings(self) -> ServerSettings:
@@ -58,7 +59,7 @@ def test_settings(db_path: Path, **overrides: Any) -> ServerSettings:
 test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
-def _running(thread: ServerThread, db_path: Path | None) -> RunningServer:
+def _running(thread: ServerThread, db_path: Any) -> RunningServer:
     keys = thread.settings.api_keys
     other = keys[1] if len(keys) > 1 else keys[0]
     return RunningServer(
@@ -73,8 +74,14 @@ def _running(thread: ServerThread, db_path: Path | None) -> RunningServer:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    db_path = tmp_path_factory.mktemp("server") / "sessionscope.db"
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    # tests/server parametrizes this by database ("sqlite" or "postgresql"; see its conftest).
+    if getattr(request, "param", "sqlite") == "postgresql":
+        db_path: Any = request.getfixturevalue("fresh_postgres_database")()
+    else:
+        db_path = tmp_path_factory.mktemp("server") / "sessionscope.db"
     with ServerThread(test_settings(db_path)) as thread:
         yield _running(thread, db_path)
 
@@ -83,14 +90,17 @@ MakeServer = Callable[..., RunningServer]
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[MakeServer]:
+def make_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeServer]:
     """Start extra servers: ``make_server(db_path=..., simulate=True, ...)``; any ServerSettings
     field can be overridden. Each is stopped after the test (or earlier with ``.thread.stop()``).
+    In a test that uses the ``database`` fixture (tests/server: SQLite or PostgreSQL), servers
+    without a ``db_path`` share that database.
     """
     started: list[ServerThread] = []
+    database = request.getfixturevalue("database") if "database" in request.fixturenames else None
 
-    def make(db_path: Path | None = None, **overrides: Any) -> RunningServer:
-        path = db_path or tmp_path / f"server-{len(started)}.db"
+    def make(db_path: Any = None, **overrides: Any) -> RunningServer:
+        path = db_path or database or tmp_path / f"server-{len(started)}.db"
         thread = ServerThread(test_settings(path, **overrides))
         thread.start()
         started.append(thread)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -11,6 +14,29 @@ from typing import Any, TypeVar
 import httpx
 
 T = TypeVar("T")
+
+
+def db_rows(location: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` placeholders) on a test server's database, SQLite file or
+    PostgreSQL URL, and return its rows: for checking what the server stored."""
+    if not str(location).startswith("postgresql"):
+        with sqlite3.connect(location, timeout=5) as conn:
+            return [tuple(row) for row in conn.execute(sql, params)]
+    counter = itertools.count(1)
+    numbered = "".join(
+        f"${next(counter)}{part}" if at else part for at, part in enumerate(sql.split("?"))
+    )
+
+    async def run() -> list[tuple[Any, ...]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(str(location))
+        try:
+            return [tuple(row) for row in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def wait_until(

@@ -19,6 +19,9 @@ from sessionscope.models import (
     ToolCall,
 )
 
+# Every test here runs on SQLite and on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.usefixtures("database")
+
 
 def _session(api: httpx.Client) -> str:
     response = api.post("/v1/sessions", json={"title": "actions", "prompt": "go"})

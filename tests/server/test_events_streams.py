@@ -8,6 +8,9 @@ from server_helpers import data_frames, frames
 
 from sessionscope.models import Event, OrgChange, Page, Replay, TimelineEntry
 
+# Every test here runs on SQLite and on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.usefixtures("database")
+
 
 def _session(api: httpx.Client, **body: object) -> str:
     response = api.post("/v1/sessions", json={"title": "events", **body})

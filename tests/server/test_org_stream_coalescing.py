@@ -8,6 +8,9 @@ from server_helpers import frames, wait_until
 
 from sessionscope.models import OrgChange
 
+# Every test here runs on SQLite and on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.usefixtures("database")
+
 
 def _client(server) -> httpx.Client:
     return httpx.Client(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from server_helpers import frames, wait_until
+from server_helpers import db_rows, frames, wait_until
 
 from sessionscope.models import OrgChange
+
+# Every test here runs on SQLite and on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.usefixtures("database")
 
 
 def _client(server) -> httpx.Client:
@@ -18,15 +20,12 @@ def _client(server) -> httpx.Client:
     )
 
 
-def pruned_floor(db_path: Path, org: str) -> int | None:
+def pruned_floor(db_path: Any, org: str) -> int | None:
     """The retention floor once every org change of ``org`` has been pruned, else None."""
-    with sqlite3.connect(db_path, timeout=5) as conn:
-        left = conn.execute("SELECT count(*) FROM org_changes WHERE org = ?", (org,)).fetchone()
-        floor = conn.execute(
-            "SELECT change_id FROM org_stream_floor WHERE org = ?", (org,)
-        ).fetchone()
-    if left[0] == 0 and floor is not None and floor[0] > 0:
-        return int(floor[0])
+    (left,) = db_rows(db_path, "SELECT count(*) FROM org_changes WHERE org = ?", org)
+    floor = db_rows(db_path, "SELECT change_id FROM org_stream_floor WHERE org = ?", org)
+    if left[0] == 0 and floor and floor[0][0] > 0:
+        return int(floor[0][0])
     return None
 
 

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import httpx
+import pytest
+from sqlalchemy import select
 
 from sessionscope.models import Page, Session
+from sessionscope.server import db
 from sessionscope.server.db import SCHEMA_VERSION
 from sessionscope.server.seed import seed_events, seed_sessions
+from sessionscope.server.settings import database_url
+
+# Every test here runs on SQLite and on PostgreSQL (see conftest.py).
+pytestmark = pytest.mark.usefixtures("database")
+
+
+async def schema_versions(location: str) -> list[int]:
+    engine = db.make_engine(database_url(location))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(db.schema_version.c.version).order_by(db.schema_version.c.version)
+            )
+            return [row[0] for row in rows]
+    finally:
+        await engine.dispose()
 
 
 def test_pagination_visits_every_session_once_while_rows_are_inserted(make_server) -> None:
@@ -47,15 +65,14 @@ def test_pagination_visits_every_session_once_while_rows_are_inserted(make_serve
     assert final_total == len(seeded) + len(inserted)
 
 
-def test_data_and_schema_survive_a_restart(make_server, tmp_path) -> None:
-    db_path = tmp_path / "persist.db"
-    first = make_server(db_path=db_path)
+def test_data_and_schema_survive_a_restart(make_server, database) -> None:
+    first = make_server()
     with httpx.Client(base_url=first.url, headers={"X-API-Key": first.api_key}) as api:
         session = api.post("/v1/sessions", json={"title": "keep me", "prompt": "hi"}).json()
         api.post(f"/v1/sessions/{session['id']}/actions", json={"tool": "deploy", "preview": {}})
     first.thread.stop()
 
-    second = make_server(db_path=db_path)
+    second = make_server()
     with httpx.Client(base_url=second.url, headers={"X-API-Key": second.api_key}) as api:
         restored = api.get(f"/v1/sessions/{session['id']}").json()
         assert restored["title"] == "keep me" and restored["last_sequence"] == 3
@@ -66,9 +83,7 @@ def test_data_and_schema_survive_a_restart(make_server, tmp_path) -> None:
         assert event["sequence"] == 4
     second.thread.stop()
 
-    with sqlite3.connect(db_path) as connection:
-        versions = [row[0] for row in connection.execute("SELECT version FROM schema_version")]
-    assert versions == [SCHEMA_VERSION]
+    assert asyncio.run(schema_versions(database)) == [SCHEMA_VERSION]
 
 
 def test_seeded_events_page_and_stream_like_live_ones(make_server) -> None:

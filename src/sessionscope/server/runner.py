@@ -21,6 +21,7 @@ import click
 import platformdirs
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from sessionscope.server.app import create_app
 from sessionscope.server.settings import (
@@ -299,7 +300,8 @@ def serve_forever(
             ) from None
     url = _url(host, sock.getsockname()[1])
     click.echo(f"sessionscope server listening on {url}")
-    click.echo(f"  database: {db_url}")
+    # A PostgreSQL URL may carry a password: never printed.
+    click.echo(f"  database: {make_url(db_url).render_as_string(hide_password=True)}")
     if key_file is not None:
         click.echo(f"  API key file: {key_file}")
         click.echo(f'  connect: sessionscope --url {url} --api-key "$(cat {key_file})"')

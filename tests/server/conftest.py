@@ -1,0 +1,68 @@
+"""The server tests on both databases: SQLite (a file) and a real PostgreSQL started from the
+machine's binaries in a temporary folder on a loopback port.
+
+The shared ``server`` runs once per database for every test here that uses it. Modules that
+hold storage behaviour run on both too: they mark themselves with
+``pytestmark = pytest.mark.usefixtures("database")``, and ``make_server()`` without a
+``db_path`` then uses that test's database (a fresh file, or a fresh PostgreSQL database).
+
+Without PostgreSQL binaries the PostgreSQL half is skipped on a workstation, and FAILS in CI
+(``CI=true``): there, a PostgreSQL that cannot start must not pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionscope.server.pg_local import LocalPostgres, PostgresUnavailable
+
+BACKENDS = ("sqlite", "postgresql")
+_database_names = itertools.count()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", BACKENDS, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    try:
+        cluster = LocalPostgres().start()
+    except PostgresUnavailable as error:
+        if in_ci():
+            pytest.fail(f"PostgreSQL could not start: {error}")
+        pytest.skip(f"PostgreSQL is not available here: {error}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def fresh_postgres_database(postgres: LocalPostgres) -> Callable[[], str]:
+    """Creates an empty database on the test PostgreSQL and returns its URL."""
+
+    def create() -> str:
+        return postgres.create_database(f"t{os.getpid()}_{next(_database_names)}")
+
+    return create
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where this test's servers keep their data: a SQLite file path, or the URL of an empty
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sessionscope.db")
+    create: Callable[[], str] = request.getfixturevalue("fresh_postgres_database")
+    return create()
