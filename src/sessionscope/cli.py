@@ -171,6 +171,7 @@ def config_list_command() -> None:
 # The demo's own plumbing: it binds the socket and owns the server's lifetime.
 @click.option("--listen-fd", default=None, type=int, hidden=True)
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
+@click.option("--nice", "niceness", default=0, type=int, hidden=True)
 def serve(
     host: str,
     port: int,
@@ -181,8 +182,15 @@ def serve(
     seed: int | None,
     listen_fd: int | None,
     exit_with_parent: bool,
+    niceness: int,
 ) -> None:
     """Run the reference Sessions API server."""
+    if niceness:
+        import os
+
+        # Before the server's imports: the demo's console, started at the same moment, paints
+        # first on a machine with few cores.
+        os.nice(niceness)
     from sessionscope.server.runner import serve_forever
 
     serve_forever(

@@ -69,6 +69,9 @@ class DemoServer:
             "--rate",
             f"{self.rate:g}",
             "--exit-with-parent",
+            # The console comes first: its frames are what the operator waits for.
+            "--nice",
+            "5",
         ]
         if self.seed is not None:
             command += ["--seed", str(self.seed)]
