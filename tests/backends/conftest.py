@@ -17,6 +17,7 @@ HARNESS_NAMES: list[str] = [
     "agentinbox_sdk",
     "vectara",
     "everruns",
+    "viben",
 ]
 
 
