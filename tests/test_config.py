@@ -87,3 +87,19 @@ def test_bad_files_say_what_is_wrong(tmp_path: Path, content: str, message: str)
 def test_config_path_honours_the_override(tmp_path: Path) -> None:
     assert config_path({"SESSIONSCOPE_CONFIG": str(tmp_path / "c.toml")}) == tmp_path / "c.toml"
     assert config_path({}).name == "config.toml"
+
+
+def test_a_key_variable_that_is_not_set_is_named(profile_file: Path) -> None:
+    settings = resolve(profile="prod", environ={}, path=profile_file)
+    assert settings.api_key is None
+    assert settings.key_note is not None and "$PROD_KEY" in settings.key_note
+    assert resolve(profile="prod", environ={"PROD_KEY": "k"}, path=profile_file).key_note is None
+    flagged = resolve(profile="prod", api_key="flag", environ={}, path=profile_file)
+    assert flagged.key_note is None
+
+
+def test_config_list_tells_a_set_variable_from_an_unset_one(profile_file: Path) -> None:
+    profiles = load_profiles(profile_file)
+    assert profiles.profiles["prod"].key_summary({}) == "NO KEY: $PROD_KEY is not set"
+    assert profiles.profiles["prod"].key_summary({"PROD_KEY": "x"}) == "key set from $PROD_KEY"
+    assert profiles.profiles["local"].key_summary({}) == "key set"

@@ -253,3 +253,38 @@ def test_cli_export(server: Any, seeded: Seeded, tmp_path: Path) -> None:
     )
     assert missing.exit_code == 1
     assert "Traceback" not in missing.output and "Error:" in missing.output
+
+
+def test_cli_export_resolves_the_profile_and_explains_a_failure(
+    server: Any, seeded: Seeded, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[profiles.demo]\nurl = "{server.url}"\napi_key_env = "EXPORT_TEST_KEY"\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    base_env = {
+        "SESSIONSCOPE_CONFIG": str(config),
+        "SESSIONSCOPE_URL": "",
+        "SESSIONSCOPE_API_KEY": "",
+    }
+    out = tmp_path / "by-profile"
+    ok = runner.invoke(
+        main,
+        ["export", seeded.session_id, "--out", str(out), "--profile", "demo"],
+        env={**base_env, "EXPORT_TEST_KEY": server.api_key},
+    )
+    assert ok.exit_code == 0, ok.output
+    assert (out / "session.json").exists()
+
+    failed_out = tmp_path / "never-written"
+    failed = runner.invoke(
+        main,
+        ["export", seeded.session_id, "--out", str(failed_out), "--profile", "demo"],
+        env=base_env,
+    )
+    assert failed.exit_code == 1
+    assert "$EXPORT_TEST_KEY" in failed.output and "which is not set" in failed.output
+    assert server.url in failed.output, "the failure names where it tried"
+    assert not failed_out.exists(), "a failed first export leaves no empty folder"

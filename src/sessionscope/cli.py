@@ -66,8 +66,13 @@ def main(
         backend_name=settings.backend,
         read_only=settings.read_only,
         bell=bell,
-        options=settings.options,
+        options=_with_key_note(settings.options, settings.key_note),
     )
+
+
+def _with_key_note(options: dict[str, Any], key_note: str | None) -> dict[str, Any]:
+    """Backend options carrying, for a rejected key, why there may be none."""
+    return {**options, "auth_hint": key_note} if key_note else dict(options)
 
 
 def _import_httpx_without_its_command_line() -> None:
@@ -144,6 +149,8 @@ def config_path_command() -> None:
 @config_group.command("list")
 def config_list_command() -> None:
     """List the profiles (keys are never printed)."""
+    import os
+
     from sessionscope.config import ConfigError, load_profiles
 
     try:
@@ -155,7 +162,7 @@ def config_list_command() -> None:
         return
     for name, profile in sorted(profiles.profiles.items()):
         marker = "*" if name == profiles.current else " "
-        key = "key set" if (profile.api_key or profile.api_key_env) else "no key"
+        key = profile.key_summary(os.environ)
         mode = ", read-only" if profile.read_only else ""
         click.echo(f"{marker} {name}  {profile.url or '(default url)'}  ({key}{mode})")
 
@@ -252,22 +259,53 @@ def demo(rate: float, seed: int | None, read_only: bool, bell: bool) -> None:
     type=click.Path(file_okay=False, writable=True),
     help="Folder to write into; rerun with the same folder to resume.",
 )
-@click.option("--url", envvar="SESSIONSCOPE_URL", default=None, help="Sessions API base URL.")
-@click.option("--api-key", envvar="SESSIONSCOPE_API_KEY", default=None, help="API key.")
-@click.option("--backend", "backend_name", default="native", show_default=True)
+@click.option("--url", default=None, help="Sessions API base URL [env SESSIONSCOPE_URL].")
+@click.option("--api-key", default=None, help="API key [env SESSIONSCOPE_API_KEY].")
+@click.option("--backend", "backend_name", default=None, help="Backend dialect (default native).")
+@click.option("--profile", default=None, help="A profile from `sessionscope config path`.")
+@click.option("--option", "option_pairs", multiple=True, help="Backend option KEY=VALUE.")
 def export_command(
-    session_id: str, out_dir: str, url: str | None, api_key: str | None, backend_name: str
+    session_id: str,
+    out_dir: str,
+    url: str | None,
+    api_key: str | None,
+    backend_name: str | None,
+    profile: str | None,
+    option_pairs: tuple[str, ...],
 ) -> None:
-    """Export a session, its events (JSON Lines) and its artifacts to a folder; resumable."""
+    """Export a session, its events (JSON Lines) and its artifacts to a folder; resumable.
+
+    Connects as the console does: flags, then environment, then the profile."""
+    from pathlib import Path
+
     from sessionscope.backends.base import BackendConfig, BackendError
-    from sessionscope.backends.registry import create_backend, default_url
+    from sessionscope.backends.registry import create_backend
+    from sessionscope.config import ConfigError, parse_options, resolve
     from sessionscope.export import ExportError, run_export_command
 
-    config = BackendConfig(name=backend_name, url=url or default_url(backend_name), api_key=api_key)
+    try:
+        settings = resolve(
+            url=url,
+            api_key=api_key,
+            backend=backend_name,
+            profile=profile,
+            options=parse_options(option_pairs),
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    config = BackendConfig(
+        name=settings.backend,
+        url=settings.url,
+        api_key=settings.api_key,
+        options=_with_key_note(settings.options, settings.key_note),
+    )
+    target = Path(out_dir)
+    existed = target.exists()
     try:
         result = run_export_command(create_backend(config), session_id, out_dir)
     except (BackendError, ExportError) as error:
-        raise click.ClickException(str(error)) from error
+        _remove_if_empty(target, existed)
+        raise click.ClickException(f"{error} [{settings.backend} at {settings.url}]") from error
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; run the same command again to resume") from None
     click.echo(
@@ -275,3 +313,16 @@ def export_command(
         f"{result.artifacts_written + result.artifacts_skipped:,} artifacts to {result.out_dir}",
         err=True,
     )
+
+
+def _remove_if_empty(folder: Any, existed: bool) -> None:
+    """A failed first export leaves no empty folders behind (a resumable partial one stays:
+    rmdir only removes a folder with nothing in it)."""
+    import contextlib
+    import os
+
+    if existed or not folder.is_dir():
+        return
+    for path, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)

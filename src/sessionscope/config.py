@@ -62,6 +62,25 @@ class Profile:
             return environ.get(self.api_key_env) or self.api_key
         return self.api_key
 
+    def missing_key_note(self, environ: Mapping[str, str]) -> str | None:
+        """Says which variable to set when the profile reads its key from one that is unset."""
+        if self.api_key_env and not environ.get(self.api_key_env) and not self.api_key:
+            return (
+                f"profile {self.name!r} reads its API key from ${self.api_key_env}, "
+                "which is not set"
+            )
+        return None
+
+    def key_summary(self, environ: Mapping[str, str]) -> str:
+        """``config list``'s word on the key, never the key itself."""
+        if self.api_key_env:
+            if environ.get(self.api_key_env):
+                return f"key set from ${self.api_key_env}"
+            if self.api_key:
+                return f"key set; ${self.api_key_env} is not set"
+            return f"NO KEY: ${self.api_key_env} is not set"
+        return "key set" if self.api_key else "no key"
+
 
 @dataclass(frozen=True)
 class ProfileFile:
@@ -80,6 +99,8 @@ class ConsoleSettings:
     read_only: bool = False
     profile: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: Why there may be no key (an unset variable the profile names), for the 401 that follows.
+    key_note: str | None = None
 
 
 def config_dir() -> Path:
@@ -174,7 +195,9 @@ def resolve(
                 f"no profile named {name!r} in {profile_file.path} (profiles: {known})"
             )
     backend_name = backend or (chosen.backend if chosen else None) or DEFAULT_BACKEND
+    overridden = bool(api_key or environ.get(API_KEY_ENV))
     return ConsoleSettings(
+        key_note=None if overridden or chosen is None else chosen.missing_key_note(environ),
         url=url
         or environ.get(URL_ENV)
         or (chosen.url if chosen else None)

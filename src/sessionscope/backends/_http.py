@@ -338,6 +338,8 @@ class HttpClient:
         # Userinfo in the URL would be sent as Basic auth and shown in errors: drop it.
         self.base_url = url.copy_with(userinfo=b"")
         self.redact = _Redactor(config.api_key)
+        #: Added to every authorisation failure, e.g. which unset variable should hold the key.
+        self.auth_hint = str(config.options.get("auth_hint") or "")
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if config.api_key:
             headers[auth_header] = f"{auth_scheme} {config.api_key}".lstrip()
@@ -371,6 +373,11 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    def _with_auth_hint(self, error: BackendError) -> BackendError:
+        if self.auth_hint and isinstance(error, AuthError):
+            return AuthError(f"{error.message} — {self.auth_hint}", status=error.status)
+        return error
 
     async def _read_capped(self, response: httpx.Response, cap: int, where: str) -> bytes:
         chunks: list[bytes] = []
@@ -451,7 +458,7 @@ class HttpClient:
         log.debug("%s -> %d (%d bytes)", where, response.status_code, len(body))
         if response.is_success:
             return response, body
-        error = error_from_response(response, body, where, self.redact)
+        error = self._with_auth_hint(error_from_response(response, body, where, self.redact))
         if isinstance(error, RateLimited):
             raise _Retryable(error, always=True, retry_after=error.retry_after)
         if response.status_code in _TRANSIENT_STATUSES:
@@ -498,7 +505,9 @@ class HttpClient:
                     body = await self._read_capped_lenient(response)
                 except httpx.TransportError:
                     body = b""
-                raise error_from_response(response, body, where, self.redact)
+                raise self._with_auth_hint(
+                    error_from_response(response, body, where, self.redact)
+                )
             yield response
         finally:
             await response.aclose()
