@@ -33,7 +33,10 @@ from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+#: Any constant: the key of the PostgreSQL advisory lock that lets one replica at a time create
+#: or migrate the schema (several starting together on an empty database would each create it).
+SCHEMA_LOCK_KEY = 0x5E55_10_5C
 
 
 class UTCMicros(TypeDecorator[datetime]):
@@ -255,7 +258,12 @@ tool_calls = Table(
 org_changes = Table(
     "org_changes",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit where the database has a choice (PostgreSQL's SERIAL is 32-bit: about two billion
+    # changes, which a busy deployment reaches); SQLite's INTEGER key is 64-bit already and
+    # must be spelled INTEGER to be its rowid.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("org", String(128), nullable=False),
     Column("kind", String(64), nullable=False),
     Column("session_id", String(64), nullable=False),
@@ -317,6 +325,14 @@ def make_sync_engine(engine: AsyncEngine) -> Engine | None:
     return sync_engine
 
 
+def _widen_org_change_ids(conn: Connection) -> None:
+    """org_changes.id to 64 bits on PostgreSQL (see the table); nothing to do on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql("ALTER TABLE org_changes ALTER COLUMN id TYPE BIGINT")
+    conn.exec_driver_sql("ALTER SEQUENCE org_changes_id_seq AS BIGINT")
+
+
 #: version -> steps upgrading from version - 1, in order: portable SQL, a table to create
 #: (SQLAlchemy then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL),
 #: or a function run on the connection. Version 1 is the initial ``create_all``; a new database
@@ -333,12 +349,17 @@ MIGRATIONS: dict[int, list[str | Table | Callable[[Connection], None]]] = {
         "DROP INDEX ix_session_tags_org_tag",
     ],
     5: [install_session_counts],
+    6: [_widen_org_change_ids],
 }
 
 
 async def prepare_schema(engine: AsyncEngine) -> int:
     """Create the schema when missing and apply pending migrations; returns the version."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: the first creates or migrates, the others wait here
+            # and then find the work done. (PostgreSQL's DDL is transactional: all or nothing.)
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
         await conn.run_sync(schema_version.create, checkfirst=True)
         current = await _current_version(conn)
         if current > SCHEMA_VERSION:
