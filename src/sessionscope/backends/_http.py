@@ -313,6 +313,11 @@ def _tls_for(url: httpx.URL, trust_env: bool) -> ssl.SSLContext | bool:
     return True
 
 
+#: A platform's own error shape: returns the typed error for a non-2xx reply, or None to fall
+#: back to ``error_from_response``.
+ErrorMapper = Callable[[httpx.Response, bytes, str, "_Redactor"], BackendError | None]
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 4
@@ -331,15 +336,21 @@ class HttpClient:
         rng: random.Random | None = None,
         auth_header: str = "Authorization",
         auth_scheme: str = "Bearer",
+        error_mapper: ErrorMapper | None = None,
+        on_response: Callable[[httpx.Response], None] | None = None,
     ) -> None:
         """``auth_header``/``auth_scheme``: where the key goes (``x-api-key`` with no scheme for
-        platforms that take a bare key header)."""
+        platforms that take a bare key header). ``error_mapper`` reads a platform's own error
+        shape; ``on_response`` sees every reply's headers (e.g. rate-limit counters), successful
+        or not."""
         url = httpx.URL(config.url)
         # Userinfo in the URL would be sent as Basic auth and shown in errors: drop it.
         self.base_url = url.copy_with(userinfo=b"")
         self.redact = _Redactor(config.api_key)
         #: Added to every authorisation failure, e.g. which unset variable should hold the key.
         self.auth_hint = str(config.options.get("auth_hint") or "")
+        self._error_mapper = error_mapper
+        self._on_response = on_response
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if config.api_key:
             headers[auth_header] = f"{auth_scheme} {config.api_key}".lstrip()
@@ -456,9 +467,16 @@ class HttpClient:
         finally:
             await response.aclose()
         log.debug("%s -> %d (%d bytes)", where, response.status_code, len(body))
+        if self._on_response is not None:
+            self._on_response(response)
         if response.is_success:
             return response, body
-        error = self._with_auth_hint(error_from_response(response, body, where, self.redact))
+        error = None
+        if self._error_mapper is not None:
+            error = self._error_mapper(response, body, where, self.redact)
+        if error is None:
+            error = error_from_response(response, body, where, self.redact)
+        error = self._with_auth_hint(error)
         if isinstance(error, RateLimited):
             raise _Retryable(error, always=True, retry_after=error.retry_after)
         if response.status_code in _TRANSIENT_STATUSES:

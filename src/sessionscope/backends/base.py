@@ -182,6 +182,9 @@ class Backend(abc.ABC):
     #: Operator-facing notes about how the backend was configured (e.g. a key the platform does
     #: not take and that is therefore never sent); the console shows them once at start.
     notices: tuple[str, ...] = ()
+    #: What closing a session means on this platform beyond ending it (e.g. "stops billing"),
+    #: for the close confirmation; None when there is nothing more to say.
+    close_note: str | None = None
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -19,7 +19,7 @@ _BUILTIN: dict[str, str] = {
     "everruns": "sessionscope.backends.everruns:EverrunsBackend",
     "vectara": "sessionscope.backends.vectara:VectaraBackend",
     "agentinbox": "sessionscope.backends.agentinbox:AgentInboxBackend",
-    "ag2trust": "sessionscope.backends.ag2trust:Ag2trustBackend",
+    "ag2trust": "sessionscope.backends.ag2trust:AG2TrustBackend",
     "viben": "sessionscope.backends.viben:VibenBackend",
 }
 
