@@ -66,13 +66,20 @@ def main(
         backend_name=settings.backend,
         read_only=settings.read_only,
         bell=bell,
-        options=_with_key_note(settings.options, settings.key_note),
+        options=_with_profile(
+            _with_key_note(settings.options, settings.key_note), settings.profile
+        ),
     )
 
 
 def _with_key_note(options: dict[str, Any], key_note: str | None) -> dict[str, Any]:
     """Backend options carrying, for a rejected key, why there may be none."""
     return {**options, "auth_hint": key_note} if key_note else dict(options)
+
+
+def _with_profile(options: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    """Backends that keep local state per profile (AG2Trust's record) learn which one it is."""
+    return {"profile": profile, **options} if profile else dict(options)
 
 
 def _import_httpx_without_its_command_line() -> None:
@@ -326,3 +333,60 @@ def _remove_if_empty(folder: Any, existed: bool) -> None:
     for path, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
         with contextlib.suppress(OSError):
             os.rmdir(path)
+
+
+@main.command("webhook")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8787",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to receive deliveries (loopback unless you say otherwise).",
+)
+@click.option("--record", "record", default=None, help="The AG2Trust record to append to.")
+@click.pass_context
+def webhook_command(ctx: click.Context, listen: str, record: str | None) -> None:
+    """Receive AG2Trust completion webhooks into the local record the console follows.
+
+    Deliveries must be signed (X-Webhook-Signature: sha256=HMAC of the body with the API key);
+    others get 401 and are not recorded. Takes --api-key, --profile and --option from before the
+    command, as the console does: `sessionscope --profile ag2 webhook --listen 127.0.0.1:8787`.
+    """
+    from sessionscope.backends.ag2trust import record_path_for
+    from sessionscope.backends.base import BackendConfig, BackendError
+    from sessionscope.config import ConfigError, parse_options, resolve
+    from sessionscope.webhook import is_loopback, parse_listen, serve
+
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    try:
+        settings = resolve(
+            url=parent.get("url"),
+            api_key=parent.get("api_key"),
+            backend=parent.get("backend_name"),
+            profile=parent.get("profile"),
+            options=parse_options(parent.get("options") or ()),
+        )
+        host, _ = parse_listen(listen)
+    except (ConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    # "native" is the default when neither a flag nor the profile names one.
+    if settings.backend not in ("ag2trust", "native"):
+        raise click.ClickException(
+            f"webhooks are received for AG2Trust; the profile's backend is {settings.backend}"
+        )
+    if not settings.api_key:
+        raise click.ClickException(
+            "the API key is needed to check signatures: --api-key, SESSIONSCOPE_API_KEY or a "
+            "profile's api_key_env"
+        )
+    options = _with_profile(settings.options, settings.profile)
+    if record:
+        options["record"] = record
+    path = record_path_for(BackendConfig(name="ag2trust", url=settings.url, options=options))
+    if not is_loopback(host):
+        click.echo(f"warning: listening on {host}, beyond this machine", err=True)
+    click.echo(f"receiving AG2Trust webhooks on {listen} into {path}", err=True)
+    try:
+        serve(listen, path, settings.api_key)
+    except BackendError as error:
+        raise click.ClickException(error.message) from None

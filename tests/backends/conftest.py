@@ -18,6 +18,7 @@ HARNESS_NAMES: list[str] = [
     "vectara",
     "everruns",
     "viben",
+    "ag2trust",
 ]
 
 

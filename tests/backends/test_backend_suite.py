@@ -154,6 +154,16 @@ async def test_a_decision_is_applied_once(harness: Harness) -> None:
         assert action_id not in after or after[action_id].status is not ActionStatus.PENDING
 
 
+async def reach_platform(harness: Harness, backend: Backend) -> None:
+    """The request the failure tests send: a listing, or, for a platform whose sessions list is
+    kept locally (AG2Trust's record), the request its harness names (``platform_request``)."""
+    request = getattr(harness, "platform_request", None)
+    if request is not None:
+        await request(backend)
+    else:
+        await backend.list_sessions(limit=5)
+
+
 @pytest.mark.parametrize(
     ("status", "error_type"),
     [(401, AuthError), (404, NotFound), (500, ServerError)],
@@ -165,7 +175,7 @@ async def test_failures_arrive_as_typed_errors(
     async with opened(harness) as backend:
         harness.fail_next(status)
         with pytest.raises(error_type) as caught:
-            await backend.list_sessions(limit=5)
+            await reach_platform(harness, backend)
     message = str(caught.value)
     assert message and "Traceback" not in message
     api_key = harness.config().api_key
@@ -177,7 +187,8 @@ async def test_a_rate_limit_with_a_short_hint_is_waited_out(harness: Harness) ->
     async with opened(harness) as backend:
         harness.fail_next(429, retry_after=0.2)
         started = time.monotonic()
-        page = await backend.list_sessions(limit=50)
+        await reach_platform(harness, backend)
         waited = time.monotonic() - started
+        page = await backend.list_sessions(limit=50)
     assert session_id in {session.id for session in page.data}
     assert waited >= 0.2, "the retry came before the platform's hint allowed"

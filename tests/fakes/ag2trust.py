@@ -51,6 +51,51 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class LoopbackServer:
+    """An ASGI app served by uvicorn on a free loopback port, in its own thread and loop."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.host = host
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LoopbackServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(self.app, log_level="critical", lifespan="off"))
+        self._server = server
+        started = threading.Event()
+
+        async def serve() -> None:
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            for _ in range(3000):
+                if server.started or task.done():
+                    break
+                await asyncio.sleep(0.01)
+            started.set()
+            await task
+
+        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+        self._thread.start()
+        if not started.wait(30) or not server.started:
+            raise RuntimeError(f"the loopback server for {self.app!r} did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 @dataclass
 class Reply:
     """What the next pool reply carries beyond its content (a test scripts it)."""
@@ -109,9 +154,7 @@ class FakeAG2Trust:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: LoopbackServer | None = None
 
     # -- control, from the test -----------------------------------------------------------------
     @property
@@ -145,39 +188,13 @@ class FakeAG2Trust:
         return response.status_code
 
     def start(self) -> FakeAG2Trust:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), log_level="critical", lifespan="off")
-        self._server = uvicorn.Server(config)
-        started = threading.Event()
-
-        def run() -> None:
-            async def serve() -> None:
-                self._loop = asyncio.get_running_loop()
-                assert self._server is not None
-                task = asyncio.create_task(self._server.serve(sockets=[sock]))
-                for _ in range(3000):
-                    if self._server.started or task.done():
-                        break
-                    await asyncio.sleep(0.01)
-                started.set()
-                await task
-
-            asyncio.run(serve())
-
-        self._thread = threading.Thread(target=run, name="fake-ag2trust", daemon=True)
-        self._thread.start()
-        if not started.wait(30):
-            raise RuntimeError("the fake AG2Trust did not start")
+        self._runner = LoopbackServer(self.app(), self.host).start()
+        self.port = self._runner.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._runner is not None:
+            self._runner.stop()
 
     def __enter__(self) -> FakeAG2Trust:
         return self.start()

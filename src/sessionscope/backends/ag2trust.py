@@ -101,6 +101,24 @@ def default_record_path(profile: str | None, host: str, endpoint: str | None) ->
     return user_data_path("sessionscope", appauthor=False) / "ag2trust" / f"{safe}.sqlite3"
 
 
+def _host_of(url: httpx.URL) -> str:
+    host = url.host or "ag2trust"
+    return f"{host}:{url.port}" if url.port else host
+
+
+def record_path_for(config: BackendConfig) -> Path:
+    """The record a configuration uses: the ``record`` option, else the default for its profile.
+    The console and ``sessionscope webhook`` agree on it through this one function."""
+    record = config.options.get("record")
+    if record:
+        return Path(str(record)).expanduser()
+    url = config.url if config.url and config.url != _NATIVE_DEFAULT_URL else DEFAULT_URL
+    endpoint = config.options.get("endpoint")
+    return default_record_path(
+        config.options.get("profile"), _host_of(httpx.URL(url)), str(endpoint) if endpoint else None
+    )
+
+
 @dataclass
 class RateLimitState:
     """The last ``X-RateLimit-*`` headers seen (60 requests a minute per organisation)."""
@@ -285,18 +303,9 @@ class AG2TrustBackend(Backend):
             error_mapper=map_error,
             on_response=self._observe,
         )
-        base = self._http.base_url
-        host = base.host or "ag2trust"
-        if base.port:
-            host = f"{host}:{base.port}"
+        host = _host_of(self._http.base_url)
         self._display_name = f"{host} · {self.endpoint}" if self.endpoint else host
-        record = config.options.get("record")
-        path = (
-            Path(str(record)).expanduser()
-            if record
-            else default_record_path(config.options.get("profile"), host, self.endpoint)
-        )
-        self.record = Record(path)
+        self.record = Record(record_path_for(config))
         self._record_poll = max(0.01, option(config, "record_poll", 0.25))
 
     def __repr__(self) -> str:

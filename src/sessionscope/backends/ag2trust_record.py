@@ -624,10 +624,24 @@ class Record:
             row = None
             if isinstance(action_id, str):
                 row = db.execute(
-                    "SELECT tool, status FROM actions WHERE action_id = ? AND thread_id = ?",
+                    "SELECT tool, status, decision_confirmed FROM actions "
+                    "WHERE action_id = ? AND thread_id = ?",
                     (action_id, thread_id),
                 ).fetchone()
             if row is not None and row[1] in (ActionStatus.PENDING.value, "processing"):
+                if row[1] == ActionStatus.PENDING.value and row[2]:
+                    # The completion overtook the 202 of our own confirmation: record that
+                    # confirmation first, so the timeline reads in the order things happened.
+                    callback = payload.get("callback_id")
+                    self._resolve(
+                        db,
+                        thread_id,
+                        str(action_id),
+                        row[0],
+                        ActionStatus.PROCESSING,
+                        callback_id=callback if isinstance(callback, str) else None,
+                        origin=f"decision:{action_id}",
+                    )
                 failed = str(payload.get("status", "")).lower() in ("failed", "error")
                 status = ActionStatus.FAILED if failed else ActionStatus.COMPLETED
                 self._resolve(
