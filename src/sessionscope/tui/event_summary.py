@@ -8,6 +8,7 @@ through ``sessionscope.tui.safe`` (they still contain untrusted agent text).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +32,21 @@ _FAMILY_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("event.", "session"),
     ("error", "error"),
     ("log", "log"),
+    # Vectara's types (vectara-openapi.yaml, AgentEvent).
+    ("input_message", "user"),
+    ("agent_output", "message"),
+    ("structured_output", "message"),
+    ("tool_input", "tool"),
+    ("tool_output", "tool"),
+    ("client_tool_pending", "tool"),
+    ("artifact_upload", "artifact"),
+    ("image_read", "artifact"),
+    ("step_transition_limit_exceeded", "error"),
+    ("context_limit_exceeded", "error"),
+    ("step_transition", "session"),
+    ("compaction", "session"),
+    ("session_interrupted", "session"),
+    ("skill_load", "log"),
 )
 
 FAMILIES: tuple[str, ...] = (
@@ -127,14 +143,100 @@ def _visibility_summary(event: Event) -> str | None:
     return f"event #{sequence} {verb}" + (f" ({event_id})" if event_id else "")
 
 
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else _compact(value)
+
+
+def _vectara_input(p: dict[str, Any]) -> str:
+    parts = []
+    for item in p.get("messages") or []:
+        if isinstance(item, dict):
+            parts.append(
+                _text_of(item.get("content"))
+                if item.get("content") is not None
+                else f"skill {item.get('skill_name', '?')}"
+            )
+    return " ".join(parts) or _compact(p)
+
+
+def _vectara_tool_output(p: dict[str, Any]) -> str:
+    marker = " (error)" if p.get("error") is True else ""
+    return f"{p.get('tool_name', 'tool')}{marker} → {_compact(p.get('tool_output'), 120)}"
+
+
+def _vectara_artifacts(p: dict[str, Any]) -> str:
+    names = [
+        f"{a.get('filename', a.get('artifact_id', '?'))}"
+        + (f" ({a['size_bytes']:,} bytes)" if isinstance(a.get("size_bytes"), int) else "")
+        for a in p.get("artifacts") or []
+        if isinstance(a, dict)
+    ]
+    return "uploaded " + (", ".join(names) or "nothing")
+
+
+def _vectara_context_limit(p: dict[str, Any]) -> str:
+    used, limit = p.get("actual_tokens"), p.get("context_limit")
+    counts = (
+        f" ({used:,} of {limit:,} tokens)"
+        if isinstance(used, int) and isinstance(limit, int)
+        else ""
+    )
+    return f"{_text_of(p.get('message', 'context limit exceeded'))}{counts}"
+
+
+def _vectara_pending(p: dict[str, Any]) -> str:
+    # Only the tool names: the arguments carry secret-derived values.
+    calls = [c for c in p.get("pending_calls") or [] if isinstance(c, dict)]
+    names = ", ".join(str(c.get("tool_name", "?")) for c in calls)
+    return f"waiting on {len(calls)} client tool call{'s' if len(calls) != 1 else ''}: {names}"
+
+
+#: One line per Vectara event type; payloads arrive with secrets already masked.
+_PLATFORM_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "input_message": _vectara_input,
+    "agent_output": lambda p: _text_of(p.get("content", "")),
+    "structured_output": lambda p: (
+        f"{p.get('schema_name', 'output')}: {_compact(p.get('content'), 160)}"
+    ),
+    "tool_input": lambda p: f"{p.get('tool_name', 'tool')} {_compact(p.get('tool_input'), 120)}",
+    "tool_output": _vectara_tool_output,
+    "client_tool_pending": _vectara_pending,
+    "artifact_upload": _vectara_artifacts,
+    "image_read": lambda p: (
+        f"read image {p.get('artifact_id', '?')}"
+        + (f" (detail {p['detail']})" if p.get("detail") else "")
+    ),
+    "step_transition": lambda p: (
+        f"step {p.get('from_step', '?')} → {p.get('to_step', '?')}"
+        + (f": {_text_of(p['content'])}" if p.get("content") else "")
+    ),
+    "step_transition_limit_exceeded": lambda p: _text_of(
+        p.get("message", "step transition limit exceeded")
+    ),
+    "compaction": lambda p: (
+        f"compacted {p.get('turns_compacted', '?')} turns, {p.get('events_compacted', '?')} "
+        "events" + (f": {_text_of(p['summary_text'])}" if p.get("summary_text") else "")
+    ),
+    "context_limit_exceeded": _vectara_context_limit,
+    "session_interrupted": lambda p: "session interrupted",
+    "skill_load": lambda p: f"loaded skill {p.get('skill_name', '?')}",
+}
+
+
 def summarize(event: Event, limit: int = 200) -> str:
     """A neutralised single line describing ``event`` (no markup is ever parsed from it)."""
     payload = mask_secrets(event.payload) if isinstance(event.payload, dict) else {}
     kind = family(event.type)
     text: str
     visibility = _visibility_summary(event)
+    platform_summary = _PLATFORM_SUMMARIES.get(event.type)
     if visibility is not None:
         text = visibility
+    elif platform_summary is not None:
+        try:
+            text = platform_summary(payload)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            text = _compact(payload, limit)  # a payload not in the documented shape
     elif kind in ("user", "message", "thinking", "log"):
         body = _first(payload, _TEXT_KEYS)
         text = _compact(body, limit) if body is not None else _key_values(payload)
@@ -178,7 +280,8 @@ def summarize(event: Event, limit: int = 200) -> str:
         body = _first(payload, _TEXT_KEYS)
         text = _compact(body, limit) if body is not None else _key_values(payload)
     else:
-        text = _key_values(payload)
+        # A type this console does not know: its raw JSON (secrets masked).
+        text = _compact(payload, limit)
     if event.hidden:
         reason = f": {event.hide_reason}" if event.hide_reason else ""
         text = f"[hidden{reason}] {text}"
