@@ -42,7 +42,10 @@ PAYLOADS: dict[str, tuple[dict[str, Any], str]] = {
         {"turns_compacted": 4, "events_compacted": 12, "summary_key": "s1"},
         "compacted 4 turns, 12 events",
     ),
-    "image_read": ({"artifact_id": "art_img", "detail": "high"}, "read image art_img (detail high)"),
+    "image_read": (
+        {"artifact_id": "art_img", "detail": "high"},
+        "read image art_img (detail high)",
+    ),
     "context_limit_exceeded": (
         {"message": "context full", "context_limit": 1000, "actual_tokens": 1200},
         "context full (1,200 of 1,000 tokens)",

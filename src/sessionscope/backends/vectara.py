@@ -836,7 +836,9 @@ class VectaraBackend(Backend):
                 "POST",
                 path,
                 json=body,
-                headers={"Accept": "text/event-stream, application/json"},
+                # The platform streams by the body's stream_response, not by Accept: both
+                # are acceptable, JSON first for servers (mocks) that choose by Accept.
+                headers={"Accept": "application/json, text/event-stream"},
                 timeout=timeout,
             ) as response:
                 if "text/event-stream" not in response.headers.get("content-type", ""):
