@@ -331,7 +331,8 @@ async def test_wrong_key_says_so(server: Any) -> None:
         text = str(message.render())
         assert "refused the API key" in text
         assert "not-the-key" not in text
-        await wait_for(pilot, lambda: app.connection_state is WatchState.OFFLINE, "offline")
+        # The server answered: the header says the key was refused, not that it is offline.
+        await wait_for(pilot, lambda: app.connection_state is WatchState.REFUSED, "refused")
 
 
 HOSTILE = [

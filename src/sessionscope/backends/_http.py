@@ -385,6 +385,13 @@ class HttpClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def full_path(self, path: str) -> str:
+        """The path as sent, below the base URL's own path: what the operator should check
+        when a server answers "not found"."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url.path.rstrip("/") + "/" + path.lstrip("/")
+
     def _with_auth_hint(self, error: BackendError) -> BackendError:
         if self.auth_hint and isinstance(error, AuthError):
             return AuthError(f"{error.message} — {self.auth_hint}", status=error.status)
@@ -413,7 +420,7 @@ class HttpClient:
         """Send with retries; return the 2xx reply and its body, or raise a typed error."""
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        where = f"{method} {path}"
+        where = f"{method} {self.full_path(path)}"
         attempt = 0
         while True:
             try:
@@ -514,7 +521,7 @@ class HttpClient:
 
         Transport errors pass through as ``httpx.TransportError``: a streaming caller resumes
         from where it was (Range, Last-Event-ID), which this layer cannot know."""
-        where = f"{method} {path}"
+        where = f"{method} {self.full_path(path)}"
         request = self.client.build_request(method, path, headers=headers, **kwargs)
         response = await self.client.send(request, stream=True)
         try:

@@ -136,6 +136,8 @@ class WatchState(StrEnum):
     RECONNECTING = "reconnecting"
     POLLING = "polling"
     OFFLINE = "offline"
+    #: The server answered but refused the credentials (401/403): reachable, not offline.
+    REFUSED = "refused"
 
 
 WatchStateCallback = Callable[[WatchState, str | None], None]

@@ -51,6 +51,11 @@ T = TypeVar("T")
 POLL_PAGE = 1000
 
 
+def stopped_state(error: BackendError) -> WatchState:
+    """The state a watch ends in: a server that answered with a refusal is not offline."""
+    return WatchState.REFUSED if isinstance(error, AuthError) else WatchState.OFFLINE
+
+
 class RetryHint:
     """A server's reconnect hint (SSE ``retry:``, a ``disconnecting`` frame), passed up from a
     stream to the reconnect loop."""
@@ -175,7 +180,7 @@ class LiveWatch:
                 )
                 continue
             except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
+                state(stopped_state(exc), exc.message)
                 raise
             except RateLimited as exc:
                 hint = exc.retry_after if exc.retry_after is not None else hint
@@ -214,7 +219,7 @@ class LiveWatch:
             try:
                 items = await poll(last)
             except (AuthError, NotFound, ValidationFailed) as exc:
-                state(WatchState.OFFLINE, exc.message)
+                state(stopped_state(exc), exc.message)
                 raise
             except RateLimited as exc:
                 wait = max(interval, self.reconnect.delay(attempt, exc.retry_after))

@@ -42,6 +42,7 @@ from sessionscope.backends.base import (
     Backend,
     BackendConfig,
     Capability,
+    NotFound,
     ProtocolError,
     SessionQuery,
     WatchStateCallback,
@@ -197,7 +198,15 @@ class NativeBackend(Backend):
                 params["order"] = query.order
         if cursor:
             params["cursor"] = cursor
-        page = await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)
+        try:
+            page = await self._http.json_as(_SESSION_PAGE, "GET", "/v1/sessions", params=params)
+        except NotFound as error:
+            # The list itself missing means the URL is wrong, not that something was deleted.
+            raise NotFound(
+                f"{error.message} — is the URL right? {self._http.base_url} should be the "
+                "server's base, with the API's /v1 below it",
+                status=404,
+            ) from None
         if params.get("order") == "oldest" and _descends(page.data):
             # A server older than ``order`` ignores it and lists newest first: the capability
             # was claimed on trust (checking first would cost a request at startup), and is

@@ -187,7 +187,8 @@ class SessionScopeApp(App[None]):
                 WatchState.OFFLINE, "this backend has no live updates; r refreshes"
             )
         except (AuthError, NotFound, ValidationFailed) as error:
-            self._on_watch_state(WatchState.OFFLINE, f"{error.message}; press r to retry")
+            state = WatchState.REFUSED if isinstance(error, AuthError) else WatchState.OFFLINE
+            self._on_watch_state(state, f"{error.message}; press r to retry")
         except BackendError as error:
             self._on_watch_state(WatchState.OFFLINE, f"{error.message}; press r to retry")
         except asyncio.CancelledError:
@@ -296,7 +297,10 @@ class SessionScopeApp(App[None]):
             self.workers.cancel_group(self, "org-watch")
             self._watch_started = False
             self.connection_state = WatchState.CONNECTING
-        elif self._watch_started and self.connection_state is WatchState.OFFLINE:
+        elif self._watch_started and self.connection_state in (
+            WatchState.OFFLINE,
+            WatchState.REFUSED,
+        ):
             self.connection_state = WatchState.CONNECTING
             self.watch_org_changes()
         self.sessions_screen.refresh_list()

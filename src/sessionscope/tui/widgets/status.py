@@ -25,6 +25,7 @@ STATE_LABEL: dict[WatchState, tuple[str, str]] = {
     WatchState.RECONNECTING: ("◐", "reconnecting"),
     WatchState.POLLING: ("◍", "polling"),
     WatchState.OFFLINE: ("○", "offline"),
+    WatchState.REFUSED: ("⊘", "refused"),
 }
 
 
