@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from sessionscope.backends.base import Backend, BackendError, Capability
-from sessionscope.models import Artifact
+from sessionscope.models import Artifact, mask_secret_arguments
 
 STATE_FILE = ".export-state.json"
 SESSION_FILE = "session.json"
@@ -317,8 +317,12 @@ class _Exporter:
                     self._check_cancel()
                     if event.sequence <= self.state.last_sequence:
                         continue  # a backend that overlaps pages must not duplicate lines
+                    # Secret-flagged tool arguments stay masked in an export too: a file on
+                    # disk is no place to reveal them.
                     line = json.dumps(
-                        event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")
+                        mask_secret_arguments(event.model_dump(mode="json")),
+                        ensure_ascii=False,
+                        separators=(",", ":"),
                     )
                     handle.write(line.encode("utf-8") + b"\n")
                     self.state.last_sequence = event.sequence

@@ -349,6 +349,24 @@ class ToolCallArgument(Model):
     secret: bool = False
 
 
+#: What a secret value shows as until an operator reveals it (screens, exports).
+SECRET_MASK = "••••••••"
+
+
+def mask_secret_arguments(value: Any, mask: str = SECRET_MASK) -> Any:
+    """Copy of ``value`` with every secret-flagged tool argument's value masked.
+
+    A tool argument is ``{"name": ..., "value": ..., "secret": true}`` (``ToolCallArgument``);
+    masking walks any nesting so it also covers arguments inside event payloads."""
+    if isinstance(value, dict):
+        if value.get("secret") is True and "value" in value:
+            return {**value, "value": mask}
+        return {key: mask_secret_arguments(item, mask) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_secret_arguments(item, mask) for item in value]
+    return value
+
+
 class ToolCall(Model):
     """An outstanding client tool call: the agent waits for the client to run a tool."""
 

@@ -277,7 +277,7 @@ async def test_send_message_returns_the_recorded_input_and_interrupt_is_sent(
         "messages": [{"type": "text", "content": "hello there"}],
         "stream_response": True,
     }
-    await backend.interrupt_session(session.key)
+    assert await backend.cancel_turn(session.key) == "interrupt sent"
     types = [e.type for e in (await backend.list_events(session.key)).data]
     assert types == ["agent_output", "input_message", "agent_output", "session_interrupted"]
 

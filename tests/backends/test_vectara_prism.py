@@ -199,7 +199,7 @@ async def test_every_operation_against_the_spec_examples(
     assert failed.status == "failed"
     sent = await backend.send_message(SESSION, "hello")
     assert sent.type == "input_message"
-    await backend.interrupt_session(SESSION)
+    await backend.cancel_turn(SESSION)
 
     artifacts = await backend.list_artifacts(SESSION, limit=5)
     assert [a.id for a in artifacts.data] == [ARTIFACT]
@@ -269,7 +269,7 @@ async def test_random_valid_replies_over_many_rounds_all_parse(
                 count("sent")
             except ProtocolError as exc:  # random replies need not contain the input
                 assert "did not report the message" in str(exc)
-            await backend.interrupt_session(SESSION)
+            await backend.cancel_turn(SESSION)
             artifacts = await backend.list_artifacts(SESSION, limit=5)
             assert all(isinstance(a, Artifact) for a in artifacts.data)
             assert isinstance(await backend.get_artifact(SESSION, ARTIFACT), Artifact)

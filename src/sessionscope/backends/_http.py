@@ -530,9 +530,7 @@ class HttpClient:
                     body = await self._read_capped_lenient(response)
                 except httpx.TransportError:
                     body = b""
-                raise self._with_auth_hint(
-                    error_from_response(response, body, where, self.redact)
-                )
+                raise self._with_auth_hint(error_from_response(response, body, where, self.redact))
             yield response
         finally:
             await response.aclose()

@@ -32,7 +32,7 @@ How the platform's shapes map onto the console's:
   are new) every ``poll_interval`` seconds, and reports ``polling every N s``.
 * Input: ``send_message`` posts an ``input_message`` with ``stream_response: true`` and returns as
   soon as the platform has recorded it; the rest of the reply is read in the background (the poll
-  shows its events). ``interrupt_session`` posts an ``interrupt``.
+  shows its events). ``cancel_turn`` posts an ``interrupt``.
 * Client tool calls: ``GET .../outstanding_client_tool_calls`` carries secret-derived argument
   values unmasked, so every argument is marked secret (masked on screen until revealed), each
   value is added to the redaction of every error message and log line, and inside events
@@ -329,6 +329,7 @@ class VectaraBackend(Backend):
             Capability.UPDATE_SESSION,
             Capability.DELETE,
             Capability.MESSAGES,
+            Capability.CANCEL_TURN,
             Capability.EVENTS,
             Capability.HIDE_EVENTS,
             Capability.LIVE_STREAM,
@@ -792,11 +793,12 @@ class VectaraBackend(Backend):
         event_id = str(raw.get("id", ""))
         return self._event(session_id, raw, await self._sequence_of(session_id, event_id))
 
-    async def interrupt_session(self, session_id: str) -> None:
-        """Cancel the agent's current operation (an ``interrupt`` input)."""
+    async def cancel_turn(self, session_id: str) -> str:
+        """Cancel the agent's current operation: an ``interrupt`` input."""
         await self._http.request(
             "POST", self._events_path(session_id), json_body={"type": "interrupt"}
         )
+        return "interrupt sent"
 
     async def _post_input(
         self, session_id: str, body: dict[str, Any], *, wanted: str

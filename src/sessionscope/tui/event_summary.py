@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from sessionscope.models import VISIBILITY_TYPES, Event, EventType
+from sessionscope.models import VISIBILITY_TYPES, Event, EventType, mask_secret_arguments
 from sessionscope.tui.safe import SECRET_MASK, one_line
 
 #: Colour family of each type prefix; the timeline maps a family to a component class.
@@ -76,17 +76,8 @@ def family(event_type: str) -> str:
 
 
 def mask_secrets(value: Any) -> Any:
-    """Copy of ``value`` with every secret-flagged tool argument's value masked.
-
-    A tool argument is ``{"name": ..., "value": ..., "secret": true}`` (``ToolCallArgument``);
-    masking walks any nesting so it also covers arguments inside event payloads."""
-    if isinstance(value, dict):
-        if value.get("secret") is True and "value" in value:
-            return {**value, "value": SECRET_MASK}
-        return {key: mask_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(item) for item in value]
-    return value
+    """Copy of ``value`` with every secret-flagged tool argument's value masked."""
+    return mask_secret_arguments(value, SECRET_MASK)
 
 
 def _first(payload: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -15,6 +15,9 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
+# One mask for screens and exports; re-exported for the console.
+from sessionscope.models import SECRET_MASK as SECRET_MASK
+
 #: C0 controls (minus tab and newline), DEL, and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 #: Bidirectional overrides and isolates can make text read differently from what it is.
@@ -66,9 +69,6 @@ def plain(value: object, style: str | Style = "", *, max_line: int = MAX_LINE_CH
 def plain_line(value: object, style: str | Style = "", *, limit: int = 200) -> Text:
     text = value if isinstance(value, str) else str(value)
     return Text(one_line(text, limit), style=style, no_wrap=True, overflow="ellipsis", end="")
-
-
-SECRET_MASK = "••••••••"
 
 
 def pretty_json(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""Send a message to a session: ``m`` on the session screen. Multi-line; ``ctrl+s`` sends."""
+"""Send a message to a session: ``m`` on the session screen. Multi-line; ``ctrl+s`` sends;
+``ctrl+t`` interrupts the agent's turn where the platform offers it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
+from sessionscope.backends import Capability
 from sessionscope.models import Event
 from sessionscope.tui.safe import plain
 from sessionscope.tui.screens.confirm import notify_plain
@@ -23,6 +25,14 @@ class MessageScreen(_FormScreen[Event | None]):
             "ctrl+s", "send", "Send", id="message.send", tooltip="Send the message", priority=True
         ),
         Binding("escape", "cancel", "Cancel", id="message.cancel", tooltip="Close without sending"),
+        Binding(
+            "ctrl+t",
+            "interrupt",
+            "Interrupt",
+            id="message.interrupt",
+            tooltip="Stop the agent's current turn (platforms that offer it)",
+            priority=True,
+        ),
     ]
 
     def __init__(self, session_id: str) -> None:
@@ -37,6 +47,8 @@ class MessageScreen(_FormScreen[Event | None]):
             yield self.status_line()
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send (ctrl+s)", id="message-send", variant="primary")
+                if self.backend.supports(Capability.CANCEL_TURN):
+                    yield Button("Interrupt (ctrl+t)", id="message-interrupt", variant="warning")
                 yield Button("Cancel (esc)", id="message-cancel")
 
     def on_mount(self) -> None:
@@ -56,6 +68,20 @@ class MessageScreen(_FormScreen[Event | None]):
 
         self.submit(send)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "interrupt":
+            return self.backend.supports(Capability.CANCEL_TURN)
+        return True
+
+    def action_interrupt(self) -> None:
+        async def interrupt() -> None:
+            self.show_status("Interrupting…")
+            said = await self.backend.cancel_turn(self.session_id)
+            notify_plain(self.app, said, title="Interrupt")
+            self.dismiss(None)
+
+        self.submit(interrupt)
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -63,5 +89,7 @@ class MessageScreen(_FormScreen[Event | None]):
         event.stop()
         if event.button.id == "message-send":
             self.action_send()
+        elif event.button.id == "message-interrupt":
+            self.action_interrupt()
         else:
             self.action_cancel()

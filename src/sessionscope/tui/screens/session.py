@@ -66,6 +66,8 @@ SESSION_STYLESHEET = stylesheet("session.tcss")
 TAB_TIMELINE = "tab-timeline"
 TAB_ARTIFACTS = "tab-artifacts"
 TAB_TOOL_CALLS = "tab-tool-calls"
+#: Platform event types (Vectara's) that add or answer an outstanding client tool call.
+_TOOL_CALL_CHANGES = frozenset({"client_tool_pending", "tool_output"})
 TAB_VARIABLES = "tab-variables"
 
 #: What each screen action needs from the backend; a missing capability greys the key out.
@@ -567,7 +569,7 @@ class SessionScreen(Screen[None]):
             self.rate.add(event.created_at, now)
             if kind.startswith(("session.", "variables.", "action.")):
                 self._meta_stale = True
-            elif kind.startswith("tool_call."):
+            elif kind.startswith("tool_call.") or kind in _TOOL_CALL_CHANGES:
                 tool_calls_changed = True
             elif kind in VISIBILITY_TYPES:
                 notices.append(event)
