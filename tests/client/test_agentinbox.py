@@ -310,3 +310,31 @@ def test_default_url_is_the_documented_base() -> None:
     backend = AgentInboxBackend(BackendConfig(name="agentinbox", url=""))
     assert backend.display_name == "agentinbox.in"
     assert str(backend._http.client.base_url) == "https://agentinbox.in/api/v1/"
+
+
+async def test_org_watch_polls_the_sessions_list(
+    fake: AgentInboxFake, backend: AgentInboxBackend
+) -> None:
+    fake.add_session("before")
+    states: list[WatchState] = []
+    watch = backend.watch_org(on_state=lambda state, _: states.append(state))
+    try:
+        first = asyncio.ensure_future(anext(watch))
+        # The first poll only learns what is there; wait until it has been made.
+        await asyncio.wait_for(_until(lambda: WatchState.POLLING in states), 20)
+        created = fake.add_session("after")
+        change = await asyncio.wait_for(first, 20)
+        assert (change.kind, change.session_id) == ("session.created", created)
+        assert change.session is not None and change.session.title == "after"
+        await backend.complete_session(created)
+        change = await asyncio.wait_for(anext(watch), 20)
+        assert (change.kind, change.session_id) == ("session.updated", created)
+        assert change.session is not None and change.session.status is SessionStatus.COMPLETED
+    finally:
+        await watch.aclose()
+    assert WatchState.LIVE not in states
+
+
+async def _until(condition: Any) -> None:
+    while not condition():  # noqa: ASYNC110 - a callback-fed list has no event to wait on
+        await asyncio.sleep(0.01)

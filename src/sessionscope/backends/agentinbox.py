@@ -59,6 +59,7 @@ from sessionscope.models import (
     ActionDecisionResult,
     ActionStatus,
     Event,
+    OrgChange,
     Page,
     PendingAction,
     PendingKind,
@@ -634,7 +635,28 @@ class AgentInboxBackend(Backend):
     ) -> ActionDecisionResult:
         raise Unsupported(Capability.PENDING_ACTIONS, self.name, NOT_DECIDABLE)
 
-    # -- live: polling the timeline -------------------------------------------------------------
+    # -- live: polling ---------------------------------------------------------------------------
+    async def watch_org(
+        self, *, after: int | None = None, on_state: WatchStateCallback | None = None
+    ) -> AsyncIterator[OrgChange]:
+        poller = _SessionsPoller(self)
+
+        async def nothing() -> None:
+            return None
+
+        watch = self._live.watch(
+            open_stream=_no_stream,
+            position=lambda change: change.id,
+            after=after,
+            on_state=on_state,
+            poll=poller.poll,
+            stream_missing=nothing,
+            where="GET /sessions",
+        )
+        async with aclosing(watch):
+            async for change in watch:
+                yield change
+
     async def watch_session(
         self,
         session_id: str,
@@ -646,15 +668,11 @@ class AgentInboxBackend(Backend):
             events = await self._timeline_events(session_id)
             return [event for event in events if event.sequence > (last or 0)]
 
-        async def no_stream(resume: Resume[Event], state: StateReporter) -> AsyncGenerator[Event]:
-            raise StreamMissing
-            yield  # pragma: no cover - makes this a generator
-
         async def stream_missing() -> None:
             return None
 
         watch = self._live.watch(
-            open_stream=no_stream,
+            open_stream=_no_stream,
             position=lambda event: event.sequence,
             after=after,
             on_state=on_state,
@@ -665,6 +683,45 @@ class AgentInboxBackend(Backend):
         async with aclosing(watch):
             async for event in watch:
                 yield event
+
+
+class _SessionsPoller:
+    """Organisation changes without a stream: the newest sessions, compared between polls.
+    Positions are counters, for ordering and de-duplication. The first poll only learns what is
+    there (the console's list was read moments before)."""
+
+    def __init__(self, backend: AgentInboxBackend) -> None:
+        self._backend = backend
+        self._known: dict[str, tuple[Any, ...]] | None = None
+        self._counter = 0
+
+    async def poll(self, last: int | None) -> list[OrgChange]:
+        if last is not None and self._counter < last:
+            self._counter = last
+        page = await self._backend.list_sessions(limit=MAX_PAGE)
+        current = {
+            session.id: (session.status, session.title, session.updated_at, session.finished_at)
+            for session in page.data
+        }
+        changes: list[OrgChange] = []
+        if self._known is not None:
+            for session in page.data:
+                before = self._known.get(session.id)
+                if before == current[session.id]:
+                    continue
+                self._counter += 1
+                kind = "session.created" if before is None else "session.updated"
+                changes.append(
+                    OrgChange(id=self._counter, kind=kind, session_id=session.id, session=session)
+                )
+        self._known = current
+        return changes
+
+
+async def _no_stream(resume: Resume[Any], state: StateReporter) -> AsyncGenerator[Any]:
+    """Never opened (every watch polls); ``LiveWatch`` asks for one all the same."""
+    raise StreamMissing
+    yield  # pragma: no cover - makes this a generator
 
 
 def _item_id(item: str | dict[str, Any]) -> str:

@@ -62,6 +62,15 @@ FAMILIES: tuple[str, ...] = (
     "other",
 )
 
+#: Timeline entries that name what they are about by id only (AgentInbox): the summary says what
+#: happened to which, then any other payload keys.
+_ID_SUMMARIES: dict[str, tuple[str, str]] = {
+    "session.created": ("sessionId", "session {} created"),
+    "inbox.created": ("inboxId", "inbox {} created"),
+    "message.received": ("messageId", "message {} received"),
+    "wait.completed": ("waitId", "wait {} completed"),
+}
+
 _TEXT_KEYS = ("content", "text", "message", "summary", "detail", "reason", "output", "error")
 _TOOL_KEYS = ("tool", "tool_name", "name")
 
@@ -214,15 +223,31 @@ _PLATFORM_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def _id_summary(event_type: str, payload: dict[str, Any]) -> str | None:
+    known = _ID_SUMMARIES.get(event_type)
+    if known is None:
+        return None
+    key, template = known
+    subject = payload.get(key)
+    if not isinstance(subject, str):
+        return None
+    text = template.format(subject)
+    rest = {name: value for name, value in payload.items() if name != key}
+    return f"{text} {_key_values(rest)}" if rest else text
+
+
 def summarize(event: Event, limit: int = 200) -> str:
     """A neutralised single line describing ``event`` (no markup is ever parsed from it)."""
     payload = mask_secrets(event.payload) if isinstance(event.payload, dict) else {}
     kind = family(event.type)
     text: str
     visibility = _visibility_summary(event)
+    by_id = _id_summary(event.type, payload)
     platform_summary = _PLATFORM_SUMMARIES.get(event.type)
     if visibility is not None:
         text = visibility
+    elif by_id is not None:
+        text = by_id
     elif platform_summary is not None:
         try:
             text = platform_summary(payload)

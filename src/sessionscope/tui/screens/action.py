@@ -29,6 +29,8 @@ OUTCOME_POLL_SECONDS = 0.5
 #: While the stream is live its ``action.resolved`` change brings the outcome; polling stays as a
 #: slow safety net (a change lost in a reconnect, a backend that never sends one).
 LIVE_OUTCOME_POLL_SECONDS = 5.0
+#: How often an item that cannot be decided (an AgentInbox wait) is read again while it is open.
+WATCH_POLL_SECONDS = 2.0
 _EMAIL_KEYS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _COMMAND_KEYS = ("command", "cmd", "shell", "script")
 
@@ -42,6 +44,8 @@ class ModalState(Enum):
     DECIDING = "deciding"
     PROCESSING = "processing"
     DONE = "done"
+    #: The item cannot be decided (a wait): it is shown, and read again until it ends.
+    WATCHING = "watching"
     EXPIRED = "expired"
     DECIDED_ELSEWHERE = "decided"
     MISSING = "missing"
@@ -163,6 +167,9 @@ class ActionModal(ModalScreen[None]):
             return
         self.action = action
         self._render_action()
+        if not action.decidable:
+            self._watch_only(action)
+            return
         if action.status is ActionStatus.PENDING:
             left = seconds_left(action.expires_at)
             if left is not None and left <= 0:
@@ -183,6 +190,38 @@ class ActionModal(ModalScreen[None]):
                 f"This action was already decided: {action.status.value}.",
             )
 
+    # -- items that cannot be decided (waits) ---------------------------------------------------
+    def _watch_only(self, action: PendingAction) -> None:
+        """No confirm or cancel: a note says why, and the item is read again until it ends."""
+        self.query_one("#action-confirm", Button).display = False
+        self.query_one("#action-cancel", Button).display = False
+        if action.status is ActionStatus.PENDING:
+            self.state = ModalState.WATCHING
+            self._status(
+                "Watch only: this wait cannot be confirmed or cancelled here. It ends when its "
+                "email arrives or when its time runs out."
+            )
+            self.set_timer(WATCH_POLL_SECONDS, self._reread, name="action-watch")
+        elif action.status is ActionStatus.EXPIRED:
+            self._finish(ModalState.EXPIRED, "This wait timed out before its email arrived.")
+        else:
+            self._show_outcome(action.status, action.outcome)
+        self.refresh_bindings()
+
+    @work(exclusive=True, exit_on_error=False, group="action-watch")
+    async def _reread(self) -> None:
+        if self.state is not ModalState.WATCHING:
+            return
+        try:
+            action = await self.backend.get_action(self.session_id, self.action_id)
+        except BackendError as error:
+            self._status(f"Watching; could not read it again: {error}", error=True)
+            self.set_timer(WATCH_POLL_SECONDS * 2, self._reread, name="action-watch")
+            return
+        self.action = action
+        self._render_action()
+        self._watch_only(action)
+
     def _ready_hint(self) -> str:
         if self.read_only:
             return "Read-only mode: decisions are disabled."
@@ -198,7 +237,7 @@ class ActionModal(ModalScreen[None]):
         if action is None:
             return
         title = Text(end="")
-        title.append("Pending action  ", style="bold")
+        title.append("Pending action  " if action.decidable else "Wait  ", style="bold")
         title.append_text(plain_line(action.tool, style="bold", limit=60))
         if action.destructive:
             title.append("  DESTRUCTIVE", style="bold red")
@@ -223,6 +262,8 @@ class ActionModal(ModalScreen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("confirm", "cancel_action"):
+            if self.action is not None and not self.action.decidable:
+                return False  # nothing to decide: the keys are not offered at all
             return None if self.read_only or self.state is not ModalState.READY else True
         return True
 
@@ -249,7 +290,9 @@ class ActionModal(ModalScreen[None]):
 
     @on(Countdown.Expired)
     def _expired(self) -> None:
-        if self.state is ModalState.READY:
+        if self.state is ModalState.WATCHING:
+            self._reread()  # the platform says whether it timed out or just completed
+        elif self.state is ModalState.READY:
             self._finish(ModalState.EXPIRED, "This action has expired; it can no longer run.")
 
     def _decide(self, confirmed: bool) -> None:

@@ -151,9 +151,18 @@ class InboxScreen(Screen[None]):
             if selected in ids:
                 table.move_cursor(row=ids.index(selected), animate=False)
         count = len(self.actions)
-        self._set_status(
-            "No pending actions." if not count else f"{count} pending, oldest first. enter decides."
-        )
+        watch_only = sum(1 for action in self.actions if not action.decidable)
+        if not count:
+            status = "No pending actions."
+        elif watch_only == count:
+            status = f"{count} waiting, oldest first. enter opens; waits cannot be decided."
+        elif watch_only:
+            status = (
+                f"{count} pending, oldest first ({watch_only} waits, watch only). enter decides."
+            )
+        else:
+            status = f"{count} pending, oldest first. enter decides."
+        self._set_status(status)
 
     def _cells(self, action: PendingAction) -> tuple[Text | str, ...]:
         left = seconds_left(action.expires_at)

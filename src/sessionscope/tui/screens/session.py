@@ -567,7 +567,7 @@ class SessionScreen(Screen[None]):
             kind = event.type
             self._seen_types.add(kind)
             self.rate.add(event.created_at, now)
-            if kind.startswith(("session.", "variables.", "action.")):
+            if kind.startswith(("session.", "variables.", "action.", "wait.")):
                 self._meta_stale = True
             elif kind.startswith("tool_call.") or kind in _TOOL_CALL_CHANGES:
                 tool_calls_changed = True
@@ -716,11 +716,15 @@ class SessionScreen(Screen[None]):
                 option_list.replace_option_prompt(action.id, prompt)
 
     def _action_prompt(self, action: PendingAction) -> Text:
-        prompt = Text("⚑ pending action  ", style="bold", end="")
+        decidable = action.decidable
+        prompt = Text("⚑ pending action  " if decidable else "⧗ waiting  ", style="bold", end="")
         prompt.append_text(plain_line(action.tool, style="bold", limit=40))
         prompt.append("  ")
         prompt.append(format_time_left(action.expires_at), style="dim")
-        prompt.append("  (enter to decide)", style="dim")
+        prompt.append(
+            "  (enter to decide)" if decidable else "  (enter to watch; cannot be decided)",
+            style="dim",
+        )
         return prompt
 
     def _render_status(self) -> None:
