@@ -27,13 +27,14 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 #: Bump together with an entry in ``MIGRATIONS`` whenever the schema changes.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Any constant: the key of the PostgreSQL advisory lock that lets one replica at a time create
 #: or migrate the schema (several starting together on an empty database would each create it).
 SCHEMA_LOCK_KEY = 0x5E55_10_5C
@@ -269,7 +270,12 @@ org_changes = Table(
     Column("session_id", String(64), nullable=False),
     Column("created_at", UTCMicros, nullable=False),
     Column("body", JSON, nullable=False),
+    #: The change's id within its organisation's stream (``OrgChange.id``): one counter per
+    #: organisation, so the ids a client sees say nothing of other organisations' activity (a
+    #: shared counter's gaps did). Rows from before it was added carry their global ``id``.
+    Column("stream_id", BigInteger, nullable=False),
     Index("ix_org_changes_org_id", "org", "id"),
+    Index("ux_org_changes_org_stream_id", "org", "stream_id", unique=True),
     Index("ix_org_changes_created", "created_at"),
     sqlite_autoincrement=True,
 )
@@ -333,6 +339,19 @@ def _widen_org_change_ids(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER SEQUENCE org_changes_id_seq AS BIGINT")
 
 
+def add_org_stream_ids(conn: Connection) -> None:
+    """Schema 7: per-organisation ids for the organisation stream. Existing changes keep the id
+    clients hold (their global one); each organisation's ids grow from its own newest. A
+    database whose tables already have the column (made by a newer create_all) is left as is."""
+    if "stream_id" in {column["name"] for column in inspect(conn).get_columns("org_changes")}:
+        return
+    conn.exec_driver_sql("ALTER TABLE org_changes ADD COLUMN stream_id BIGINT")
+    conn.exec_driver_sql("UPDATE org_changes SET stream_id = id")
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX ux_org_changes_org_stream_id ON org_changes (org, stream_id)"
+    )
+
+
 #: version -> steps upgrading from version - 1, in order: portable SQL, a table to create
 #: (SQLAlchemy then writes the dialect's own DDL, e.g. BLOB on SQLite and BYTEA on PostgreSQL),
 #: or a function run on the connection. Version 1 is the initial ``create_all``; a new database
@@ -350,6 +369,7 @@ MIGRATIONS: dict[int, list[str | Table | Callable[[Connection], None]]] = {
     ],
     5: [install_session_counts],
     6: [_widen_org_change_ids],
+    7: [add_org_stream_ids],
 }
 
 

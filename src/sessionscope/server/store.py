@@ -1313,15 +1313,15 @@ class Store:
             c = db.org_changes.c
             query = (
                 select(db.org_changes)
-                .where(c.org == org, c.id > max(after, floor))
-                .order_by(c.id)
+                .where(c.org == org, c.stream_id > max(after, floor))
+                .order_by(c.stream_id)
                 .limit(limit - len(changes))
             )
             for row in conn.execute(query):
                 changes.append(
                     OrgChange.model_validate(
                         {
-                            "id": row.id,
+                            "id": row.stream_id,
                             "kind": row.kind,
                             "session_id": row.session_id,
                             "created_at": row.created_at,
@@ -1342,7 +1342,9 @@ class Store:
         async with self.write() as tx:
             newest = (
                 await tx.conn.execute(
-                    select(c.org, func.max(c.id)).where(c.created_at < cutoff).group_by(c.org)
+                    select(c.org, func.max(c.stream_id))
+                    .where(c.created_at < cutoff)
+                    .group_by(c.org)
                 )
             ).all()
             if not newest:
@@ -2101,7 +2103,7 @@ def _org_stream_head(conn: Connection, org: str) -> int:
     once retention has pruned every change of an idle organisation (the newest kept id is then
     0 while the floor is above it) the floor: a resume from below it would get a reset."""
     c, f = db.org_changes.c, db.org_stream_floor.c
-    newest = select(func.max(c.id)).where(c.org == org).scalar_subquery()
+    newest = select(func.max(c.stream_id)).where(c.org == org).scalar_subquery()
     floor = select(f.change_id).where(f.org == org).scalar_subquery()
     return int(conn.execute(select(func.coalesce(newest, floor, 0))).scalar_one())
 
@@ -2123,15 +2125,22 @@ def _record_org_change(
         body["session"] = session_from_row(session).model_dump(mode="json")
     if action is not None:
         body["action"] = action.model_dump(mode="json")
-    inserted = conn.execute(
+    # Writes are serialised, so the head read here is still the head at the insert; the unique
+    # index on (org, stream_id) turns a concurrent writer's race into an error, never a
+    # duplicate id.
+    stream_id = _org_stream_head(conn, org) + 1
+    conn.execute(
         db.org_changes.insert().values(
-            org=org, kind=kind, session_id=session_id, created_at=now, body=body
+            org=org,
+            kind=kind,
+            session_id=session_id,
+            created_at=now,
+            body=body,
+            stream_id=stream_id,
         )
     )
-    primary_key = inserted.inserted_primary_key
-    assert primary_key is not None
     return OrgChange.model_validate(
-        {"id": primary_key[0], "kind": kind, "session_id": session_id, "created_at": now, **body}
+        {"id": stream_id, "kind": kind, "session_id": session_id, "created_at": now, **body}
     )
 
 
