@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from server_helpers import db_rows
-from sqlalchemy import Integer, MetaData
+from sqlalchemy import Index, Integer, MetaData, Table
 
 from sessionscope.server import db
 from sessionscope.server.settings import database_url
@@ -33,10 +33,23 @@ async def _prepare(location: str) -> int:
 
 def _version_5_metadata() -> MetaData:
     """The tables as schema version 5 declared them: today's, but org_changes.id an INTEGER
-    (PostgreSQL: SERIAL)."""
+    (PostgreSQL: SERIAL) and no per-organisation stream_id (schema 7)."""
     legacy = MetaData()
     for table in db.metadata.sorted_tables:
-        table.to_metadata(legacy)
+        if table.name != "org_changes":
+            table.to_metadata(legacy)
+            continue
+        Table(
+            table.name,
+            legacy,
+            *(column._copy() for column in table.c if column.name != "stream_id"),
+            *(
+                Index(i.name, *i.columns.keys())
+                for i in table.indexes
+                if "stream_id" not in i.columns
+            ),
+            sqlite_autoincrement=True,
+        )
     legacy.tables["org_changes"].c.id.type = Integer()
     return legacy
 
@@ -77,7 +90,7 @@ def test_an_empty_database_gets_the_latest_schema(database: str) -> None:
 def test_the_previous_schema_is_migrated_and_keeps_its_data(database: str, make_server) -> None:
     asyncio.run(_create_version_5(database))
     server = make_server()
-    assert _versions(database) == [5, 6]
+    assert _versions(database) == list(range(5, db.SCHEMA_VERSION + 1))
     if database.startswith("postgresql"):
         (kind,) = db_rows(
             database,
