@@ -312,7 +312,8 @@ async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | No
         ConfirmationModal(
             "Close session?",
             f"Close session {session_label(session)}?\n"
-            "The agent stops and the session cannot be resumed.",
+            "The agent stops and the session cannot be resumed."
+            + (f"\n{note}" if (note := _backend(app).close_note) else ""),
             confirm_label="Close",
         )
     )

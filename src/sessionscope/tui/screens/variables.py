@@ -89,9 +89,17 @@ class VariablesScreen(_FormScreen[dict[str, str] | None]):
         except Exception as error:
             self.show_status(describe_error(error), error=True)
             return
-        await self.set_rows(session.context_variables)
+        # Names the agent asked for (AG2Trust's requested_variables) come as rows to fill in.
+        requested = [
+            str(name)
+            for name in session.metadata.get("requested_variables") or ()
+            if str(name) not in session.context_variables
+        ]
+        await self.set_rows({**session.context_variables, **dict.fromkeys(requested, "")})
         self.loaded = True
-        self.show_status("")
+        self.show_status(
+            f"The agent asks for {', '.join(requested)}: fill in the value" if requested else ""
+        )
 
     async def set_rows(self, variables: dict[str, str]) -> None:
         rows = self.query_one("#variables-rows", VerticalScroll)
