@@ -14,9 +14,11 @@ Where the platform's documents and its SDKs disagree, both are accepted, decided
 
 The platform has no event ids, no sequence numbers and no stream: the session's timeline
 (``GET /sessions/{id}/timeline``) is numbered locally, in the platform's order, and polled every
-``poll_interval`` seconds. A session's waits (email, otp, magic_link, password_reset) are shown as
-pending items the operator can watch but not decide (``PendingKind.WAIT``, no choices); a wait
-listed by id only is read from ``GET /waits/{id}`` (the platform's Waits reference).
+``poll_interval`` seconds (the whole timeline each time: the platform does not page it). The
+organisation watch polls the newest sessions the same way. A session's waits (email, otp,
+magic_link, password_reset) are shown as pending items the operator can watch but not decide
+(``PendingKind.WAIT``, no choices); a wait listed by id only is read from ``GET /waits/{id}``
+(the platform's Waits reference).
 
 Options (all optional): the request retries of ``_http`` (``retry_attempts``, ``retry_base``,
 ``retry_max``, ``max_retry_after``); ``reconnect_base`` (0.5 s) and ``reconnect_max`` (15 s), the
@@ -55,6 +57,7 @@ from sessionscope.backends.base import (
     WatchStateCallback,
 )
 from sessionscope.backends.live import LiveWatch, Resume, StateReporter, StreamMissing
+from sessionscope.backends.registry import DEFAULT_URLS
 from sessionscope.models import (
     ActionDecisionResult,
     ActionStatus,
@@ -76,7 +79,7 @@ log = logging.getLogger("sessionscope.backends.agentinbox")
 
 T = TypeVar("T")
 
-DEFAULT_URL = "https://agentinbox.in/api/v1"
+DEFAULT_URL = DEFAULT_URLS["agentinbox"]
 #: The documents give the default page (20), not a maximum; larger asks are cut to this.
 MAX_PAGE = 100
 #: Waits read at once (``GET /waits/{id}``) for one session's list.
@@ -245,7 +248,6 @@ class _TimelineLedger:
 
 class AgentInboxBackend(Backend):
     name = "agentinbox"
-    default_url = DEFAULT_URL
     #: No live stream (the timeline is polled), no decisions (waits are watched, not decided),
     #: no oldest-first listing, no artifacts, tool calls, messages or variables.
     capabilities = frozenset(
