@@ -17,8 +17,10 @@ from textual.pilot import Pilot
 
 from sessionscope.backends import Backend, Capability, NotFound
 from sessionscope.models import Artifact, Page
+from sessionscope.tui.context import ConsoleContext
+from sessionscope.tui.screens.artifacts import ArtifactsScreen
 from sessionscope.tui.styles import stylesheet
-from sessionscope.tui.widgets.artifacts import ArtifactsPane, ArtifactsScreen
+from sessionscope.tui.widgets.artifacts import ArtifactsPane
 
 SESSION_ID = "ses_fixture"
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -101,6 +103,7 @@ class ArtifactsHost(App[None]):
     def __init__(self, backend: Backend, session_id: str = SESSION_ID) -> None:
         super().__init__()
         self.backend = backend
+        self.console_context = ConsoleContext.create(self, backend)
         self.session_id = session_id
 
     def on_mount(self) -> None:

@@ -32,8 +32,9 @@ from sessionscope.tui.preview.json_tree import JsonTree
 from sessionscope.tui.preview.source import SourceView
 from sessionscope.tui.preview.table import CsvTable
 from sessionscope.tui.screens.artifact_save import SaveArtifactScreen
+from sessionscope.tui.screens.artifacts import ArtifactsScreen
 from sessionscope.tui.screens.confirm import ConfirmationModal
-from sessionscope.tui.widgets.artifacts import ArtifactsPane, ArtifactsScreen
+from sessionscope.tui.widgets.artifacts import ArtifactsPane
 
 UPLOADS: list[tuple[str, str, bytes]] = [
     ("gradient.png", "image/png", gradient_png()),

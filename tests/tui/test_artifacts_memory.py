@@ -26,7 +26,8 @@ from textual.widgets import Static
 
 from sessionscope.tui.preview.sniff import TEXT_PREVIEW_BYTES
 from sessionscope.tui.preview.source import SourceView
-from sessionscope.tui.widgets.artifacts import ArtifactsPane, ArtifactsScreen
+from sessionscope.tui.screens.artifacts import ArtifactsScreen
+from sessionscope.tui.widgets.artifacts import ArtifactsPane
 
 BIG_SIZE = 50 * 1024 * 1024
 #: "A few MB": the preview keeps 256 KiB of bytes plus its decoded lines and a screen of Text.

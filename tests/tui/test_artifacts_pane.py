@@ -20,6 +20,7 @@ from artifacts_support import (
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Markdown, Static
 
+from sessionscope.tui.context import ConsoleContext
 from sessionscope.tui.preview.hexdump import HexView
 from sessionscope.tui.preview.image import ImageView
 from sessionscope.tui.preview.json_tree import JsonTree
@@ -119,7 +120,7 @@ async def test_copy_puts_the_previewed_text_on_the_clipboard() -> None:
 
 async def test_every_binding_has_an_id_and_a_description() -> None:
     from sessionscope.tui.screens.artifact_save import SaveArtifactScreen
-    from sessionscope.tui.widgets.artifacts import ArtifactsScreen
+    from sessionscope.tui.screens.artifacts import ArtifactsScreen
 
     for owner in (ArtifactsPane, ArtifactsScreen, SaveArtifactScreen):
         for binding in owner.BINDINGS:
@@ -132,6 +133,7 @@ class _PlainScreenHost(App[None]):
     def __init__(self, backend: MemoryArtifacts) -> None:
         super().__init__()
         self.backend = backend
+        self.console_context = ConsoleContext.create(self, backend)
 
     def compose(self) -> ComposeResult:
         yield ArtifactsPane(SESSION_ID)

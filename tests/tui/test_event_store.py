@@ -7,7 +7,7 @@ from typing import Any
 from session_support import agent_client, create_session, make_app, post_event, post_messages
 
 from sessionscope.models import Event
-from sessionscope.tui.event_store import FilteredStore, RowState, SequenceStore
+from sessionscope.tui.state.event_store import FilteredStore, RowState, SequenceStore
 
 
 async def test_a_page_requested_before_the_view_exists_serves_the_later_loads(

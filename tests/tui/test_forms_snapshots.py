@@ -12,6 +12,7 @@ from textual.app import App
 from sessionscope.backends.base import Backend, Capability
 from sessionscope.models import Session
 from sessionscope.tui import clock
+from sessionscope.tui.context import ConsoleContext
 from sessionscope.tui.screens.variables import VariablesScreen
 from sessionscope.tui.styles import stylesheet
 
@@ -41,8 +42,7 @@ class Host(App[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.backend = FixedSessionBackend()
-        self.read_only = False
+        self.console_context = ConsoleContext.create(self, FixedSessionBackend())
 
     def on_mount(self) -> None:
         self.push_screen(VariablesScreen("ses_variables_demo"))

@@ -35,11 +35,11 @@ from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.inbox import InboxScreen
 from sessionscope.tui.screens.replay import ReplayScreen
 from sessionscope.tui.screens.session import NOT_TIMELINE_TYPES, SessionScreen
-from sessionscope.tui.screens.tool_call import argument_text
 from sessionscope.tui.session_rates import SPARK_BLOCKS, SessionRates, sparkline
 from sessionscope.tui.widgets.rate_column import RateColumn
 from sessionscope.tui.widgets.status import AppHeader, ConnectionIndicator
 from sessionscope.tui.widgets.timeline import Timeline
+from sessionscope.tui.widgets.tool_calls import argument_text
 
 
 @pytest.fixture(autouse=True)

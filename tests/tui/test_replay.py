@@ -14,6 +14,7 @@ from textual.app import App
 from sessionscope.backends.base import Backend, Capability
 from sessionscope.models import Replay, ReplayStep
 from sessionscope.tui import clock
+from sessionscope.tui.context import ConsoleContext
 from sessionscope.tui.screens.replay import ReplayScreen, waterfall_geometry
 from sessionscope.tui.styles import stylesheet
 
@@ -63,8 +64,7 @@ class Host(App[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.backend = FixedReplayBackend()
-        self.read_only = False
+        self.console_context = ConsoleContext.create(self, FixedReplayBackend())
 
     def on_mount(self) -> None:
         self.push_screen(ReplayScreen("ses_replay_demo"))

@@ -20,10 +20,10 @@ from textual.pilot import Pilot
 
 from sessionscope.server.seed import seed_events
 from sessionscope.tui.app import SessionScopeApp
-from sessionscope.tui.event_store import DEFAULT_MAX_PAGES, FilteredStore
 from sessionscope.tui.screens.action import ActionModal
 from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.session import SessionScreen, TypeFilterModal
+from sessionscope.tui.state.event_store import DEFAULT_MAX_PAGES, FilteredStore
 from sessionscope.tui.widgets.timeline import Timeline
 
 

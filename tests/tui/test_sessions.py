@@ -18,7 +18,8 @@ from sessionscope.models import OrgChange, SessionStatus
 from sessionscope.server.seed import seed_sessions
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.sessions import SessionsScreen
-from sessionscope.tui.widgets.session_table import SessionTable, SortOrder
+from sessionscope.tui.state.session_pages import SortOrder
+from sessionscope.tui.widgets.session_table import SessionTable
 
 SIZE = (120, 36)
 SEED_START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sessionscope.models import Page, Session
-from sessionscope.tui.widgets.session_table import SessionPages, SortOrder
+from sessionscope.tui.state.session_pages import SessionPages, SortOrder
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 

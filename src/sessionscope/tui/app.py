@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.message import Message
-from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
 from sessionscope.backends import (
@@ -31,6 +29,16 @@ from sessionscope.backends import (
 from sessionscope.models import OrgChange, Session, SessionStatus
 from sessionscope.tui import collector
 from sessionscope.tui.commands import SessionScopeCommands
+from sessionscope.tui.context import ConsoleContext
+from sessionscope.tui.keys import MUTATING_BINDING_IDS
+from sessionscope.tui.messages import (
+    FirstPageShown,
+    ListStarted,
+    OpenAction,
+    OpenInbox,
+    OpenSession,
+    Retry,
+)
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
 
@@ -45,26 +53,9 @@ WARM_UP_MODULES = ("sessionscope.tui.screens.session",)
 #: Live changes are applied at most this often, so a burst becomes one repaint.
 FLUSH_INTERVAL = 0.15
 
-#: Binding ids that change something on the server; disabled (and labelled so) in read-only mode.
-#: Screens add theirs with ``register_mutating``.
-MUTATING_BINDING_IDS: set[str] = {"sessions.close", "sessions.new"}
-
-
-def register_mutating(*binding_ids: str) -> None:
-    MUTATING_BINDING_IDS.update(binding_ids)
-
-
 #: The collector resumes this long after mount even if the first page has not painted by then
 #: (see ``collector``): a start stuck on a slow server must not run without it for long.
 STARTUP_COLLECTOR_LIMIT = 3.0
-
-
-class OrgChanges(Message):
-    """A coalesced batch of organisation changes, posted to every screen on the stack."""
-
-    def __init__(self, changes: list[OrgChange]) -> None:
-        super().__init__()
-        self.changes = changes
 
 
 class SessionScopeApp(App[None]):
@@ -84,9 +75,6 @@ class SessionScopeApp(App[None]):
         ),
     ]
 
-    connection_state: reactive[WatchState] = reactive(WatchState.CONNECTING)
-    connection_detail: reactive[str] = reactive("")
-
     def __init__(
         self,
         backend: Backend,
@@ -98,12 +86,13 @@ class SessionScopeApp(App[None]):
         loading_note: str | None = None,
     ) -> None:
         super().__init__()
-        self.backend = backend
+        self.console_context = ConsoleContext.create(
+            self, backend, read_only=read_only, has_connection=True
+        )
         #: Shown at the top of ``?`` help: e.g. the demo server's URL and key, for other commands.
         self.about = about
         #: What the sessions list says until its first page arrives.
-        self.loading_note = loading_note or "loading…"
-        self.read_only = read_only
+        self.console_context.loading_note = loading_note or "loading…"
         self.bell_on_pending = bell
         self._watch_enabled = watch
         self._watch_started = False
@@ -114,6 +103,22 @@ class SessionScopeApp(App[None]):
         self._titles: dict[str, str] = {}
         self._first_page: FirstPage | None = None
         self.sub_title = backend.display_name + ("  READ-ONLY" if read_only else "")
+
+    @property
+    def backend(self) -> Backend:
+        return self.console_context.backend
+
+    @property
+    def read_only(self) -> bool:
+        return self.console_context.read_only
+
+    @property
+    def connection_state(self) -> WatchState:
+        return self.console_context.connection_state
+
+    @connection_state.setter
+    def connection_state(self, state: WatchState) -> None:
+        self.console_context.set_connection(state)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def on_load(self) -> None:
@@ -171,8 +176,7 @@ class SessionScopeApp(App[None]):
         self.watch_org_changes()
 
     def _on_watch_state(self, state: WatchState, detail: str | None) -> None:
-        self.connection_state = state
-        self.connection_detail = detail or ""
+        self.console_context.set_connection(state, detail or "")
 
     @work(exclusive=True, exit_on_error=False, group="org-watch")
     async def watch_org_changes(self) -> None:
@@ -209,10 +213,7 @@ class SessionScopeApp(App[None]):
             if change.kind == "action.pending":
                 self._announce_pending(change)
         with self.batch_update():
-            self.sessions_screen.apply_changes(batch)
-            for screen in self.screen_stack:
-                if screen is not self.sessions_screen:
-                    screen.post_message(OrgChanges(batch))
+            self.console_context.org_changes.publish(batch)
 
     def _announce_pending(self, change: OrgChange) -> None:
         action = change.action
@@ -266,23 +267,37 @@ class SessionScopeApp(App[None]):
         self.push_screen(InboxScreen())
 
     def loaded_session(self, session_id: str) -> Session | None:
-        """The sessions list's row for ``session_id`` if it holds it; never fetches."""
-        screen = getattr(self, "sessions_screen", None)
-        if screen is None or not screen.is_mounted:
-            return None
-        pages = screen.table.pages
-        index = pages.index_of(session_id)
-        return pages.get(index) if index is not None else None
+        return self.console_context.loaded_session(session_id)
 
-    def loaded_sessions(self, limit: int) -> Iterator[Session]:
-        """Sessions already fetched by the list (for the palette); never fetches."""
-        screen = getattr(self, "sessions_screen", None)
-        if screen is None or not screen.is_mounted:
-            return
-        for count, session in enumerate(screen.table.pages.loaded()):
-            if count >= limit:
-                return
-            yield session
+    @on(OpenSession)
+    def _open_session(self, message: OpenSession) -> None:
+        message.stop()
+        self.open_session(message.session_id)
+
+    @on(OpenAction)
+    def _open_action(self, message: OpenAction) -> None:
+        message.stop()
+        self.open_action(message.session_id, message.action_id)
+
+    @on(OpenInbox)
+    def _open_inbox(self, message: OpenInbox) -> None:
+        message.stop()
+        self.open_inbox()
+
+    @on(ListStarted)
+    def _list_started(self, message: ListStarted) -> None:
+        message.stop()
+        self.follow_org_from(message.position)
+
+    @on(FirstPageShown)
+    def _first_page_shown(self, message: FirstPageShown) -> None:
+        message.stop()
+        self.warm_up()
+
+    @on(Retry)
+    def _retry(self, message: Retry) -> None:
+        message.stop()
+        self.action_retry()
 
     # -- actions ---------------------------------------------------------------------------------
     def action_home(self) -> None:
@@ -321,12 +336,13 @@ class SessionScopeApp(App[None]):
 
         if type(self.screen).__name__ == "HelpScreen":
             return
-        read_only_ids = frozenset(MUTATING_BINDING_IDS) if self.read_only else frozenset()
+        read_only_ids = MUTATING_BINDING_IDS if self.read_only else frozenset()
         keys = collect_keys(self, read_only_ids)
         title = getattr(self.screen, "help_title", None) or type(self.screen).__name__
         self.push_screen(HelpScreen(keys, str(title), about=self.about))
 
     def iter_mutating(self) -> Iterable[str]:
+        """The ids of the bindings that change something on the server."""
         return sorted(MUTATING_BINDING_IDS)
 
 

@@ -95,7 +95,7 @@ class SessionScopeCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
         app = self._app()
-        for session in app.loaded_sessions(MAX_SESSION_HITS):
+        for session in app.console_context.loaded_sessions(MAX_SESSION_HITS):
             # Agent-chosen text: matched as plain text, displayed without markup parsing.
             title = one_line(session.title or session.id, 80)
             score = matcher.match(title)

@@ -16,8 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFound, WatchState
-from sessionscope.models import ActionStatus, PendingAction
-from sessionscope.tui.app import OrgChanges, register_mutating
+from sessionscope.models import ActionStatus, OrgChange, PendingAction
+from sessionscope.tui.context import console_of
 from sessionscope.tui.event_summary import mask_secrets
 from sessionscope.tui.safe import one_line, plain, plain_line, pretty_json
 from sessionscope.tui.styles import stylesheet
@@ -34,10 +34,8 @@ WATCH_POLL_SECONDS = 2.0
 _EMAIL_KEYS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _COMMAND_KEYS = ("command", "cmd", "shell", "script")
 
+
 # Listed (and labelled read-only) by the app's key help when the console runs read-only.
-register_mutating("action.confirm", "action.cancel")
-
-
 class ModalState(Enum):
     LOADING = "loading"
     READY = "ready"
@@ -115,8 +113,7 @@ class ActionModal(ModalScreen[None]):
 
     @property
     def backend(self) -> Backend:
-        backend: Backend = self.app.backend  # type: ignore[attr-defined]
-        return backend
+        return console_of(self).backend
 
     def __init__(self, session_id: str, action_id: str) -> None:
         super().__init__()
@@ -130,7 +127,7 @@ class ActionModal(ModalScreen[None]):
 
     @property
     def read_only(self) -> bool:
-        return bool(getattr(self.app, "read_only", False))
+        return console_of(self).read_only
 
     def compose(self) -> ComposeResult:
         with Vertical(id="action-dialog"):
@@ -149,6 +146,7 @@ class ActionModal(ModalScreen[None]):
         return f"{label} (read-only)" if self.read_only else f"{label} ({key})"
 
     def on_mount(self) -> None:
+        console_of(self).org_changes.subscribe(self, self._org_changed)
         self._set_buttons(enabled=False)
         # The safe choice has the focus: enter on a freshly opened modal never confirms.
         self.query_one("#action-close", Button).focus()
@@ -351,7 +349,7 @@ class ActionModal(ModalScreen[None]):
         self._finish(ModalState.DECIDED_ELSEWHERE, f"This action was {detail}.")
 
     def _poll_interval(self) -> float:
-        live = getattr(self.app, "connection_state", None) is WatchState.LIVE
+        live = console_of(self).connection_state is WatchState.LIVE
         return LIVE_OUTCOME_POLL_SECONDS if live else OUTCOME_POLL_SECONDS
 
     @work(exclusive=True, exit_on_error=False, group="action-outcome")
@@ -372,10 +370,10 @@ class ActionModal(ModalScreen[None]):
             return
         self._show_outcome(action.status, action.outcome)
 
-    def on_org_changes(self, message: OrgChanges) -> None:
+    def _org_changed(self, changes: list[OrgChange]) -> None:
         """The app's organisation stream announces every resolution (``action.resolved``, with
         the action's status and outcome): the outcome shows as soon as it happens."""
-        for change in message.changes:
+        for change in changes:
             action = change.action
             if action is None or action.id != self.action_id:
                 continue

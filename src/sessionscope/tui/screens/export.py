@@ -24,8 +24,9 @@ from sessionscope.export import (
     export_session,
     safe_file_name,
 )
+from sessionscope.tui.context import console_of
+from sessionscope.tui.feedback import describe_error
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.confirm import describe_error
 from sessionscope.tui.styles import stylesheet
 
 
@@ -113,7 +114,7 @@ class ExportScreen(ModalScreen[ExportResult | None]):
         self.run_worker(self._run(self._cancel), group="export", exclusive=True)
 
     async def _run(self, cancel: asyncio.Event) -> None:
-        backend: Backend = self.app.backend  # type: ignore[attr-defined]
+        backend: Backend = console_of(self).backend
         try:
             self.result = await export_session(
                 backend,

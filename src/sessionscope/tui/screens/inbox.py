@@ -14,9 +14,10 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
-from sessionscope.models import ActionStatus, EventType, PendingAction
+from sessionscope.models import ActionStatus, EventType, OrgChange, PendingAction
 from sessionscope.tui import clock
-from sessionscope.tui.app import OrgChanges
+from sessionscope.tui.context import console_of
+from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left, seconds_left
@@ -66,8 +67,7 @@ class InboxScreen(Screen[None]):
 
     @property
     def backend(self) -> Backend:
-        backend: Backend = self.app.backend  # type: ignore[attr-defined]
-        return backend
+        return console_of(self).backend
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,6 +87,7 @@ class InboxScreen(Screen[None]):
         yield AppFooter()
 
     def on_mount(self) -> None:
+        console_of(self).org_changes.subscribe(self, self._org_changed)
         self.query_one(DataTable).focus()
         self.set_interval(1.0, self._tick, name="inbox-countdown")
         self.action_reload()
@@ -120,13 +121,13 @@ class InboxScreen(Screen[None]):
             FALLBACK_REFRESH_SECONDS, self.action_reload, name="inbox-fallback"
         )
 
-    def on_org_changes(self, message: OrgChanges) -> None:
+    def _org_changed(self, changes: list[OrgChange]) -> None:
         """The app's one organisation stream (no second stream per inbox): a change to any
         action, or a reset (changes the console missed were pruned), re-fetches the inbox,
         debounced so a burst costs one fetch."""
         if any(
             change.kind.startswith("action.") or change.kind == EventType.STREAM_RESET
-            for change in message.changes
+            for change in changes
         ):
             self._reload_soon()
 
@@ -197,7 +198,7 @@ class InboxScreen(Screen[None]):
     def action_open(self) -> None:
         action = self._selected()
         if action is not None:
-            self.app.open_action(action.session_id, action.id)  # type: ignore[attr-defined]
+            self.post_message(OpenAction(action.session_id, action.id))
 
     @on(DataTable.RowSelected)
     def _row_selected(self, selected: DataTable.RowSelected) -> None:

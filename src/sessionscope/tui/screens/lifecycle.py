@@ -24,23 +24,17 @@ from textual.worker import Worker
 
 from sessionscope.backends.base import Backend, BackendError
 from sessionscope.models import CloseResult, Event, Session, SessionCreate, SessionUpdate
+from sessionscope.tui.context import console_of
+from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
 from sessionscope.tui.safe import one_line, plain
-from sessionscope.tui.screens.confirm import (
-    READ_ONLY_MESSAGE,
-    ConfirmationModal,
-    InfoModal,
-    describe_error,
-    is_read_only,
-    notify_plain,
-)
+from sessionscope.tui.screens.confirm import ConfirmationModal, InfoModal
 from sessionscope.tui.styles import stylesheet
 
 T = TypeVar("T")
 
 
 def _backend(app: App[Any]) -> Backend:
-    backend: Backend = app.backend  # type: ignore[attr-defined]
-    return backend
+    return console_of(app).backend
 
 
 def session_label(session: Session) -> str:
@@ -76,7 +70,7 @@ class _FormScreen(ModalScreen[T]):
 
     def read_only_notice(self) -> Static:
         notice = Static(READ_ONLY_MESSAGE, classes="read-only-notice", id="read-only-notice")
-        notice.display = self.mutating and is_read_only(self.app)
+        notice.display = self.mutating and console_of(self).read_only
         return notice
 
     def status_line(self) -> Static:
@@ -88,7 +82,7 @@ class _FormScreen(ModalScreen[T]):
         status.set_class(error, "-error")
 
     def refuse_if_read_only(self) -> bool:
-        if self.mutating and is_read_only(self.app):
+        if self.mutating and console_of(self).read_only:
             self.show_status(READ_ONLY_MESSAGE, error=True)
             return True
         return False
@@ -285,7 +279,7 @@ class EditSessionScreen(_FormScreen[Session | None]):
 
 
 def _refuse_read_only(app: App[Any]) -> bool:
-    if is_read_only(app):
+    if console_of(app).read_only:
         notify_plain(app, READ_ONLY_MESSAGE, severity="warning", title="Read-only")
         return True
     return False
@@ -521,23 +515,3 @@ async def decide_event_visibility(
             app, describe_error(error), severity="error", title="Could not change the event"
         )
         return None
-
-
-def _label_mutating_bindings() -> None:
-    # The help screen marks these "read-only" when the console cannot change anything.
-    from sessionscope.tui.app import register_mutating
-
-    register_mutating(
-        "create.submit",
-        "edit.save",
-        "variables.save",
-        "message.send",
-        "tool_result.submit",
-        "tool_result.error",
-        "event_visibility.hide",
-        "event_visibility.unhide",
-        "event_visibility.delete",
-    )
-
-
-_label_mutating_bindings()

@@ -12,8 +12,8 @@ from textual.widgets import Button, Static, TextArea
 
 from sessionscope.backends import Capability
 from sessionscope.models import Event
+from sessionscope.tui.feedback import notify_plain
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.confirm import notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 

@@ -17,8 +17,9 @@ from textual.widgets.option_list import Option
 
 from sessionscope.backends.base import Backend
 from sessionscope.models import Replay, ReplayStep
+from sessionscope.tui.context import console_of
+from sessionscope.tui.feedback import describe_error
 from sessionscope.tui.safe import plain, plain_line, pretty_json
-from sessionscope.tui.screens.confirm import describe_error
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
@@ -107,7 +108,7 @@ class ReplayScreen(Screen[None]):
 
     @property
     def backend(self) -> Backend:
-        backend: Backend = self.app.backend  # type: ignore[attr-defined]
+        backend: Backend = console_of(self).backend
         return backend
 
     def action_reload(self) -> None:

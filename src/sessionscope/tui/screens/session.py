@@ -39,11 +39,13 @@ from sessionscope.models import (
     Session,
 )
 from sessionscope.tui import clock, event_summary
-from sessionscope.tui.app import register_mutating
+from sessionscope.tui.context import console_of
 from sessionscope.tui.event_rate import EventRate
-from sessionscope.tui.event_store import EventStore, FilteredStore, SequenceStore
+from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
-from sessionscope.tui.screens.confirm import is_read_only
+from sessionscope.tui.screens.dialogs import HostsDialogs
+from sessionscope.tui.state.event_store import EventStore, FilteredStore, SequenceStore
+from sessionscope.tui.state.live_batch import classify
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left
 from sessionscope.tui.widgets.footer import AppFooter
@@ -66,8 +68,6 @@ SESSION_STYLESHEET = stylesheet("session.tcss")
 TAB_TIMELINE = "tab-timeline"
 TAB_ARTIFACTS = "tab-artifacts"
 TAB_TOOL_CALLS = "tab-tool-calls"
-#: Platform event types (Vectara's) that add or answer an outstanding client tool call.
-_TOOL_CALL_CHANGES = frozenset({"client_tool_pending", "tool_output"})
 TAB_VARIABLES = "tab-variables"
 
 #: What each screen action needs from the backend; a missing capability greys the key out.
@@ -151,7 +151,7 @@ class TypeFilterModal(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class SessionScreen(Screen[None]):
+class SessionScreen(HostsDialogs, Screen[None]):
     # No CSS_PATH: see _read_stylesheet.
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -308,8 +308,7 @@ class SessionScreen(Screen[None]):
 
     @property
     def backend(self) -> Backend:
-        backend: Backend = self.app.backend  # type: ignore[attr-defined]
-        return backend
+        return console_of(self).backend
 
     def __init__(self, session_id: str) -> None:
         super().__init__()
@@ -468,9 +467,7 @@ class SessionScreen(Screen[None]):
 
     def _known_session(self) -> Session | None:
         """This session's row in the sessions list, if the list holds it (never fetches)."""
-        lookup = getattr(self.app, "loaded_session", None)
-        found = lookup(self.session_id) if lookup is not None else None
-        return found if isinstance(found, Session) else None
+        return console_of(self).loaded_session(self.session_id)
 
     def _start_timeline(self, session: Session) -> None:
         if self._timeline_started:
@@ -559,30 +556,22 @@ class SessionScreen(Screen[None]):
             return
         batch, self._batch = self._batch, []
         now = clock.now()
-        tool_calls_changed = False
-        notices: list[Event] = []
         for event in batch:
-            if event.sequence > self._last_seen:
-                self._last_seen = event.sequence
-            kind = event.type
-            self._seen_types.add(kind)
             self.rate.add(event.created_at, now)
-            if kind.startswith(("session.", "variables.", "action.", "wait.")):
-                self._meta_stale = True
-            elif kind.startswith("tool_call.") or kind in _TOOL_CALL_CHANGES:
-                tool_calls_changed = True
-            elif kind in VISIBILITY_TYPES:
-                notices.append(event)
+        live = classify(batch, self._last_seen)
+        self._last_seen = live.last_sequence
+        self._seen_types |= live.types
+        self._meta_stale |= live.meta_stale
         added = self.timeline.store.append(batch)
         # After the append: a notice may name an event of this same batch (a resumed backlog,
         # or a burst within one flush interval), which the store only holds from now on.
         visibility_changed = False
-        for notice in notices:
+        for notice in live.visibility_notices:
             visibility_changed |= self._apply_visibility_event(notice)
         self.timeline.apply_appended(added)
         if visibility_changed:
             self.timeline.refresh()
-        if tool_calls_changed:
+        if live.tool_calls_changed:
             self._reload_tool_calls()
         self._render_status()
 
@@ -834,7 +823,7 @@ class SessionScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#session-actions")
     def _action_chosen(self, selected: OptionList.OptionSelected) -> None:
         if selected.option.id:
-            self.app.open_action(self.session_id, selected.option.id)  # type: ignore[attr-defined]
+            self.post_message(OpenAction(self.session_id, selected.option.id))
 
     def on_screen_resume(self) -> None:
         if self.session is not None:
@@ -1035,7 +1024,7 @@ class SessionScreen(Screen[None]):
         capability = ACTION_CAPABILITY.get(action)
         if capability is not None and not self.backend.supports(capability):
             return f"not supported by {one_line(self.backend.name, 40)}"
-        if action in MUTATING_ACTIONS and is_read_only(self.app):
+        if action in MUTATING_ACTIONS and console_of(self).read_only:
             return "read-only mode"
         return None
 
@@ -1064,18 +1053,6 @@ class SessionScreen(Screen[None]):
                     enabled=False, tooltip=f"{active.binding.tooltip} ({reason})"
                 )
         return bindings
-
-
-register_mutating(
-    "session.message",
-    "session.edit",
-    "session.edit_variables",
-    "session.close",
-    "session.complete",
-    "session.delete",
-    "session.event_visibility",
-    "tool_calls.answer",
-)
 
 
 def _last_sequence_of(session: Session) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from rich.text import Text
 from textual import on
@@ -26,15 +26,15 @@ from sessionscope.backends import (
 )
 from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
 from sessionscope.tui import clock, collector
+from sessionscope.tui.context import ConsoleContext, console_of
+from sessionscope.tui.messages import FirstPageShown, ListStarted, OpenInbox, OpenSession, Retry
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
+from sessionscope.tui.state.session_pages import SortOrder, matches
 from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.rate_column import RateColumn
-from sessionscope.tui.widgets.session_table import SessionTable, SortOrder, matches
+from sessionscope.tui.widgets.session_table import SessionTable
 from sessionscope.tui.widgets.status import AppHeader
-
-if TYPE_CHECKING:
-    from sessionscope.tui.app import SessionScopeApp
 
 #: `s` cycles through these; ``None`` shows every status.
 STATUS_CYCLE: tuple[SessionStatus | None, ...] = (
@@ -218,8 +218,8 @@ class SessionsScreen(Screen[None]):
         self._held: list[OrgChange] = []
 
     @property
-    def ss_app(self) -> SessionScopeApp:
-        return cast("SessionScopeApp", self.app)
+    def console(self) -> ConsoleContext:
+        return console_of(self)
 
     @property
     def table(self) -> SessionTable:
@@ -235,16 +235,19 @@ class SessionsScreen(Screen[None]):
             )
         yield Static(id="sessions-message")
         with Horizontal(id="sessions-body"):
-            backend = cast(Backend, _ListingBackend(self.ss_app.backend, self._first_page, self))
+            backend = cast(Backend, _ListingBackend(self.console.backend, self._first_page, self))
             self._first_page = None
             table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
             self._table = table
+            self.console.sessions = table.pages
             yield table
             self.rate_column = RateColumn(table, self.rates, id="sessions-rate")
             yield self.rate_column
         yield AppFooter()
 
     def on_mount(self) -> None:
+        # Immediate: a batch is applied inside the app's batch update, in one repaint.
+        self.console.org_changes.subscribe(self, self.apply_changes, immediate=True)
         # The filter, the message and the rate column start hidden by the stylesheet.
         self._restart_list(self._query())
         self._show_summary()
@@ -267,7 +270,7 @@ class SessionsScreen(Screen[None]):
         if self.table.pages.generation != generation:
             return  # reloaded meanwhile: the table drops this page and asks again
         self._list_position = page.stream_position
-        self.ss_app.follow_org_from(page.stream_position)
+        self.post_message(ListStarted(page.stream_position))
 
     # -- filters ---------------------------------------------------------------------------------
     def _query(self) -> SessionQuery:
@@ -281,7 +284,7 @@ class SessionsScreen(Screen[None]):
         if table.pages.started and total is not None:
             text.append(f"{total:,} session{'' if total == 1 else 's'}", style="bold")
         elif table.load_error is None:
-            text.append(self.ss_app.loading_note, style="italic")
+            text.append(self.console.loading_note, style="italic")
         text.append(f"  status: {self.status_filter.value if self.status_filter else 'all'}")
         text.append(f"  order: {table.sort.label}")
         if self.text_filter:
@@ -346,13 +349,13 @@ class SessionsScreen(Screen[None]):
         self._show_summary()
 
     def action_refresh(self) -> None:
-        self.ss_app.action_retry()
+        self.post_message(Retry())
 
     def refresh_list(self) -> None:
         self._reload()
 
     def action_inbox(self) -> None:
-        self.ss_app.open_inbox()
+        self.post_message(OpenInbox())
 
     @property
     def rate_shown(self) -> bool:
@@ -375,12 +378,12 @@ class SessionsScreen(Screen[None]):
 
     # -- close -----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("close_session", "new_session") and self.ss_app.read_only:
+        if action in ("close_session", "new_session") and self.console.read_only:
             return None  # shown greyed out; `?` says "read-only"
         return True
 
     def action_close_session(self) -> None:
-        if self.ss_app.read_only:
+        if self.console.read_only:
             self.notify("Read-only mode: closing sessions is disabled.", severity="warning")
             return
         session = self.table.cursor_session
@@ -391,21 +394,21 @@ class SessionsScreen(Screen[None]):
         close_session(self.app, session.id)
 
     def action_new_session(self) -> None:
-        if self.ss_app.read_only:
+        if self.console.read_only:
             self.notify("Read-only mode: creating sessions is disabled.", severity="warning")
             return
         from sessionscope.tui.screens.lifecycle import CreateSessionScreen
 
         def created(session: Session | None) -> None:
             if session is not None:
-                self.ss_app.open_session(session.id)
+                self.post_message(OpenSession(session.id))
 
         self.app.push_screen(CreateSessionScreen(), created)
 
     # -- table events ----------------------------------------------------------------------------
     @on(SessionTable.Selected)
     def _open(self, event: SessionTable.Selected) -> None:
-        self.ss_app.open_session(event.session.id)
+        self.post_message(OpenSession(event.session.id))
 
     @on(SessionTable.LoadFailed)
     def _load_failed(self, event: SessionTable.LoadFailed) -> None:
@@ -420,11 +423,11 @@ class SessionsScreen(Screen[None]):
             return
         self._held = []  # nothing to apply them to; the next reload's snapshot includes them
         collector.end_startup()  # no first page to wait for
-        self.show_message(describe_error(event.error, self.ss_app.backend.display_name))
+        self.show_message(describe_error(event.error, self.console.backend.display_name))
         self._show_summary()
         # Without a page there is no position to start the live watch from: it starts from
         # "now" (if it has not started) and reports the connection meanwhile.
-        self.ss_app.follow_org_from(None)
+        self.post_message(ListStarted(None))
 
     @on(SessionTable.Loaded)
     def _loaded(self) -> None:
@@ -435,7 +438,7 @@ class SessionsScreen(Screen[None]):
         if not self._warmed_up:
             self._warmed_up = True
             # Once the first page is on screen, not before: it must not wait for this.
-            self.call_after_refresh(self.ss_app.warm_up)
+            self.call_after_refresh(self.post_message, FirstPageShown())
 
     def show_message(self, message: str) -> None:
         panel = self.query_one("#sessions-message", Static)

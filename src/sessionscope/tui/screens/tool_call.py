@@ -13,42 +13,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Static, TextArea
 
-from sessionscope.models import ToolCall, ToolCallArgument, ToolResult
-from sessionscope.tui.safe import SECRET_MASK, plain_line
-from sessionscope.tui.screens.confirm import notify_plain
+from sessionscope.models import ToolCall, ToolResult
+from sessionscope.tui.feedback import notify_plain
+from sessionscope.tui.safe import plain_line
 from sessionscope.tui.screens.lifecycle import _FormScreen
 from sessionscope.tui.widgets.reveal import TimedReveal
-
-
-def argument_text(argument: ToolCallArgument) -> str:
-    """An argument's value as one string: text as is, anything else as compact JSON. Untrusted:
-    render it through ``sessionscope.tui.safe``."""
-    value = argument.value
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def render_arguments(arguments: list[ToolCallArgument], *, revealed: bool) -> Text:
-    if not arguments:
-        return Text("(no arguments)", style="dim", end="")
-    text = Text(end="")
-    for position, argument in enumerate(arguments):
-        if position:
-            text.append("\n")
-        text.append_text(plain_line(argument.name, "bold", limit=60))
-        text.append(" = ")
-        if argument.secret and not revealed:
-            text.append(SECRET_MASK, style="dim")
-            text.append("  (secret: v reveals)", style="dim italic")
-        else:
-            text.append_text(plain_line(argument_text(argument), limit=2000))
-            if argument.secret:
-                text.append("  (secret, revealed)", style="italic yellow")
-    return text
+from sessionscope.tui.widgets.tool_calls import render_arguments
 
 
 class ToolResultScreen(TimedReveal, _FormScreen[ToolCall | None]):

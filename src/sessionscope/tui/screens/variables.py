@@ -19,8 +19,8 @@ from sessionscope.models import (
     SessionUpdate,
     validate_context_variables,
 )
+from sessionscope.tui.feedback import describe_error, notify_plain
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.confirm import describe_error, notify_plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
 

@@ -1,7 +1,8 @@
 """The artifacts pane of a session: a paged list and a preview of the highlighted artifact.
 
-Mount it anywhere (a tab of the session screen, or ``ArtifactsScreen``). It talks only to
-``app.backend``. Names, MIME types and contents come from the server and are rendered as data.
+Mount it anywhere (a tab of the session screen, or ``screens.artifacts.ArtifactsScreen``); it
+talks only to the console's backend and asks its screen for the save dialogs (``messages``).
+Names, MIME types and contents come from the server and are rendered as data.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
 from sessionscope.models import Artifact
+from sessionscope.tui.context import console_of
+from sessionscope.tui.messages import ConfirmRequested, Question, SavePathRequested
 from sessionscope.tui.preview.files import (
     SaveResult,
     default_save_path,
@@ -34,8 +37,6 @@ from sessionscope.tui.preview.loader import Preview, load_preview
 from sessionscope.tui.preview.widgets import preview_widget
 from sessionscope.tui.safe import one_line, plain, plain_line
 from sessionscope.tui.styles import stylesheet
-from sessionscope.tui.widgets.footer import AppFooter
-from sessionscope.tui.widgets.status import AppHeader
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -125,7 +126,7 @@ class ArtifactsPane(Container):
 
     @property
     def backend(self) -> Backend:
-        return self.app.backend  # type: ignore[attr-defined, no-any-return]
+        return console_of(self).backend
 
     @property
     def table(self) -> DataTable[Text]:
@@ -283,7 +284,6 @@ class ArtifactsPane(Container):
         if artifact is None:
             self._notify("no artifact selected", severity="warning")
             return
-        from sessionscope.tui.screens.artifact_save import SaveArtifactScreen
 
         def chosen(path: Path | None) -> None:
             if path is None:
@@ -293,27 +293,22 @@ class ArtifactsPane(Container):
             else:
                 self._run_save(artifact, path, overwrite=False)
 
-        self.app.push_screen(SaveArtifactScreen(artifact.name, default_save_path(artifact)), chosen)
+        self.post_message(SavePathRequested(artifact.name, default_save_path(artifact), chosen))
 
     def _ask_overwrite(self, artifact: Artifact, path: Path) -> None:
-        from sessionscope.tui.screens.confirm import ConfirmationModal
-
         def answered(replace: bool | None) -> None:
             if replace:
                 self._run_save(artifact, path, overwrite=True)
             else:
                 self._set_list_status(f"not saved: {path} exists and was kept")
 
-        self.app.push_screen(
-            ConfirmationModal(
-                "Replace the existing file?",
-                f"{path} already exists. Replace it with the artifact "
-                f"({artifact.size_bytes:,} bytes)?",
-                confirm_label="Replace",
-                refuse_label="Keep",
-            ),
-            answered,
+        question = Question(
+            "Replace the existing file?",
+            f"{path} already exists. Replace it with the artifact ({artifact.size_bytes:,} bytes)?",
+            confirm_label="Replace",
+            refuse_label="Keep",
         )
+        self.post_message(ConfirmRequested(question, answered))
 
     def _run_save(self, artifact: Artifact, path: Path, *, overwrite: bool) -> None:
         self._save(artifact, path, overwrite=overwrite)
@@ -412,25 +407,3 @@ class ArtifactsPane(Container):
             self._notify(f"could not start the opener: {exc}", severity="error")
             return
         self._notify(f"opened {path}")
-
-
-class ArtifactsScreen(Screen[None]):
-    """The artifacts pane on a screen of its own."""
-
-    CSS_PATH: ClassVar = [STYLESHEET]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back", id="artifacts.back", tooltip="Go back"),
-    ]
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__()
-        self.session_id = session_id
-
-    def compose(self) -> ComposeResult:
-        yield AppHeader("Artifacts")
-        yield Static(
-            plain_line(f"Artifacts · session {self.session_id}", "bold", limit=200),
-            id="artifacts-screen-title",
-        )
-        yield ArtifactsPane(self.session_id, id="artifacts-pane")
-        yield AppFooter()

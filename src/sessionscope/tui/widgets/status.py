@@ -1,12 +1,10 @@
 """The always-visible top bar: product name, server name, connection state, read-only badge.
 
-It reads the app's ``connection_state`` / ``connection_detail`` reactives, so any screen can
-compose an ``AppHeader`` and it stays in step with the organisation watch.
+It follows the console context's connection (``connection_changed``), so any screen can compose an
+``AppHeader`` and it stays in step with the organisation watch.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,10 +12,8 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from sessionscope.backends import WatchState
+from sessionscope.tui.context import console_of, find_console
 from sessionscope.tui.safe import plain_line
-
-if TYPE_CHECKING:
-    from sessionscope.tui.app import SessionScopeApp
 
 STATE_LABEL: dict[WatchState, tuple[str, str]] = {
     WatchState.CONNECTING: ("◌", "connecting"),
@@ -33,23 +29,23 @@ class ConnectionIndicator(Static):
     """``● live`` / ``◐ reconnecting`` / ``◍ polling`` / ``○ offline``; detail in the tooltip."""
 
     def on_mount(self) -> None:
-        app = self.app
-        if not hasattr(app, "connection_state"):
+        console = find_console(self)
+        if console is None or not console.has_connection:
             # Hosted by an app without an organisation watch (a screen on its own): no state.
             self.display = False
             return
-        self.watch(app, "connection_state", self._show, init=True)
-        self.watch(app, "connection_detail", self._show, init=False)
+        console.connection_changed.subscribe(self, self._show, immediate=True)
+        self._show()
 
     def _show(self, _value: object = None) -> None:
-        app = cast("SessionScopeApp", self.app)
-        state = app.connection_state
+        console = console_of(self)
+        state = console.connection_state
         glyph, label = STATE_LABEL.get(state, ("?", state.value))
         # One restyle for the whole swap (set_class per state restyles on each change).
         self.update_classes({f"-{known.value}": known is state for known in WatchState})
         self.update(Text(f"{glyph} {label}", end=""))
         # Server text: never markup.
-        self.tooltip = plain_line(app.connection_detail or label, limit=300)
+        self.tooltip = plain_line(console.connection_detail or label, limit=300)
 
 
 class AppHeader(Horizontal):
@@ -64,12 +60,11 @@ class AppHeader(Horizontal):
         self._screen_title = screen_title
 
     def compose(self) -> ComposeResult:
-        app = self.app
-        backend = getattr(app, "backend", None)
-        server = backend.display_name if backend is not None else ""
+        console = find_console(self)
+        server = console.backend.display_name if console is not None else ""
         yield Static("sessionscope", classes="app-header--name")
         yield Static(plain_line(server, limit=80), classes="app-header--server")
         yield Static(Text(self._screen_title, end=""), classes="app-header--screen")
-        if getattr(app, "read_only", False):
+        if console is not None and console.read_only:
             yield Static("READ-ONLY", classes="app-header--read-only")
         yield ConnectionIndicator(classes="app-header--connection")

@@ -24,7 +24,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -35,8 +34,9 @@ from textual.strip import Strip
 from sessionscope.backends import BackendError
 from sessionscope.models import Event
 from sessionscope.tui import event_summary
-from sessionscope.tui.event_store import EventStore, RowState
 from sessionscope.tui.safe import one_line
+from sessionscope.tui.state.event_store import EventStore, RowState
+from sessionscope.tui.state.lru import LRU
 from sessionscope.tui.widgets.scrolling import (
     LineFinish,
     crop_columns,
@@ -141,7 +141,7 @@ class Timeline(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
         # A few screens: more only feeds the cyclic collector (see DEFAULT_MAX_PAGES).
-        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
+        self._lines: LRU[tuple[object, ...], Strip] = LRU(256)
         self._wanted: set[int] = set()
         self._wake = asyncio.Event()
         self._failed_pages: dict[int, str] = {}

@@ -8,6 +8,7 @@ argument values come from the agent and are rendered as data.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import ClassVar
 
@@ -21,10 +22,42 @@ from textual.widgets import DataTable, Static
 
 from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ToolCall, ToolCallArgument
+from sessionscope.tui.context import console_of
+from sessionscope.tui.feedback import READ_ONLY_MESSAGE, notify_plain
+from sessionscope.tui.messages import ToolResultRequested
 from sessionscope.tui.safe import SECRET_MASK, one_line, plain_line
-from sessionscope.tui.screens.confirm import READ_ONLY_MESSAGE, is_read_only, notify_plain
-from sessionscope.tui.screens.tool_call import argument_text, render_arguments
 from sessionscope.tui.widgets.reveal import TimedReveal
+
+
+def argument_text(argument: ToolCallArgument) -> str:
+    """An argument's value as one string: text as is, anything else as compact JSON. Untrusted:
+    render it through ``sessionscope.tui.safe``."""
+    value = argument.value
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def render_arguments(arguments: list[ToolCallArgument], *, revealed: bool) -> Text:
+    if not arguments:
+        return Text("(no arguments)", style="dim", end="")
+    text = Text(end="")
+    for position, argument in enumerate(arguments):
+        if position:
+            text.append("\n")
+        text.append_text(plain_line(argument.name, "bold", limit=60))
+        text.append(" = ")
+        if argument.secret and not revealed:
+            text.append(SECRET_MASK, style="dim")
+            text.append("  (secret: v reveals)", style="dim italic")
+        else:
+            text.append_text(plain_line(argument_text(argument), limit=2000))
+            if argument.secret:
+                text.append("  (secret, revealed)", style="italic yellow")
+    return text
 
 
 def arguments_line(arguments: list[ToolCallArgument], *, revealed: bool) -> str:
@@ -58,7 +91,7 @@ class ToolCallTable(DataTable[Text]):
         self.post_message(self.AnswerRequested())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "answer" and is_read_only(self.app):
+        if action == "answer" and console_of(self).read_only:
             return None  # greyed out; `?` labels it read-only
         return True
 
@@ -98,7 +131,7 @@ class ToolCallsPane(TimedReveal, Vertical):
 
     @property
     def backend(self) -> Backend:
-        return self.app.backend  # type: ignore[attr-defined, no-any-return]
+        return console_of(self).backend
 
     @property
     def table(self) -> ToolCallTable:
@@ -223,13 +256,12 @@ class ToolCallsPane(TimedReveal, Vertical):
         call = self.current
         if call is None:
             return
-        if is_read_only(self.app):
+        if console_of(self).read_only:
             notify_plain(self.app, READ_ONLY_MESSAGE, severity="warning", title="Read-only")
             return
-        from sessionscope.tui.screens.tool_call import ToolResultScreen
 
         def answered(result: ToolCall | None) -> None:
             if result is not None:
                 self.reload()
 
-        self.app.push_screen(ToolResultScreen(self.session_id, call), answered)
+        self.post_message(ToolResultRequested(self.session_id, call, answered))

@@ -21,12 +21,11 @@ import asyncio
 from bisect import bisect_left
 from collections.abc import Iterable
 from enum import Enum
-from typing import TypeVar, cast
-
-from textual.cache import LRUCache
+from typing import Any
 
 from sessionscope.backends import Backend
 from sessionscope.models import Event
+from sessionscope.tui.state.lru import LRU
 
 DEFAULT_PAGE_SIZE = 200
 #: 16 pages of 200 events: 3,200 events (a hundred screens), a few MiB whatever the session's
@@ -35,23 +34,6 @@ DEFAULT_PAGE_SIZE = 200
 #: grew to ~120-145 ms pauses as the pages filled, the live timeline's p99; with 16, ~40-60 ms.
 #: A page scrolled out of the cache is fetched again (~20 ms).
 DEFAULT_MAX_PAGES = 16
-
-
-_Page = TypeVar("_Page")
-
-
-class _PageCache(LRUCache[int, _Page]):
-    """The LRU of pages, with a read that is not a use: ``get`` makes a page the most recent,
-    and a change pushed into a cached page (a hide on the stream) must not save that page from
-    eviction at the expense of one the view is reading."""
-
-    __slots__ = ()
-
-    def peek(self, index: int) -> _Page | None:
-        # LRUCache keeps [prev, next, key, value] links; Textual is pinned, and the store's
-        # LRU tests would catch a change of layout.
-        link = self._cache.get(index)
-        return None if link is None else cast(_Page, link[3])
 
 
 class RowState(Enum):
@@ -70,6 +52,9 @@ class _SequencePage:
 
 
 class EventStore(abc.ABC):
+    #: The cached pages, most recently used last (each subclass has its own page shape).
+    _pages: LRU[int, Any]
+
     def __init__(
         self,
         backend: Backend,
@@ -108,7 +93,7 @@ class EventStore(abc.ABC):
         return row // self.page_size
 
     def cached_pages(self) -> int:
-        return len(self._pages)  # type: ignore[attr-defined]
+        return len(self._pages)
 
     def wants_more(self) -> bool:
         """Whether rows beyond ``row_count`` may exist and must be discovered by loading."""
@@ -116,7 +101,7 @@ class EventStore(abc.ABC):
 
     def page_loaded(self, page: int) -> bool:
         """Whether every row of ``page`` that exists is known (no need to fetch it)."""
-        return self._pages.get(page) is not None  # type: ignore[attr-defined,no-any-return]
+        return self._pages.get(page) is not None
 
     def prefetch_pages(self) -> list[int]:
         """Pages worth fetching once the view is painted (the ends the operator jumps to)."""
@@ -146,7 +131,7 @@ class SequenceStore(EventStore):
     ) -> None:
         super().__init__(backend, session_id, page_size=page_size, max_pages=max_pages)
         self._count = max(0, last_sequence)
-        self._pages: _PageCache[_SequencePage] = _PageCache(max_pages)
+        self._pages: LRU[int, _SequencePage] = LRU(max_pages)
         #: Fetches in flight, so the view and other readers (the rate seed) share one request.
         self._loading: dict[int, asyncio.Future[None]] = {}
 
@@ -294,7 +279,7 @@ class FilteredStore(EventStore):
         self._boundaries: list[int] = [0]
         self._count = 0
         self._exhausted = False
-        self._pages: _PageCache[list[Event]] = _PageCache(max_pages)
+        self._pages: LRU[int, list[Event]] = LRU(max_pages)
 
     @property
     def row_count(self) -> int:
