@@ -291,6 +291,22 @@ async def test_watch_session_dropped_and_resumed_misses_and_repeats_nothing(
         await watch.close()
 
 
+@pytest.mark.parametrize(("poll", "polls"), [("false", False), ("true", True), (True, True)])
+async def test_the_poll_option_from_a_profile_or_the_command_line(
+    fake: FakeViben, poll: object, polls: bool
+) -> None:
+    session_id = fake.add_session()["id"]
+    async with create_backend(viben_config(fake.url, poll=poll)) as backend:
+        watch = Collector(lambda on_state: backend.watch_session(session_id, on_state=on_state))
+        try:
+            fake.add_message(session_id, "one")
+            await until(lambda: len(watch.items) == 1, "the message")
+            assert (WatchState.POLLING in watch.states) is polls
+            assert (WatchState.LIVE in watch.states) is not polls
+        finally:
+            await watch.close()
+
+
 async def test_watch_session_polls_where_the_stream_is_refused(fake: FakeViben) -> None:
     fake.refuse_stream = True
     session_id = fake.add_session()["id"]

@@ -476,7 +476,7 @@ class VibenBackend(Backend):
             reconnect=self._reconnect,
             poll_interval=config.poll_interval,
             redact=self._http.redact,
-            force_poll=bool(config.options.get("poll", False)),
+            force_poll=_flag(config.options.get("poll", False)),
         )
         self._list_cache_seconds = option(config, "list_cache_seconds", 30.0)
         self._ledgers: OrderedDict[str, _Ledger] = OrderedDict()
@@ -934,6 +934,13 @@ class VibenBackend(Backend):
             stream_missing=stream_missing,
             where="GET /api/events",
         )
+
+
+def _flag(value: Any) -> bool:
+    """An on/off option from a profile (a TOML boolean) or ``--option`` (a string)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _session_body(body: Any, where: str) -> dict[str, Any]:

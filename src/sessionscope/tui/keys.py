@@ -13,6 +13,8 @@ MUTATING_BINDING_IDS: frozenset[str] = frozenset(
         "session.complete",
         "session.delete",
         "session.event_visibility",
+        "session.pause",
+        "session.resume",
         "tool_calls.answer",
         "action.confirm",
         "action.cancel",

@@ -37,6 +37,8 @@ from sessionscope.models import (
     EventType,
     PendingAction,
     Session,
+    SessionStatus,
+    SessionUpdate,
 )
 from sessionscope.tui import clock, event_summary
 from sessionscope.tui.context import console_of
@@ -81,6 +83,8 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "close_session": Capability.CLOSE,
     "complete_session": Capability.COMPLETE,
     "delete_session": Capability.DELETE,
+    "pause_session": Capability.PAUSE,
+    "resume_session": Capability.PAUSE,
     "event_visibility": Capability.HIDE_EVENTS,
     "replay": Capability.REPLAY,
     "export": Capability.EVENTS,
@@ -95,6 +99,8 @@ MUTATING_ACTIONS = frozenset(
         "complete_session",
         "delete_session",
         "event_visibility",
+        "pause_session",
+        "resume_session",
     }
 )
 #: Kinds that never show in a timeline: nothing to filter on.
@@ -284,6 +290,22 @@ class SessionScreen(HostsDialogs, Screen[None]):
             show=False,
             id="session.delete",
             tooltip="Delete the session with its events and artifacts (asks first)",
+        ),
+        Binding(
+            "P",
+            "pause_session",
+            "Pause",
+            show=False,
+            id="session.pause",
+            tooltip="Pause the session: the agent stops until it is resumed",
+        ),
+        Binding(
+            "U",
+            "resume_session",
+            "Resume",
+            show=False,
+            id="session.resume",
+            tooltip="Resume the paused session",
         ),
         Binding(
             "R",
@@ -638,8 +660,9 @@ class SessionScreen(HostsDialogs, Screen[None]):
         )
         header.append(" ")
         header.append_text(plain_line(session.title or session.id, style="bold", limit=80))
-        header.append("  ")
-        header.append_text(plain_line(session.id, style="dim", limit=40))
+        if session.title:  # platforms without titles (Viben) would show the id twice
+            header.append("  ")
+            header.append_text(plain_line(session.id, style="dim", limit=40))
         self.query_one("#session-title", Static).update(header, layout=False)
         header = Text(end="")
         details = [
@@ -1003,6 +1026,34 @@ class SessionScreen(HostsDialogs, Screen[None]):
                 self.app.pop_screen()
 
         delete_session(self.app, self.session_id, deleted)
+
+    def action_pause_session(self) -> None:
+        self._set_paused(True)
+
+    def action_resume_session(self) -> None:
+        self._set_paused(False)
+
+    @work(exclusive=True, exit_on_error=False, group="session-pause")
+    async def _set_paused(self, paused: bool) -> None:
+        session = self.session
+        if session is not None and (session.status is SessionStatus.PAUSED) is paused:
+            self.notify(f"This session is already {'paused' if paused else 'running'}.", timeout=3)
+            return
+        if session is not None and session.status.is_terminal:
+            self.notify(f"This session is {session.status.value}: nothing to pause or resume.")
+            return
+        status = SessionStatus.PAUSED if paused else SessionStatus.ACTIVE
+        try:
+            updated = await self.backend.update_session(
+                self.session_id, SessionUpdate(status=status)
+            )
+        except BackendError as error:
+            verb = "pause" if paused else "resume"
+            self.notify(f"Could not {verb} the session: {error}", severity="error", markup=False)
+            return
+        self.session = updated
+        self._render_header()
+        self.notify("Session paused." if paused else "Session resumed.", timeout=3)
 
     def _after_lifecycle(self) -> None:
         if self.is_mounted:

@@ -1,0 +1,169 @@
+"""The console on a Viben gateway (the fake written from the vendor's documents), driven with
+Pilot: a session paused and resumed from its screen, its messages live, the sessions list kept up
+to date by the gateway's event stream; and an SVG snapshot of the session screen."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fakes.viben import FakeViben
+from session_support import SIZE, screen_text, wait_for
+from textual.pilot import Pilot
+
+from sessionscope.backends import BackendConfig, WatchState, create_backend
+from sessionscope.backends.viben import VibenBackend
+from sessionscope.models import SessionStatus
+from sessionscope.tui import clock
+from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.screens.session import SessionScreen
+from sessionscope.tui.widgets.timeline import Timeline
+
+SESSION_ID = "session-abc123"
+FAST = {"retry_attempts": 1, "reconnect_base": 0.05, "reconnect_max": 0.2}
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeViben]:
+    with FakeViben() as fake:
+        fake.add_session(
+            "CLAUDE_CODE",
+            task_id="task-xyz",
+            status="active",
+            data={"workdir": "/path/to/project", "model": "claude-3-sonnet"},
+            session_id=SESSION_ID,
+        )
+        fake.add_message(SESSION_ID, "Initial prompt for the session", role="user")
+        fake.add_message(SESSION_ID, "Reading the project layout.")
+        fake.add_message(SESSION_ID, "Tests pass; [bold]ready[/bold] for review.")
+        yield fake
+
+
+def viben_config(fake: FakeViben) -> BackendConfig:
+    return BackendConfig(
+        name="viben", url=fake.url, timeout=5.0, poll_interval=0.1, options=dict(FAST)
+    )
+
+
+async def open_session(pilot: Pilot[Any], rows: int) -> SessionScreen:
+    app = pilot.app
+    assert isinstance(app, SessionScopeApp)
+    app.open_session(SESSION_ID)
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, SessionScreen) and bool(app.screen.query(Timeline)),
+        "the session screen",
+    )
+    screen = app.screen
+    assert isinstance(screen, SessionScreen)
+    await wait_for(
+        pilot,
+        lambda: (
+            screen.session is not None
+            and screen.timeline.store.row_count >= rows
+            and screen.watch_state is WatchState.LIVE
+        ),
+        f"{rows} messages and the live stream",
+    )
+    return screen
+
+
+def notices(app: SessionScopeApp) -> str:
+    return "\n".join(notification.message for notification in app._notifications)
+
+
+def patches(fake: FakeViben) -> list[dict[str, Any]]:
+    return [json.loads(r.body) for r in fake.seen("PATCH", f"/api/sessions/{SESSION_ID}")]
+
+
+async def test_a_viben_session_paused_and_resumed(gateway: FakeViben) -> None:
+    app = SessionScopeApp(create_backend(viben_config(gateway)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded_session(SESSION_ID) is not None, "the list")
+        screen = await open_session(pilot, 3)
+        await wait_for(pilot, lambda: " ACTIVE " in screen_text(app), "the ACTIVE badge")
+
+        await pilot.press("P")
+        await wait_for(pilot, lambda: gateway.sessions[SESSION_ID]["status"] == "paused", "pause")
+        await wait_for(pilot, lambda: " PAUSED " in screen_text(app), "the PAUSED badge")
+        assert patches(gateway) == [{"status": "paused"}]
+        # The gateway's stream told the sessions list too.
+        await wait_for(
+            pilot,
+            lambda: getattr(app.loaded_session(SESSION_ID), "status", None) is SessionStatus.PAUSED,
+            "the list's row paused",
+        )
+        await pilot.press("P")  # already paused: said, not sent again
+        await wait_for(pilot, lambda: "already paused" in notices(app), "the notice")
+        assert len(patches(gateway)) == 1
+
+        await pilot.press("U")
+        await wait_for(pilot, lambda: gateway.sessions[SESSION_ID]["status"] == "active", "resume")
+        await wait_for(pilot, lambda: " ACTIVE " in screen_text(app), "the ACTIVE badge again")
+        assert patches(gateway) == [{"status": "paused"}, {"status": "active"}]
+        await wait_for(
+            pilot,
+            lambda: getattr(app.loaded_session(SESSION_ID), "status", None) is SessionStatus.ACTIVE,
+            "the list's row active",
+        )
+
+        # The agent answers: the open session shows it at once.
+        gateway.add_message(SESSION_ID, "Resumed; continuing with the migration.")
+        await wait_for(pilot, lambda: screen.timeline.store.row_count == 4, "the live message")
+        await wait_for(pilot, lambda: "continuing with the migration" in screen_text(app), "row")
+
+
+async def test_pause_is_off_in_read_only_mode(gateway: FakeViben) -> None:
+    app = SessionScopeApp(create_backend(viben_config(gateway)), read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_session(pilot, 3)
+        await pilot.press("P")
+        await pilot.press("U")
+        await pilot.pause()
+        assert patches(gateway) == []
+
+
+async def test_an_api_key_given_for_viben_is_noted_on_screen(gateway: FakeViben) -> None:
+    config = BackendConfig(name="viben", url=gateway.url, api_key="sk-not-for-viben")
+    app = SessionScopeApp(create_backend(config))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "ignored and never sent" in notices(app), "the note")
+        await wait_for(pilot, lambda: app.loaded_session(SESSION_ID) is not None, "the list")
+    assert all("authorization" not in r.headers for r in gateway.requests)
+
+
+class FixedNameViben(VibenBackend):
+    """The real backend; only the header's server name is fixed (the port changes per run)."""
+
+    @property
+    def display_name(self) -> str:
+        return "127.0.0.1:18790"
+
+
+@pytest.fixture
+def frozen_clock(gateway: FakeViben) -> Iterator[None]:
+    clock.freeze(gateway.clock_start.replace(minute=5))
+    yield
+    clock.freeze(None)
+
+
+def test_viben_session_screen_snapshot(
+    gateway: FakeViben, frozen_clock: None, snap_compare: Any
+) -> None:
+    app = SessionScopeApp(FixedNameViben(viben_config(gateway)), watch=False)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await open_session(pilot, 3)
+        await wait_for(
+            pilot,
+            lambda: (
+                "loading…" not in "".join(screen.timeline.render_line(y).text for y in range(6))
+                and "claude-3-sonnet" in screen_text(app)
+            ),
+            "the painted rows and header",
+        )
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
