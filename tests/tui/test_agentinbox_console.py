@@ -22,6 +22,7 @@ from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.inbox import InboxScreen
+from sessionscope.tui.screens.replay import ReplayScreen
 from sessionscope.tui.screens.session import SessionScreen
 
 BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -166,6 +167,26 @@ async def test_the_timeline_follows_new_entries_with_summaries(fake: AgentInboxF
             pilot, lambda: f'{{"inboxId":"{inbox_id}"}}' in screen_text(app), "the raw entry"
         )
         assert screen.timeline.store.row_count == 4
+
+
+async def test_the_replay_steps_show_in_the_waterfall(fake: AgentInboxFake) -> None:
+    session_id = fake.add_session("replayed")
+    inbox_id = fake.add_inbox(session_id)
+    wait_id = fake.add_wait(session_id, "otp", 120)
+    app = make_app(fake)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_session(pilot, session_id)
+        await wait_for(pilot, lambda: len(screen._actions) == 1, "the session opened")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), "the replay")
+        replay = app.screen
+        assert isinstance(replay, ReplayScreen)
+        await wait_for(pilot, lambda: len(replay.steps) == 2, "the replay's steps")
+        await wait_for(pilot, lambda: "create_wait" in screen_text(app), "the waterfall")
+        text = screen_text(app)
+        assert "create_inbox" in text and "120ms" in text and "45ms" in text
+        assert [step.output for step in replay.steps] == [{"id": inbox_id}, {"id": wait_id}]
+        assert [r.method for r in fake.requests if r.path.endswith("/replay")] == ["POST"]
 
 
 class FixedNameBackend(AgentInboxBackend):
