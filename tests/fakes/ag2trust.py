@@ -165,6 +165,11 @@ class FakeAG2Trust:
         """Answer the next request with ``status`` in the platform's error shape."""
         self._failures.append((status, retry_after))
 
+    def spend(self, count: int) -> None:
+        """Count ``count`` requests from other clients of the organisation in this window."""
+        with self._lock:
+            self._window.extend([time.time()] * count)
+
     def script(self, reply: Reply) -> None:
         self.scripted.append(reply)
 

@@ -157,6 +157,27 @@ async def test_requested_variables_are_asked_for_and_closing_says_it_stops_billi
     assert fake.threads[thread_id].closed
 
 
+async def test_the_status_line_says_when_the_rate_budget_runs_low(
+    fake: FakeAG2Trust, tmp_path: Path
+) -> None:
+    fake.rate_limit = 30
+    backend = create_backend(config(fake, tmp_path / "record.sqlite3"))
+    thread_id = (await backend.create_session(SessionCreate(prompt="hello"))).id
+    app = SessionScopeApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_session(thread_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the thread")
+        await wait_for(pilot, lambda: "stream live" in screen_text(app), "the watch")
+        assert "rate limit" not in screen_text(app)  # 29 of 30 left: nothing to say
+        fake.spend(25)  # other clients of the organisation spend the budget
+        await backend.send_message(thread_id, "are you there?")
+        await wait_for(
+            pilot,
+            lambda: "rate limit low: 3 of 30 requests left" in screen_text(app),
+            "the hint in the status line",
+        )
+
+
 # -- snapshot ------------------------------------------------------------------------------------
 
 

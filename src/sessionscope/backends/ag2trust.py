@@ -635,6 +635,10 @@ class AG2TrustBackend(Backend):
         )
 
     # -- live: the record, never the platform ---------------------------------------------------
+    @property
+    def status_hint(self) -> str | None:
+        return self.rate.note()
+
     def _live_detail(self) -> str:
         note = self.rate.note()
         base = f"following the local record ({self.record.path.name})"

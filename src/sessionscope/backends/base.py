@@ -191,6 +191,12 @@ class Backend(abc.ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    @property
+    def status_hint(self) -> str | None:
+        """A short note for the console's status line, e.g. that the platform's request budget
+        runs low; None when there is nothing to say."""
+        return None
+
     def _unsupported(self, capability: Capability) -> Unsupported:
         return Unsupported(capability, self.name)
 

@@ -748,6 +748,9 @@ class SessionScreen(HostsDialogs, Screen[None]):
         ]
         if self.watch_detail and self.watch_state is not WatchState.LIVE:
             parts.append(one_line(self.watch_detail, 80))
+        hint = self.backend.status_hint
+        if hint:
+            parts.append(one_line(hint, 80))
         if self.type_filter:
             parts.append(f"type {one_line(self.type_filter, 40)}")
         if self.timeline.show_hidden:
