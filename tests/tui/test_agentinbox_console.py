@@ -189,6 +189,25 @@ async def test_the_replay_steps_show_in_the_waterfall(fake: AgentInboxFake) -> N
         assert [r.method for r in fake.requests if r.path.endswith("/replay")] == ["POST"]
 
 
+async def test_platform_text_is_shown_as_plain_text(fake: AgentInboxFake) -> None:
+    session_id = fake.add_session("[bold]signup[/bold] \x1b[2J")
+    wait_id = fake.add_wait(session_id, "otp", 120)
+    fake.complete_wait(wait_id, {"type": "otp", "value": "[red]123456[/red] \x1b]0;pwned\x07"})
+    fake.add_event(session_id, "message.received", {"messageId": "[link=x]m[/link]"})
+    app = make_app(fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_session(pilot, session_id)
+        await wait_for(pilot, lambda: "[link=x]m[/link]" in screen_text(app), "the raw id")
+        assert "[bold]signup[/bold] ␛[2J" in screen_text(app)
+        app.open_action(session_id, wait_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionModal), "the modal")
+        modal = app.screen
+        assert isinstance(modal, ActionModal)
+        await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the completed wait")
+        await wait_for(pilot, lambda: "[red]123456[/red]" in screen_text(app), "the result")
+        assert "pwned" in screen_text(app) and "\x1b" not in screen_text(app)
+
+
 class FixedNameBackend(AgentInboxBackend):
     """The real client; only the header's server name is fixed (the port changes per run)."""
 
