@@ -29,9 +29,22 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def _marked_databases(metafunc: pytest.Metafunc) -> list[str] | None:
+    """The databases a test's own ``parametrize("database", ...)`` mark restricts it to."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        if mark.args and mark.args[0] == "database":
+            return list(mark.args[1])
+    return None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "server" in metafunc.fixturenames:
-        metafunc.parametrize("server", BACKENDS, indirect=True, scope="session")
+    names = metafunc.fixturenames
+    marked = _marked_databases(metafunc)
+    if "server" in names:
+        # A test using ``database`` too gets the shared server's database kind (see there).
+        metafunc.parametrize("server", marked or BACKENDS, indirect=True, scope="session")
+    elif "database" in names and marked is None:
+        metafunc.parametrize("database", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +71,14 @@ def fresh_postgres_database(postgres: LocalPostgres) -> Callable[[], str]:
     return create
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where this test's servers keep their data: a SQLite file path, or the URL of an empty
-    PostgreSQL database."""
-    if request.param == "sqlite":
+    PostgreSQL database. The same kind as the shared server's in a test that uses both."""
+    backend = getattr(request, "param", None)
+    if backend is None:
+        backend = request.node.callspec.params["server"]
+    if backend == "sqlite":
         return str(tmp_path / "sessionscope.db")
     create: Callable[[], str] = request.getfixturevalue("fresh_postgres_database")
     return create()

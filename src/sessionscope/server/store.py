@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -39,6 +39,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -100,6 +101,8 @@ ARTIFACT_CHUNKS_PER_READ = 4
 READER_THREADS = 2
 T = TypeVar("T")
 SECRET_MASK = "********"
+#: Names the PostgreSQL advisory lock serialising an organisation's stream writers.
+ORG_STREAM_LOCK_PREFIX = "sessionscope.org-stream:"
 
 
 def now_utc() -> datetime:
@@ -816,7 +819,11 @@ class Store:
             # whose window did not reach the oldest session has no total (null): counting
             # it would scan every row.
             count_key = (org, tuple(s.value for s in statuses), agent_id, task_id, tag, text)
-            total = self._cached_count(count_key)
+            # Here without the SQLite counts (PostgreSQL): unfiltered and by-status totals are
+            # counted every time, as the README promises them exact; a cached one would miss
+            # another replica's writes (this replica clears its cache on its own writes only).
+            exact = not (agent_id or task_id or tag or text)
+            total = None if exact else self._cached_count(count_key)
             # A tag alone is counted in its own index, without visiting the sessions.
             count_source = db.session_tags if tag is not None and len(conditions) == 2 else source
             if total is None:
@@ -1728,13 +1735,20 @@ class Store:
         first reply again."""
         expired = False
         async with self.write() as tx:
+            # The session's row first, as every write of the session takes it: the same
+            # decision sent through two replicas queues here, and the second then reads the
+            # first's committed reply below and replays it (exactly once across replicas).
+            with suppress(ApiError):  # no session: the action lookup answers 404
+                await self._load_session(tx, org, session_id)
             row = (
                 await tx.conn.execute(
-                    select(db.actions).where(
+                    select(db.actions)
+                    .where(
                         db.actions.c.id == action_id,
                         db.actions.c.session_id == session_id,
                         db.actions.c.org == org,
                     )
+                    .with_for_update()
                 )
             ).first()
             if row is None:
@@ -1858,6 +1872,15 @@ class Store:
                 session = await self._load_session(tx, row.org, row.session_id)
             except ApiError:
                 return False
+            # Again, under the session's lock: another replica's sweep may have finished it
+            # between the first read and the lock.
+            row = (
+                await tx.conn.execute(
+                    select(db.actions).where(db.actions.c.id == action_id).with_for_update()
+                )
+            ).first()
+            if row is None or row.status != ActionStatus.PROCESSING.value:
+                return False
             action = dict(row._mapping)
             action["status"] = ActionStatus.COMPLETED.value
             action["outcome"] = {"ok": True, "message": f"{action['tool']} completed"}
@@ -1910,10 +1933,28 @@ class Store:
             ).all()
         for action_id, org, session_id in due:
             async with self.write() as tx:
-                row = (await tx.conn.execute(select(db.actions).where(a.id == action_id))).first()
-                if row is None or row.status != ActionStatus.PENDING.value:
+                # SKIP LOCKED (PostgreSQL): a session or action another replica is writing
+                # (its own sweep, a decision) is left to it; a still-pending action comes round
+                # again at the next sweep. Never waiting here also means never deadlocking.
+                locked = (
+                    await tx.conn.execute(
+                        select(db.sessions)
+                        .where(db.sessions.c.id == session_id, db.sessions.c.org == org)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).first()
+                if locked is None:
                     continue
-                session = await self._load_session(tx, org, session_id)
+                row = (
+                    await tx.conn.execute(
+                        select(db.actions)
+                        .where(a.id == action_id, a.status == ActionStatus.PENDING.value)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).first()
+                if row is None:
+                    continue
+                session = tx.sessions[session_id] = dict(locked._mapping)
                 await self._resolve_action(tx, session, dict(row._mapping), ActionStatus.EXPIRED)
         for (action_id,) in stale:
             await self.finish_action(action_id)
@@ -1970,10 +2011,24 @@ _HOT_COLUMNS = (
 _TIME_COLUMNS = ("started_at", "finished_at", "last_active_at", "updated_at")
 #: A change of one of these may move the session in or out of a sessions-list filter.
 _FILTERED_COLUMNS = ("status", "preview")
+# FOR UPDATE (on databases that have it): the sequence read here is the one this transaction
+# continues; another replica's append to the session waits for this commit.
 _SELECT_HOT = _DriverSql(
-    select(*(db.sessions.c[name] for name in _HOT_COLUMNS)).where(
-        db.sessions.c.id == bindparam("p_id"), db.sessions.c.org == bindparam("p_org")
+    select(*(db.sessions.c[name] for name in _HOT_COLUMNS))
+    .where(db.sessions.c.id == bindparam("p_id"), db.sessions.c.org == bindparam("p_org"))
+    .with_for_update()
+)
+_LOCK_ORG_STREAM = _DriverSql(
+    select(
+        func.pg_advisory_xact_lock(
+            func.hashtextextended(bindparam("p_key", type_=String), literal_column("0"))
+        )
     )
+)
+_LOCK_SESSION = _DriverSql(
+    select(db.sessions.c.id)
+    .where(db.sessions.c.id == bindparam("p_id"), db.sessions.c.org == bindparam("p_org"))
+    .with_for_update()
 )
 _UPDATE_HOT = _DriverSql(
     update(db.sessions)
@@ -2010,6 +2065,13 @@ def _append_batch(
     sessions: dict[tuple[str, str], dict[str, Any]] = {}
     originals: dict[tuple[str, str], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
+    if conn.dialect.name == "postgresql":
+        # Lock every session of the group in one fixed order before any is read: replicas
+        # appending to the same sessions then queue on the rows instead of deadlocking, and
+        # each reads the last sequence the previous commit left (``_SELECT_HOT`` locks too).
+        keys = sorted({(request.session_id, request.org) for request in requests})
+        for session_id, org in keys:
+            _LOCK_SESSION.run(conn, {"p_id": session_id, "p_org": org})
     now_micros = db.to_micros(now)
     created_json = pydantic_core.to_json(now)
     for request in requests:
@@ -2120,6 +2182,12 @@ def _record_org_change(
 ) -> OrgChange:
     """Store one change of the organisation stream, carrying the session (a row or row dict) as
     it now is and/or the action, and return it as the stream sends it."""
+    if conn.dialect.name == "postgresql":
+        # The organisation stream resumes by id, so within an organisation ids must commit in
+        # id order. Writers on several replicas take their ids from one sequence concurrently;
+        # this lock (held to commit) makes the organisation's writers take and commit theirs
+        # one transaction at a time. Every writer takes it after its session locks.
+        _LOCK_ORG_STREAM.run(conn, {"p_key": ORG_STREAM_LOCK_PREFIX + org})
     body: dict[str, Any] = {}
     if session is not None:
         body["session"] = session_from_row(session).model_dump(mode="json")
@@ -2151,7 +2219,8 @@ def _record_sessions_updated(
     row (gone ones skipped)."""
     recorded: list[tuple[Hashable, OrgChange]] = []
     s = db.sessions.c
-    for org, session_id in keys:
+    # In organisation order: each organisation's stream lock is then taken in one fixed order.
+    for org, session_id in sorted(keys):
         row = conn.execute(select(db.sessions).where(s.id == session_id, s.org == org)).first()
         if row is not None:
             change = _record_org_change(conn, org, "session.updated", session_id, now, session=row)
