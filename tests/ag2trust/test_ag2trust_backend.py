@@ -368,3 +368,19 @@ async def test_a_record_from_a_newer_version_is_refused_and_left_untouched(
     db.close()
     with pytest.raises(RecordError, match="not an AG2Trust record"):
         ag2trust(other)
+
+
+def test_the_default_record_is_one_file_per_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionscope.backends import BackendConfig
+    from sessionscope.backends.ag2trust import record_path_for
+
+    def path(**options: Any) -> Path:
+        return record_path_for(BackendConfig(name="ag2trust", url="", options=options))
+
+    assert path(profile="prod").name == "prod.sqlite3"
+    assert path(profile="prod").parent.name == "ag2trust"
+    assert path(profile="prod") != path(profile="staging")
+    # Without a profile: by host and endpoint, so two pools do not share a record.
+    assert path(endpoint="sales").name == "api.ag2trust.com-sales.sqlite3"
+    assert path(profile="../../etc/x").parent == path(profile="prod").parent
+    assert path(record="~/r.sqlite3") == Path("~/r.sqlite3").expanduser()

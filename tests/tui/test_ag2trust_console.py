@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.ag2trust import API_KEY, ENDPOINT, FakeAG2Trust, Reply
+from fakes.ag2trust import API_KEY, ENDPOINT, FakeAG2Trust, LoopbackServer, Reply
 from session_support import SIZE, screen_text, wait_for
 from textual.widgets import Input, Static, TextArea
 
 from sessionscope.backends import BackendConfig, WatchState, create_backend
 from sessionscope.backends.ag2trust import AG2TrustBackend
+from sessionscope.backends.ag2trust_record import Record
 from sessionscope.models import ActionStatus, SessionCreate
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
@@ -28,6 +29,7 @@ from sessionscope.tui.screens.message import MessageScreen
 from sessionscope.tui.screens.session import SessionScreen
 from sessionscope.tui.screens.variables import VariablesScreen
 from sessionscope.tui.widgets.timeline import Timeline
+from sessionscope.webhook import create_app
 
 BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
 NOW = BASE + timedelta(minutes=1)
@@ -104,6 +106,55 @@ async def test_start_a_thread_confirm_its_action_and_see_the_result(
         assert "pending action" not in screen_text(app)
         action = await backend.get_action(screen.session_id, decisions[0][1].rsplit("/", 1)[1])
         assert action.status is ActionStatus.COMPLETED
+
+
+async def test_a_completion_webhook_reaches_the_open_modal_and_the_list_survives_a_restart(
+    fake: FakeAG2Trust, tmp_path: Path
+) -> None:
+    record_path = tmp_path / "record.sqlite3"
+    receiver_record = Record(record_path)
+    receiver = LoopbackServer(create_app(receiver_record, API_KEY)).start()
+    fake.webhook_url = receiver.url + "/webhook"
+    try:
+        backend = create_backend(config(fake, record_path))
+        thread_id = (
+            await backend.create_session(SessionCreate(title="Receipt", prompt="email a receipt"))
+        ).id
+        [action] = await backend.list_pending_actions()
+        app = SessionScopeApp(backend)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: "Receipt" in screen_text(app), "the thread listed")
+            app.open_action(thread_id, action.id)
+            await wait_for(pilot, lambda: isinstance(app.screen, ActionModal), "the modal")
+            modal = app.screen
+            assert isinstance(modal, ActionModal)
+            await wait_for(pilot, lambda: modal.state is ModalState.READY, "the action")
+            await pilot.press("y")
+            # No message sent: the platform's webhook, through the receiver and the record.
+            await wait_for(pilot, lambda: "Completed" in screen_text(app), "the outcome")
+            assert len(fake.posts("/api/v1/ask/")) == 1
+            events = (await backend.list_events(thread_id)).data
+            timeline = [(event.sequence, event.type) for event in events]
+            assert timeline[-2:] == [(4, "action.confirmed"), (5, "action.completed")]
+    finally:
+        receiver.stop()
+        receiver_record.close()
+
+    # A new console on the same record: the thread and its timeline, nothing lost.
+    restarted = create_backend(config(fake, record_path))
+    again = SessionScopeApp(restarted)
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "Receipt" in screen_text(again), "the thread listed")
+        again.open_session(thread_id)
+        await wait_for(
+            pilot,
+            lambda: (
+                "action.completed" in screen_text(again) and "email a receipt" in screen_text(again)
+            ),
+            "the whole timeline",
+        )
+        events = (await restarted.list_events(thread_id)).data
+        assert [(event.sequence, event.type) for event in events] == timeline
 
 
 def static_text(screen: Any, selector: str) -> str:
