@@ -307,8 +307,59 @@ async def test_the_poll_option_from_a_profile_or_the_command_line(
             await watch.close()
 
 
-async def test_watch_session_polls_where_the_stream_is_refused(fake: FakeViben) -> None:
+async def test_watch_session_over_the_websocket_where_sse_is_refused(fake: FakeViben) -> None:
     fake.refuse_stream = True
+    session_id = fake.add_session()["id"]
+    async with create_backend(viben_config(fake.url)) as backend:
+        watch = Collector(lambda on_state: backend.watch_session(session_id, on_state=on_state))
+        try:
+            fake.add_message(session_id, "one")
+            await until(lambda: len(watch.items) == 1, "the first message")
+            await until(lambda: fake.open_streams == 1, "the subscription")
+            fake.add_message(session_id, "two")
+            await until(lambda: len(watch.items) == 2, "a live message")
+            fake.drop_streams()
+            fake.add_message(session_id, "while dropped")  # found by the re-read on reconnect
+            await until(lambda: len(watch.items) == 3, "the missed message")
+            fake.add_message(session_id, "last")
+            await until(lambda: len(watch.items) == 4, "the last message")
+            assert [e.sequence for e in watch.items] == [1, 2, 3, 4]
+            assert [e.payload["content"] for e in watch.items] == [
+                "one",
+                "two",
+                "while dropped",
+                "last",
+            ]
+            assert WatchState.POLLING not in watch.states
+            assert watch.states.count(WatchState.LIVE) >= 2  # live again after the drop
+            assert {"type": "subscribe", "channels": ["sessions", "messages"]} in (
+                fake.websocket_messages
+            )
+            # SSE was asked for once; every reconnection went to /ws directly.
+            assert len(fake.seen("GET", "/api/events")) == 1
+        finally:
+            await watch.close()
+
+
+async def test_watch_org_over_the_websocket(fake: FakeViben) -> None:
+    fake.refuse_stream = True
+    kept = fake.add_session()["id"]
+    async with create_backend(viben_config(fake.url)) as backend:
+        await backend.list_sessions()
+        watch = Collector(lambda on_state: backend.watch_org(after=0, on_state=on_state))
+        try:
+            await until(lambda: fake.open_streams == 1, "the subscription")
+            fake.set_status(kept, "paused")
+            await until(lambda: len(watch.items) == 1, "the status change")
+            change = watch.items[0]
+            assert change.kind == "session.updated" and change.session.status.value == "paused"
+        finally:
+            await watch.close()
+
+
+async def test_watch_session_polls_where_neither_stream_is_offered(fake: FakeViben) -> None:
+    fake.refuse_stream = True
+    fake.refuse_websocket = True
     session_id = fake.add_session()["id"]
     async with create_backend(viben_config(fake.url)) as backend:
         watch = Collector(lambda on_state: backend.watch_session(session_id, on_state=on_state))

@@ -6,13 +6,16 @@ paginated, filters ``task_id``, ``agent_id``, ``status``; create ``{agent_id, ta
 replying ``{id, agent_id, task_id, status: "created", created_at}``), ``GET/PATCH/DELETE
 /api/sessions/:id`` (the detail adds ``data``; PATCH takes ``status``, ``data``, ``prompt``),
 ``POST /api/sessions/:id/message`` (``{content}`` -> ``{message_id, status: "sent",
-timestamp}``), ``GET /api/sessions/:id/messages``, ``GET /api/events`` (SSE), no authentication.
+timestamp}``), ``GET /api/sessions/:id/messages``, ``GET /api/events`` (SSE), ``/ws`` (takes
+``{"type": "subscribe", "channels": ["sessions", ...]}``, sends ``{channel, type, data,
+timestamp}``), no authentication.
 
 Not documented, so chosen here (the backend must not depend on more than the documents say):
 the messages reply is ``{messages: [{id, role, content, timestamp}]}``; SSE frames carry the
 ``/ws`` message shape ``{channel, type, data, timestamp}`` as JSON with ``event: <type>`` and no
-``id:`` (nothing to resume from); errors are ``{"error": "..."}``; PATCH replies with the session;
-DELETE with ``{"success": true}``; ``data`` in a PATCH is merged into the session's.
+``id:`` (nothing to resume from); messages are announced on a ``messages`` channel; errors are
+``{"error": "..."}``; PATCH replies with the session; DELETE with ``{"success": true}``; ``data``
+in a PATCH is merged into the session's.
 
 The server runs in its own thread (so it also serves Textual snapshot runs, which bring their own
 event loop); every control method may be called from any thread.
@@ -35,7 +38,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 STATUSES = ("created", "active", "paused", "completed", "failed")
 
@@ -56,7 +60,10 @@ class SeenRequest:
 @dataclass
 class _Subscriber:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[bytes | None]
+    #: (channel, type, the frame's JSON), or None: cut the connection.
+    queue: asyncio.Queue[tuple[str, str, str] | None]
+    #: ``/ws`` subscribers: the channels subscribed to; None for the SSE stream (every frame).
+    channels: set[str] | None = None
 
 
 class _Dropped(Exception):
@@ -72,6 +79,10 @@ class FakeViben:
     requests: list[SeenRequest] = field(default_factory=list)
     #: Answer ``GET /api/events`` with 404 (a gateway without the stream).
     refuse_stream: bool = False
+    #: Refuse the ``/ws`` handshake (403) as well.
+    refuse_websocket: bool = False
+    #: What ``/ws`` clients sent (their subscriptions).
+    websocket_messages: list[Any] = field(default_factory=list)
     #: Times are ``clock_start`` plus one second per created thing: deterministic output.
     clock_start: datetime = field(default_factory=lambda: datetime(2026, 1, 16, 10, 0, tzinfo=UTC))
     port: int = 0
@@ -100,6 +111,7 @@ class FakeViben:
                 Route("/api/sessions/{session_id}/message", self._send, methods=["POST"]),
                 Route("/api/sessions/{session_id}/messages", self._messages, methods=["GET"]),
                 Route("/api/events", self._events, methods=["GET"]),
+                WebSocketRoute("/ws", self._websocket),
             ]
         )
         config = uvicorn.Config(
@@ -272,12 +284,15 @@ class FakeViben:
         body = json.dumps(
             {"channel": channel, "type": kind, "data": data, "timestamp": _iso(datetime.now(UTC))}
         )
-        frame = f"event: {kind}\ndata: {body}\n\n".encode()
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
+            if subscriber.channels is not None and channel not in subscriber.channels:
+                continue
             with contextlib.suppress(RuntimeError):
-                subscriber.loop.call_soon_threadsafe(subscriber.queue.put_nowait, frame)
+                subscriber.loop.call_soon_threadsafe(
+                    subscriber.queue.put_nowait, (channel, kind, body)
+                )
 
     async def _json_body(self, request: Request) -> dict[str, Any] | Response:
         try:
@@ -387,7 +402,8 @@ class FakeViben:
                     frame = await subscriber.queue.get()
                     if frame is None:
                         raise _Dropped
-                    yield frame
+                    _channel, kind, body = frame
+                    yield f"event: {kind}\ndata: {body}\n\n".encode()
             finally:
                 with self._lock:
                     if subscriber in self._subscribers:
@@ -398,3 +414,47 @@ class FakeViben:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store"},
         )
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        if self.refuse_websocket:
+            await websocket.close(code=1008)  # before accepting: the handshake gets a 403
+            return
+        await websocket.accept()
+        subscriber = _Subscriber(asyncio.get_running_loop(), asyncio.Queue(), channels=set())
+
+        async def read() -> None:
+            # {"type": "subscribe", "channels": [...]} adds channels.
+            while True:
+                message = await websocket.receive_json()
+                with self._lock:
+                    self.websocket_messages.append(message)
+                if isinstance(message, dict) and message.get("type") == "subscribe":
+                    channels = message.get("channels")
+                    if isinstance(channels, list) and subscriber.channels is not None:
+                        subscriber.channels.update(str(channel) for channel in channels)
+                        with self._lock:
+                            if subscriber not in self._subscribers:
+                                self._subscribers.append(subscriber)
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                getter = asyncio.ensure_future(subscriber.queue.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():  # the client left
+                    getter.cancel()
+                    return
+                frame = getter.result()
+                if frame is None:
+                    await websocket.close(code=1011)  # going away mid-stream
+                    return
+                await websocket.send_text(frame[2])
+        except WebSocketDisconnect:
+            return
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await reader
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)

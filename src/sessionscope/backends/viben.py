@@ -16,8 +16,9 @@ What the platform gives, and how the console's interface is served from it:
   re-read: a session's messages for ``watch_session``, the sessions list (or one session) for
   ``watch_org``. After every (re)connection everything is re-read and compared with what was
   delivered, so a dropped stream loses nothing and repeats nothing. Where the gateway refuses the
-  stream (404/405/501, or a reply that is not an event stream) the watches poll instead. (The
-  gateway's ``/ws`` subscription is not used.)
+  stream (404/405/501, or a reply that is not an event stream) the ``/ws`` subscription
+  (``{"type": "subscribe", "channels": [...]}``, then ``{channel, type, data, timestamp}``
+  messages) serves the same way; where that is refused too, the watches poll.
 - Statuses created/active/paused/completed/failed; pause and resume are ``PATCH`` with
   ``status`` (``Capability.PAUSE``), complete is ``status=completed``.
 
@@ -51,8 +52,10 @@ from httpx_sse import EventSource
 from pydantic import TypeAdapter
 
 from sessionscope.backends._http import (
+    USER_AGENT,
     Backoff,
     HttpClient,
+    error_from_response,
     neutralise_detail,
     option,
 )
@@ -61,6 +64,7 @@ from sessionscope.backends.base import (
     BackendConfig,
     BackendError,
     Capability,
+    ConnectError,
     NotFound,
     ProtocolError,
     SessionQuery,
@@ -114,6 +118,8 @@ _MESSAGE_TYPES: dict[str, str] = {
     "agent": EventType.MESSAGE_AGENT.value,
     "model": EventType.MESSAGE_AGENT.value,
 }
+#: ``/ws`` channels subscribed to ("sessions" is the documented one).
+WS_CHANNELS = ["sessions", "messages"]
 _MAX_EVENT_PAGE = 1000
 _MAX_SESSION_PAGE = 500
 #: Sessions whose message numbering is kept; older ones are renumbered from the platform's order
@@ -430,6 +436,10 @@ def _frame_from(event_name: str, data: str) -> _Frame | None:
     )
 
 
+class _SseRefused(Exception):
+    """``GET /api/events`` is not an event stream here: try the ``/ws`` subscription."""
+
+
 class VibenBackend(Backend):
     name = "viben"
     capabilities = frozenset(
@@ -479,6 +489,8 @@ class VibenBackend(Backend):
             force_poll=_flag(config.options.get("poll", False)),
         )
         self._list_cache_seconds = option(config, "list_cache_seconds", 30.0)
+        #: The gateway refused the SSE stream once: its ``/ws`` subscription is used instead.
+        self._sse_refused = False
         self._ledgers: OrderedDict[str, _Ledger] = OrderedDict()
         #: Listings kept for their later pages: snapshot id -> (taken at, sorted sessions).
         self._listings: OrderedDict[str, tuple[float, list[Session]]] = OrderedDict()
@@ -757,6 +769,15 @@ class VibenBackend(Backend):
                 return []
             if frame.about_sessions and frame.deletes and named == session_id:
                 raise NotFound("Not found: the session was deleted")
+            if frame.about_sessions:
+                # A session's own update may be the only news of its messages: re-read when it
+                # counts more than are known.
+                whole = frame.session or frame.data
+                count = whole.get("message_count")
+                known = self._ledger(session_id).last
+                if named == session_id and isinstance(count, int) and count > known:
+                    return await fresh()
+                return []
             if not frame.about_messages:
                 return []
             key = frame.message_key
@@ -890,37 +911,16 @@ class VibenBackend(Backend):
         async def open_stream(
             _resume: Resume[T], state: StateReporter
         ) -> AsyncGenerator[T | RetryHint, None]:
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-            timeout = httpx.Timeout(
-                self.config.timeout,
-                connect=min(self.config.timeout, 5.0),
-                read=self._stream_read_timeout,
-            )
-            opened = False
-            try:
-                async with self._http.stream(
-                    "GET", "/api/events", headers=headers, timeout=timeout
-                ) as response:
-                    if "text/event-stream" not in response.headers.get("content-type", ""):
-                        raise StreamMissing
-                    opened = True
-                    state(WatchState.LIVE, f"live from {self.display_name}")
+            frames = self._frames(state)
+            async with aclosing(frames):
+                async for frame in frames:
+                    if isinstance(frame, RetryHint):
+                        yield frame
+                        continue
                     # Open now, so nothing from here on is missed: read what came before.
-                    for item in await catch_up():
+                    items = await (catch_up() if frame is None else on_frame(frame))
+                    for item in items:
                         yield item
-                    async for sse in EventSource(response).aiter_sse():
-                        if sse.retry is not None:
-                            yield RetryHint(sse.retry / 1000)
-                        frame = _frame_from(sse.event, sse.data) if sse.data else None
-                        if frame is not None:
-                            for item in await on_frame(frame):
-                                yield item
-            except BackendError as exc:
-                # Refused at the stream's path: no stream. Once it is open, a NotFound comes from
-                # a re-read (the watched session is gone).
-                if not opened and exc.status in (404, 405, 501):
-                    raise StreamMissing from exc
-                raise
 
         async def poll(_last: int | None) -> list[T]:
             return await catch_up()
@@ -934,6 +934,115 @@ class VibenBackend(Backend):
             stream_missing=stream_missing,
             where="GET /api/events",
         )
+
+    async def _frames(
+        self, state: StateReporter
+    ) -> AsyncGenerator[_Frame | RetryHint | None, None]:
+        """One connection's frames, ``None`` first once it is open: the SSE stream, or the
+        ``/ws`` subscription where the gateway refuses the stream (then for good: one refusal
+        says what the gateway is). Neither: ``StreamMissing`` (the watch polls)."""
+        if not self._sse_refused:
+            try:
+                sse = self._sse_frames(state)
+                async with aclosing(sse):
+                    async for frame in sse:
+                        yield frame
+                return
+            except _SseRefused:
+                self._sse_refused = True
+                log.info("viben: no SSE stream at /api/events; subscribing on /ws instead")
+        websocket = self._ws_frames(state)
+        async with aclosing(websocket):
+            async for frame in websocket:
+                yield frame
+
+    async def _sse_frames(
+        self, state: StateReporter
+    ) -> AsyncGenerator[_Frame | RetryHint | None, None]:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        timeout = httpx.Timeout(
+            self.config.timeout,
+            connect=min(self.config.timeout, 5.0),
+            read=self._stream_read_timeout,
+        )
+        try:
+            async with self._http.stream(
+                "GET", "/api/events", headers=headers, timeout=timeout
+            ) as response:
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    raise _SseRefused
+                state(WatchState.LIVE, f"live from {self.display_name}")
+                yield None
+                async for sse in EventSource(response).aiter_sse():
+                    if sse.retry is not None:
+                        yield RetryHint(sse.retry / 1000)
+                    frame = _frame_from(sse.event, sse.data) if sse.data else None
+                    if frame is not None:
+                        yield frame
+        except BackendError as exc:
+            # Only the stream's own reply is read here (re-reads run in the caller).
+            if exc.status in (404, 405, 501):
+                raise _SseRefused from exc
+            raise
+
+    async def _ws_frames(
+        self, state: StateReporter
+    ) -> AsyncGenerator[_Frame | RetryHint | None, None]:
+        """``/ws``: subscribe to the sessions and messages channels, then read
+        ``{channel, type, data, timestamp}`` messages (the vendor notes' shape)."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+        base = self._http.base_url
+        url = base.copy_with(
+            scheme="wss" if base.scheme == "https" else "ws",
+            path=base.path.rstrip("/") + "/ws",
+            query=None,
+        )
+        where = "WebSocket /ws"
+        try:
+            async with connect(
+                str(url),
+                open_timeout=min(self.config.timeout, 5.0),
+                # As the HTTP client: no proxy from the environment, our user agent.
+                proxy=None,
+                user_agent_header=USER_AGENT,
+                ping_interval=min(20.0, self._stream_read_timeout),
+                ping_timeout=min(20.0, self._stream_read_timeout),
+                max_size=4 * 1024 * 1024,
+            ) as websocket:
+                await websocket.send(json.dumps({"type": "subscribe", "channels": WS_CHANNELS}))
+                state(WatchState.LIVE, f"live from {self.display_name} (WebSocket)")
+                yield None
+                async for message in websocket:
+                    text = (
+                        message.decode("utf-8", "replace")
+                        if isinstance(message, bytes)
+                        else message
+                    )
+                    frame = _frame_from("", text)
+                    if frame is not None:
+                        yield frame
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            # The gateway has no keys, so no refusal is about credentials: any but a rate
+            # limit means no subscription here.
+            if (400 <= status < 500 and status != 429) or status == 501:
+                raise StreamMissing from exc
+            body = bytes(exc.response.body or b"")
+            response = httpx.Response(
+                status, headers=list(exc.response.headers.raw_items()), content=body
+            )
+            raise error_from_response(response, body, where, self._http.redact) from None
+        except InvalidHandshake as exc:
+            raise StreamMissing from exc
+        except ConnectionClosed as exc:
+            raise ProtocolError(
+                f"The gateway closed the WebSocket ({neutralise_detail(str(exc), 120)}; {where})"
+            ) from None
+        except (OSError, TimeoutError) as exc:
+            text = self._http.redact(neutralise_detail(str(exc) or type(exc).__name__, 160))
+            raise ConnectError(f"Cannot reach the gateway: {text} ({where})") from None
 
 
 def _flag(value: Any) -> bool:
