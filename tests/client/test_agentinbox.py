@@ -338,3 +338,15 @@ async def test_org_watch_polls_the_sessions_list(
 async def _until(condition: Any) -> None:
     while not condition():  # noqa: ASYNC110 - a callback-fed list has no event to wait on
         await asyncio.sleep(0.01)
+
+
+async def test_poll_interval_option_sets_the_watch_pace(fake: AgentInboxFake) -> None:
+    async with create_backend(config(fake, poll_interval="7")) as slow:
+        details: list[str | None] = []
+        session_id = fake.add_session("paced")
+        watch = slow.watch_session(session_id, on_state=lambda _, detail: details.append(detail))
+        try:
+            await asyncio.wait_for(anext(watch), 20)
+        finally:
+            await watch.aclose()
+    assert "polling every 7 s" in details

@@ -23,7 +23,8 @@ magic_link, password_reset) are shown as pending items the operator can watch bu
 Options (all optional): the request retries of ``_http`` (``retry_attempts``, ``retry_base``,
 ``retry_max``, ``max_retry_after``); ``reconnect_base`` (0.5 s) and ``reconnect_max`` (15 s), the
 backoff of a failing poll; ``inbox_sessions`` (100), how many active sessions the actions inbox
-looks through for pending waits; ``seed``.
+looks through for pending waits; ``poll_interval`` (the config's, 2 s), seconds between reads of
+a watched timeline or of the sessions list; ``seed``.
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ class AgentInboxBackend(Backend):
                 cap=option(config, "reconnect_max", 15.0),
                 rng=self._rng,
             ),
-            poll_interval=config.poll_interval,
+            # An operator's ``--option poll_interval=5`` (or profile option) wins.
+            poll_interval=option(config, "poll_interval", config.poll_interval),
             redact=self._http.redact,
             force_poll=True,
         )
