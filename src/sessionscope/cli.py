@@ -178,7 +178,12 @@ def config_list_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--db", "db", default=None, help="A SQLite file path or a SQLAlchemy URL.")
-@click.option("--api-key", "api_keys", multiple=True, help="[ORG:]KEY; repeatable.")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="[ORG:]KEY or ORG:KEY:ROLE (agent, operator, viewer; none: every right); repeatable.",
+)
 @click.option("--simulate", is_flag=True, help="Run the agent simulator.")
 @click.option("--rate", default=2.0, show_default=True, help="Simulated events per second.")
 @click.option("--seed", default=None, type=int, help="Simulator seed, for repeatable runs.")

@@ -95,6 +95,12 @@ class EventType(StrEnum):
     EVENT_HIDDEN = "event.hidden"
     EVENT_UNHIDDEN = "event.unhidden"
     EVENT_DELETED = "event.deleted"
+    #: Who decided, deleted or closed, through which key (its name, never the key) and role:
+    #: payload ``{key, role, summary, ...}`` (``action_id``/``tool``/``confirmed``; ``event_id``/
+    #: ``sequence``).
+    AUDIT_DECIDED = "audit.decided"
+    AUDIT_DELETED = "audit.deleted"
+    AUDIT_CLOSED = "audit.closed"
     #: Not a session event: the organisation stream's ``OrgChange.kind`` when a client resumed
     #: from before the server's retention window (it should reload what it lists).
     STREAM_RESET = "stream.reset"
@@ -457,6 +463,20 @@ class Problem(Model):
     status: int = 0
     detail: str | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class KeyIdentity(Model):
+    """``GET /v1/whoami``: what the presented key is allowed to do."""
+
+    organisation: str
+    #: The key's name in audit records (a fingerprint, never the key).
+    key: str
+    #: agent | operator | viewer; None for a key with every right.
+    role: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return self.role == "viewer"
 
 
 class Health(Model):

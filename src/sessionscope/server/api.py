@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from sessionscope.models import (
     Event,
     EventCreate,
     Health,
+    KeyIdentity,
     MessageCreate,
     OrgChange,
     Page,
@@ -51,11 +53,13 @@ from sessionscope.models import (
 from sessionscope.server import streams
 from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error
+from sessionscope.server.roles import Caller, key_name
 from sessionscope.server.settings import ServerSettings
 from sessionscope.server.store import SessionOrder, Store, org_channel, session_channel
 from sessionscope.server.wire import StrictJsonRoute, validate_body
 
 router = APIRouter(prefix="/v1", route_class=StrictJsonRoute)
+audit_log = logging.getLogger("sessionscope.audit")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,18 +82,50 @@ def _presented_key(request: Request) -> str | None:
 # dependency in its thread pool, two thread hops per request for a few attribute reads.
 
 
-async def require_org(request: Request) -> str:
+async def authenticate(request: Request) -> Caller:
     presented = _presented_key(request)
     if presented is not None:
         settings: ServerSettings = request.app.state.settings
-        org_found: str | None = None
+        found: tuple[str, str] | None = None
         for org, key in settings.api_keys:
             # Compare against every key in constant time so timing reveals nothing.
             if hmac.compare_digest(presented.encode(), key.encode()):
-                org_found = org
-        if org_found is not None:
-            return org_found
+                found = (org, key)
+        if found is not None:
+            org, key = found
+            return Caller(org=org, key_name=key_name(key), role=settings.key_roles.get(key))
     raise ApiError(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+async def require_org(caller: CallerDep) -> str:
+    return caller.org
+
+
+def allow(*roles: str) -> Any:
+    """A route's roles: a key with another role gets a 403 naming its role (never a 401 or a
+    404: the key is valid and the resource may exist). A key without a role may do anything."""
+
+    async def in_role(caller: CallerDep) -> None:
+        if caller.role is not None and caller.role not in roles:
+            raise ApiError(
+                403,
+                f"this key's role ({caller.role}) may not do this; it takes " + " or ".join(roles),
+                errors=[{"field": "role", "message": caller.role}],
+            )
+
+    in_role.__name__ = "role_" + "_".join(roles)
+    return Depends(in_role)
+
+
+#: Every role reads; writes belong to the agent (what it reports) or to the operator (what the
+#: console decides, edits and deletes).
+READ = allow("agent", "operator", "viewer")
+AGENT = allow("agent")
+OPERATOR = allow("operator")
+AGENT_OR_OPERATOR = allow("agent", "operator")
 
 
 async def get_store(request: Request) -> Store:
@@ -151,6 +187,13 @@ async def health() -> Health:
     return Health(status="ok", name="sessionscope", version=sessionscope.__version__)
 
 
+@router.get("/whoami", response_model=KeyIdentity, dependencies=[READ])
+async def whoami(caller: CallerDep) -> KeyIdentity:
+    """The presented key's organisation, name and role: a console with a viewer key knows to
+    be read-only before it offers a key that would be refused."""
+    return KeyIdentity(organisation=caller.org, key=caller.key_name, role=caller.role)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sessions.
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +217,7 @@ class SessionListQuery(BaseModel):
     )
 
 
-@router.get("/sessions", response_model=Page[Session])
+@router.get("/sessions", response_model=Page[Session], dependencies=[READ])
 async def list_sessions(
     org: Org, store: StoreDep, query: Annotated[SessionListQuery, Query()]
 ) -> Response:
@@ -203,7 +246,7 @@ async def list_sessions(
     return Response(body, media_type="application/json")
 
 
-@router.post("/sessions", status_code=201, response_model=Session)
+@router.post("/sessions", status_code=201, response_model=Session, dependencies=[AGENT_OR_OPERATOR])
 async def create_session(org: Org, store: StoreDep, spec: SessionCreate) -> Session:
     try:
         validate_context_variables(spec.context_variables)
@@ -212,35 +255,50 @@ async def create_session(org: Org, store: StoreDep, spec: SessionCreate) -> Sess
     return await store.create_session(org, spec)
 
 
-@router.get("/sessions/{session_id}", response_model=Session)
+@router.get("/sessions/{session_id}", response_model=Session, dependencies=[READ])
 async def get_session(org: Org, store: StoreDep, session_id: str) -> Session:
     return await store.get_session(org, session_id)
 
 
-@router.patch("/sessions/{session_id}", response_model=Session)
+@router.patch("/sessions/{session_id}", response_model=Session, dependencies=[OPERATOR])
 async def update_session(
     org: Org, store: StoreDep, session_id: str, change: SessionUpdate
 ) -> Session:
     return await store.update_session(org, session_id, change)
 
 
-@router.delete("/sessions/{session_id}", status_code=204)
-async def delete_session(org: Org, store: StoreDep, session_id: str) -> Response:
-    await store.delete_session(org, session_id)
+@router.delete("/sessions/{session_id}", status_code=204, dependencies=[OPERATOR])
+async def delete_session(caller: CallerDep, store: StoreDep, session_id: str) -> Response:
+    await store.delete_session(caller.org, session_id)
+    # The session's timeline goes with it: the record is the server's log.
+    audit_log.info(
+        "session %s of %s deleted by key %s (role %s)",
+        session_id,
+        caller.org,
+        caller.key_name,
+        caller.role_name,
+    )
     return Response(status_code=204)
 
 
-@router.post("/sessions/{session_id}/close", response_model=CloseResult)
-async def close_session(org: Org, store: StoreDep, session_id: str) -> CloseResult:
-    return await store.close_session(org, session_id)
+@router.post("/sessions/{session_id}/close", response_model=CloseResult, dependencies=[OPERATOR])
+async def close_session(caller: CallerDep, store: StoreDep, session_id: str) -> CloseResult:
+    return await store.close_session(caller.org, session_id, caller.audit())
 
 
-@router.post("/sessions/{session_id}/complete", response_model=Session)
+@router.post(
+    "/sessions/{session_id}/complete", response_model=Session, dependencies=[AGENT_OR_OPERATOR]
+)
 async def complete_session(org: Org, store: StoreDep, session_id: str) -> Session:
     return await store.complete_session(org, session_id)
 
 
-@router.post("/sessions/{session_id}/messages", status_code=201, response_model=Event)
+@router.post(
+    "/sessions/{session_id}/messages",
+    status_code=201,
+    response_model=Event,
+    dependencies=[OPERATOR],
+)
 async def send_message(org: Org, store: StoreDep, session_id: str, message: MessageCreate) -> Event:
     return await store.send_message(org, session_id, message.content)
 
@@ -275,7 +333,7 @@ def _event_page_json(page: Page[Event], budget: int) -> bytes:
 _PAGE_OVERHEAD = 1024
 
 
-@router.get("/sessions/{session_id}/events", response_model=Page[Event])
+@router.get("/sessions/{session_id}/events", response_model=Page[Event], dependencies=[READ])
 async def list_events(
     org: Org,
     store: StoreDep,
@@ -304,7 +362,9 @@ async def list_events(
     return Response(body, media_type="application/json")
 
 
-@router.post("/sessions/{session_id}/events", status_code=201, response_model=Event)
+@router.post(
+    "/sessions/{session_id}/events", status_code=201, response_model=Event, dependencies=[AGENT]
+)
 async def append_event(org: Org, store: StoreDep, session_id: str, spec: EventCreate) -> Response:
     if not spec.type.strip():
         raise field_error("type", "the event type must not be empty")
@@ -344,12 +404,14 @@ _EVENT_BATCH_BODY = {
     status_code=201,
     response_model=Page[Event],
     openapi_extra=_EVENT_BATCH_BODY,
+    dependencies=[AGENT],
 )
 @router.post(
     "/sessions/{session_id}/events/batch",
     status_code=201,
     response_model=Page[Event],
     include_in_schema=False,
+    dependencies=[AGENT],
 )
 async def append_events(org: Org, store: StoreDep, session_id: str, request: Request) -> Response:
     """Replies with the appended events (their ids and sequences) in the order given."""
@@ -375,7 +437,9 @@ async def append_events(org: Org, store: StoreDep, session_id: str, request: Req
     return Response(body, status_code=201, media_type="application/json")
 
 
-@router.get("/sessions/{session_id}/events/stream", response_class=StreamingResponse)
+@router.get(
+    "/sessions/{session_id}/events/stream", response_class=StreamingResponse, dependencies=[READ]
+)
 async def stream_session_events(
     org: Org,
     store: StoreDep,
@@ -405,28 +469,36 @@ async def stream_session_events(
     )
 
 
-@router.get("/sessions/{session_id}/events/{event_id}", response_model=Event)
+@router.get("/sessions/{session_id}/events/{event_id}", response_model=Event, dependencies=[READ])
 async def get_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
     return await store.get_event(org, session_id, event_id)
 
 
-@router.delete("/sessions/{session_id}/events/{event_id}", status_code=204)
-async def delete_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Response:
-    await store.delete_event(org, session_id, event_id)
+@router.delete("/sessions/{session_id}/events/{event_id}", status_code=204, dependencies=[OPERATOR])
+async def delete_event(
+    caller: CallerDep, store: StoreDep, session_id: str, event_id: str
+) -> Response:
+    await store.delete_event(caller.org, session_id, event_id, caller.audit())
     return Response(status_code=204)
 
 
-@router.post("/sessions/{session_id}/events/{event_id}/hide", response_model=Event)
+@router.post(
+    "/sessions/{session_id}/events/{event_id}/hide", response_model=Event, dependencies=[OPERATOR]
+)
 async def hide_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
     return await store.set_event_hidden(org, session_id, event_id, True)
 
 
-@router.post("/sessions/{session_id}/events/{event_id}/unhide", response_model=Event)
+@router.post(
+    "/sessions/{session_id}/events/{event_id}/unhide", response_model=Event, dependencies=[OPERATOR]
+)
 async def unhide_event(org: Org, store: StoreDep, session_id: str, event_id: str) -> Event:
     return await store.set_event_hidden(org, session_id, event_id, False)
 
 
-@router.get("/sessions/{session_id}/timeline", response_model=Page[TimelineEntry])
+@router.get(
+    "/sessions/{session_id}/timeline", response_model=Page[TimelineEntry], dependencies=[READ]
+)
 async def timeline(
     org: Org,
     store: StoreDep,
@@ -438,7 +510,7 @@ async def timeline(
     return Page[TimelineEntry](data=entries)
 
 
-@router.post("/sessions/{session_id}/replay", response_model=Replay)
+@router.post("/sessions/{session_id}/replay", response_model=Replay, dependencies=[READ])
 async def replay(org: Org, store: StoreDep, session_id: str) -> Replay:
     return await store.replay(org, session_id)
 
@@ -448,7 +520,7 @@ async def replay(org: Org, store: StoreDep, session_id: str) -> Replay:
 # ---------------------------------------------------------------------------------------------
 
 
-@router.get("/stream", response_class=StreamingResponse)
+@router.get("/stream", response_class=StreamingResponse, dependencies=[READ])
 async def stream_org(
     org: Org,
     store: StoreDep,
@@ -479,7 +551,7 @@ async def stream_org(
 # ---------------------------------------------------------------------------------------------
 
 
-@router.get("/sessions/{session_id}/artifacts", response_model=Page[Artifact])
+@router.get("/sessions/{session_id}/artifacts", response_model=Page[Artifact], dependencies=[READ])
 async def list_artifacts(
     org: Org,
     store: StoreDep,
@@ -490,14 +562,23 @@ async def list_artifacts(
     return await store.list_artifacts(org, session_id, cursor=cursor, limit=limit)
 
 
-@router.post("/sessions/{session_id}/artifacts", status_code=201, response_model=Artifact)
+@router.post(
+    "/sessions/{session_id}/artifacts",
+    status_code=201,
+    response_model=Artifact,
+    dependencies=[AGENT],
+)
 async def create_artifact(
     org: Org, store: StoreDep, session_id: str, spec: ArtifactCreate
 ) -> Artifact:
     return await store.create_artifact(org, session_id, spec)
 
 
-@router.get("/sessions/{session_id}/artifacts/{artifact_id}", response_model=ArtifactWithContent)
+@router.get(
+    "/sessions/{session_id}/artifacts/{artifact_id}",
+    response_model=ArtifactWithContent,
+    dependencies=[READ],
+)
 async def get_artifact(
     org: Org,
     store: StoreDep,
@@ -541,7 +622,7 @@ def _unsatisfiable(size: int) -> ApiError:
     )
 
 
-@router.get("/sessions/{session_id}/artifacts/{artifact_id}/content")
+@router.get("/sessions/{session_id}/artifacts/{artifact_id}/content", dependencies=[READ])
 async def artifact_content(
     org: Org,
     store: StoreDep,
@@ -583,20 +664,29 @@ async def artifact_content(
 # ---------------------------------------------------------------------------------------------
 
 
-@router.get("/sessions/{session_id}/tool-calls", response_model=Page[ToolCall])
+@router.get("/sessions/{session_id}/tool-calls", response_model=Page[ToolCall], dependencies=[READ])
 async def list_tool_calls(org: Org, store: StoreDep, session_id: str) -> Page[ToolCall]:
     calls = await store.list_tool_calls(org, session_id)
     return Page[ToolCall](data=calls, total=len(calls))
 
 
-@router.post("/sessions/{session_id}/tool-calls", status_code=201, response_model=ToolCall)
+@router.post(
+    "/sessions/{session_id}/tool-calls",
+    status_code=201,
+    response_model=ToolCall,
+    dependencies=[AGENT],
+)
 async def create_tool_call(
     org: Org, store: StoreDep, session_id: str, spec: ToolCallCreate
 ) -> ToolCall:
     return await store.create_tool_call(org, session_id, spec)
 
 
-@router.post("/sessions/{session_id}/tool-calls/{call_id}/result", response_model=ToolCall)
+@router.post(
+    "/sessions/{session_id}/tool-calls/{call_id}/result",
+    response_model=ToolCall,
+    dependencies=[OPERATOR],
+)
 async def submit_tool_result(
     org: Org,
     store: StoreDep,
@@ -613,7 +703,7 @@ async def submit_tool_result(
 # ---------------------------------------------------------------------------------------------
 
 
-@router.get("/actions", response_model=Page[PendingAction])
+@router.get("/actions", response_model=Page[PendingAction], dependencies=[READ])
 async def list_actions(
     org: Org,
     store: StoreDep,
@@ -624,20 +714,29 @@ async def list_actions(
     return Page[PendingAction](data=actions, total=len(actions))
 
 
-@router.get("/sessions/{session_id}/actions", response_model=Page[PendingAction])
+@router.get(
+    "/sessions/{session_id}/actions", response_model=Page[PendingAction], dependencies=[READ]
+)
 async def list_session_actions(org: Org, store: StoreDep, session_id: str) -> Page[PendingAction]:
     actions = await store.list_session_actions(org, session_id)
     return Page[PendingAction](data=actions, total=len(actions))
 
 
-@router.post("/sessions/{session_id}/actions", status_code=201, response_model=PendingAction)
+@router.post(
+    "/sessions/{session_id}/actions",
+    status_code=201,
+    response_model=PendingAction,
+    dependencies=[AGENT],
+)
 async def create_action(
     org: Org, store: StoreDep, session_id: str, spec: ActionCreate
 ) -> PendingAction:
     return await store.create_action(org, session_id, spec)
 
 
-@router.get("/sessions/{session_id}/actions/{action_id}", response_model=PendingAction)
+@router.get(
+    "/sessions/{session_id}/actions/{action_id}", response_model=PendingAction, dependencies=[READ]
+)
 async def get_action(org: Org, store: StoreDep, session_id: str, action_id: str) -> PendingAction:
     return await store.get_action(org, session_id, action_id)
 
@@ -646,9 +745,10 @@ async def get_action(org: Org, store: StoreDep, session_id: str, action_id: str)
     "/sessions/{session_id}/actions/{action_id}",
     response_model=ActionDecisionResult,
     responses={202: {"model": ActionDecisionResult}, 409: {}, 410: {}},
+    dependencies=[OPERATOR],
 )
 async def decide_action(
-    org: Org,
+    caller: CallerDep,
     store: StoreDep,
     session_id: str,
     action_id: str,
@@ -656,6 +756,6 @@ async def decide_action(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     status_code, result = await store.decide_action(
-        org, session_id, action_id, decision.confirmed, idempotency_key
+        caller.org, session_id, action_id, decision.confirmed, idempotency_key, caller.audit()
     )
     return JSONResponse(result.model_dump(mode="json"), status_code=status_code)

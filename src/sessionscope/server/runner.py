@@ -27,9 +27,9 @@ from sessionscope.server.app import create_app
 from sessionscope.server.settings import (
     DEFAULT_ORG,
     ServerSettings,
-    api_keys_from_env,
+    api_key_specs_from_env,
     database_url,
-    parse_api_key,
+    parse_api_key_spec,
     sqlite_path,
 )
 
@@ -266,9 +266,11 @@ def serve_forever(
     ``exit_with_parent``: stop when standard input reaches end of file, i.e. when the process
     that started this one has exited, however it ended."""
     try:
-        keys = [parse_api_key(spec) for spec in api_keys] + api_keys_from_env()
+        specs = [parse_api_key_spec(spec) for spec in api_keys] + api_key_specs_from_env()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    keys = [(org, key) for org, key, _role in specs]
+    key_roles = {key: role for _org, key, role in specs if role is not None}
     scratch: Path | None = None
     if temporary:
         scratch = Path(tempfile.mkdtemp(prefix="sessionscope-"))
@@ -284,6 +286,7 @@ def serve_forever(
         port=port,
         db_url=db_url,
         api_keys=keys,
+        key_roles=key_roles,
         simulate=simulate,
         rate=rate,
         seed=seed,

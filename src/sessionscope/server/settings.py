@@ -10,6 +10,10 @@ from sessionscope.models import MAX_EVENT_BYTES, MAX_REPLY_BYTES
 
 DEFAULT_ORG = "default"
 API_KEYS_ENV = "SESSIONSCOPE_SERVER_API_KEYS"
+#: What a key may do (``--api-key ORG:KEY:ROLE``); a key without a role may do everything.
+#: agent: append events, propose actions, upload artifacts, request tool calls (and read);
+#: operator: what an operator does from the console (and read); viewer: read only.
+ROLES = ("agent", "operator", "viewer")
 
 
 @dataclass
@@ -21,6 +25,8 @@ class ServerSettings:
     db_url: str = "sqlite+aiosqlite:///sessionscope.db"
     #: (organisation, key) pairs. The first one is the simulator's.
     api_keys: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    #: key -> role (one of ``ROLES``) for the keys that have one.
+    key_roles: dict[str, str] = field(default_factory=dict, repr=False)
     simulate: bool = False
     #: Simulated events per second.
     rate: float = 2.0
@@ -61,19 +67,36 @@ class ServerSettings:
 
 
 def parse_api_key(spec: str) -> tuple[str, str]:
-    """``[ORG:]KEY`` -> (org, key); a key without an organisation belongs to ``default``."""
-    spec = spec.strip()
-    org, sep, key = spec.partition(":")
-    if not sep:
-        return DEFAULT_ORG, spec
-    if not org or not key:
-        raise ValueError("an API key must look like KEY or ORG:KEY")
+    """``[ORG:]KEY[:ROLE]`` -> (org, key); a key without an organisation belongs to
+    ``default``. See ``parse_api_key_spec`` for the role."""
+    org, key, _role = parse_api_key_spec(spec)
     return org, key
 
 
-def api_keys_from_env(environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
+def parse_api_key_spec(spec: str) -> tuple[str, str, str | None]:
+    """``[ORG:]KEY`` or ``ORG:KEY:ROLE`` -> (org, key, role or None). A third part must be a
+    role: a mistyped one is an error, never a key with full rights."""
+    spec = spec.strip()
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return DEFAULT_ORG, spec, None
+    if len(parts) > 3 or not all(parts):
+        raise ValueError("an API key must look like KEY, ORG:KEY or ORG:KEY:ROLE")
+    role = parts[2] if len(parts) == 3 else None
+    if role is not None and role not in ROLES:
+        raise ValueError(f"unknown role {role!r} for an API key; one of {', '.join(ROLES)}")
+    return parts[0], parts[1], role
+
+
+def api_key_specs_from_env(
+    environ: dict[str, str] | None = None,
+) -> list[tuple[str, str, str | None]]:
     raw = (environ if environ is not None else os.environ).get(API_KEYS_ENV, "")
-    return [parse_api_key(part) for part in raw.split(",") if part.strip()]
+    return [parse_api_key_spec(part) for part in raw.split(",") if part.strip()]
+
+
+def api_keys_from_env(environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    return [(org, key) for org, key, _role in api_key_specs_from_env(environ)]
 
 
 def database_url(db: str | Path) -> str:

@@ -936,11 +936,16 @@ class Store:
             tx.closed_channels.append(session_channel(org, session_id))
             await self._org_change(tx, org, "session.deleted", session_id, session)
 
-    async def close_session(self, org: str, session_id: str) -> CloseResult:
+    async def close_session(
+        self, org: str, session_id: str, actor: dict[str, str] | None = None
+    ) -> CloseResult:
         async with self.write() as tx:
             session = await self._load_session(tx, org, session_id)
             if session["status"] == SessionStatus.CLOSED.value:
                 raise ApiError(409, "the session is already closed")
+            if actor is not None:
+                # Before the close: a closed session's last event is its session.closed.
+                await self._audit(tx, session, EventType.AUDIT_CLOSED, actor, "closed the session")
             await self._close(tx, session)
         return CloseResult(
             id=session_id,
@@ -1243,17 +1248,49 @@ class Store:
             raise not_found("event")
         return event_from_row(row)
 
-    async def delete_event(self, org: str, session_id: str, event_id: str) -> None:
+    async def delete_event(
+        self, org: str, session_id: str, event_id: str, actor: dict[str, str] | None = None
+    ) -> None:
         async with self.write() as tx:
             e = db.events.c
             where = (e.id == event_id, e.session_id == session_id, e.org == org)
-            sequence = (await tx.conn.execute(select(e.sequence).where(*where))).scalar()
-            if sequence is None:
+            found = (await tx.conn.execute(select(e.sequence, e.type).where(*where))).first()
+            if found is None:
                 raise not_found("event")
+            sequence, event_type = found
             await tx.conn.execute(delete(db.events).where(*where))
             await self._announce_event_change(
                 tx, org, session_id, EventType.EVENT_DELETED.value, event_id, sequence
             )
+            if actor is not None:
+                session = await self._load_session(tx, org, session_id)
+                await self._audit(
+                    tx,
+                    session,
+                    EventType.AUDIT_DELETED,
+                    actor,
+                    f"deleted event #{sequence} ({event_type})",
+                    event_id=event_id,
+                    sequence=sequence,
+                )
+
+    async def _audit(
+        self,
+        tx: Tx,
+        session: dict[str, Any],
+        kind: EventType,
+        actor: dict[str, str],
+        what: str,
+        **details: Any,
+    ) -> None:
+        """Record in the session's own timeline who did what: the key's name and role (never
+        the key), with a sentence for the timeline."""
+        payload = {
+            **details,
+            **actor,
+            "summary": f"{what} (key {actor['key']}, role {actor['role']})",
+        }
+        await self._append_event(tx, session, kind.value, payload)
 
     async def _announce_event_change(
         self, tx: Tx, org: str, session_id: str, kind: str, event_id: str, sequence: int
@@ -1730,6 +1767,7 @@ class Store:
         action_id: str,
         confirmed: bool,
         idempotency_key: str | None,
+        actor: dict[str, str] | None = None,
     ) -> tuple[int, ActionDecisionResult]:
         """Apply a decision once; returns (HTTP status, reply). Later identical decisions get the
         first reply again."""
@@ -1793,6 +1831,18 @@ class Store:
                     "body": result.model_dump(mode="json"),
                 }
                 await self._resolve_action(tx, session, action, result.status)
+                if actor is not None:
+                    word = "confirmed" if confirmed else "cancelled"
+                    await self._audit(
+                        tx,
+                        session,
+                        EventType.AUDIT_DECIDED,
+                        actor,
+                        f"{word} {action['tool']}",
+                        action_id=action_id,
+                        tool=action["tool"],
+                        confirmed=confirmed,
+                    )
                 if confirmed:
                     tx.confirmed_actions.append(action_id)
         if expired:
