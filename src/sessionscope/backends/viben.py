@@ -199,7 +199,6 @@ def session_from(raw: dict[str, Any], where: str) -> Session:
         last_sequence=messages,
         preview=_first_line(prompt),
         viben_status=str(raw.get("status") or ""),
-        has_data=isinstance(data, dict),
     )
 
 
@@ -217,19 +216,17 @@ def _listed_fields(session: Session) -> tuple[Any, ...]:
 
 
 def _with_known_data(session: Session, before: Session | None) -> Session:
-    """A list item keeps the ``data`` an earlier detail read gave (the list has none)."""
-    if before is None or (session.model_extra or {}).get("has_data") or not before.metadata:
+    """A list item keeps the ``data`` an earlier detail read gave (a list item has none)."""
+    if before is None or session.metadata or not before.metadata:
         return session
-    return session.model_copy(
-        update={"metadata": before.metadata, "model_id": before.model_id, "has_data": True}
-    )
+    return session.model_copy(update={"metadata": before.metadata, "model_id": before.model_id})
 
 
 def _changed(before: Session, after: Session) -> bool:
     if _listed_fields(before) != _listed_fields(after):
         return True
-    extra = after.model_extra or {}
-    return bool(extra.get("has_data")) and (
+    # ``data`` only counts when this reading has some (a list item never does).
+    return bool(after.metadata) and (
         before.metadata != after.metadata or before.model_id != after.model_id
     )
 
