@@ -183,6 +183,8 @@ async def test_get_create_update_delete(fake: FakeViben, backend: VibenBackend) 
 
     with pytest.raises(ValidationFailed, match="agent id"):
         await backend.create_session(SessionCreate(title="no agent"))
+    with pytest.raises(ValidationFailed, match="no title"):
+        await backend.create_session(SessionCreate(agent_id="CODEX", title="named"))
     assert not fake.seen("POST", "/api/sessions")
     created = await backend.create_session(
         SessionCreate(agent_id="CODEX", task_id="task-9", prompt="Fix the build\nthen test")

@@ -13,7 +13,7 @@ from fakes.viben import FakeViben
 from session_support import SIZE, screen_text, wait_for
 from textual.pilot import Pilot
 
-from sessionscope.backends import BackendConfig, WatchState, create_backend
+from sessionscope.backends import BackendConfig, Capability, WatchState, create_backend
 from sessionscope.backends.viben import VibenBackend
 from sessionscope.models import SessionStatus
 from sessionscope.tui import clock
@@ -115,14 +115,26 @@ async def test_a_viben_session_paused_and_resumed(gateway: FakeViben) -> None:
         await wait_for(pilot, lambda: "continuing with the migration" in screen_text(app), "row")
 
 
-async def test_pause_is_off_in_read_only_mode(gateway: FakeViben) -> None:
-    app = SessionScopeApp(create_backend(viben_config(gateway)), read_only=True)
+@pytest.mark.parametrize("why", ["read-only", "unsupported"])
+async def test_pause_is_off_in_read_only_mode_or_without_the_capability(
+    gateway: FakeViben, why: str
+) -> None:
+    backend = create_backend(viben_config(gateway))
+    if why == "unsupported":
+        backend.capabilities = backend.capabilities - {Capability.PAUSE}
+    app = SessionScopeApp(backend, read_only=why == "read-only")
     async with app.run_test(size=SIZE) as pilot:
-        await open_session(pilot, 3)
+        screen = await open_session(pilot, 3)
         await pilot.press("P")
         await pilot.press("U")
         await pilot.pause()
         assert patches(gateway) == []
+        offered = {
+            active.binding.id: active.enabled
+            for active in screen.active_bindings.values()
+            if active.binding.id in ("session.pause", "session.resume")
+        }
+        assert offered == {"session.pause": False, "session.resume": False}
 
 
 async def test_an_api_key_given_for_viben_is_noted_on_screen(gateway: FakeViben) -> None:
@@ -131,6 +143,7 @@ async def test_an_api_key_given_for_viben_is_noted_on_screen(gateway: FakeViben)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "ignored and never sent" in notices(app), "the note")
         await wait_for(pilot, lambda: app.loaded_session(SESSION_ID) is not None, "the list")
+    assert gateway.requests
     assert all("authorization" not in r.headers for r in gateway.requests)
 
 

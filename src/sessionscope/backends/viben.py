@@ -603,6 +603,13 @@ class VibenBackend(Backend):
         return session_from(_session_body(body, where), where)
 
     async def create_session(self, spec: SessionCreate) -> Session:
+        dropped = [name for name, value in (("title", spec.title), ("tags", spec.tags)) if value]
+        if dropped or spec.metadata or spec.context_variables:
+            raise ValidationFailed(
+                "Rejected: a Viben session takes an agent id, a task id and a prompt only "
+                f"(no {', '.join(dropped) or 'metadata or context variables'})",
+                errors=[{"field": name, "message": "not supported"} for name in dropped],
+            )
         if not spec.agent_id:
             raise ValidationFailed(
                 "Rejected: a Viben session needs an agent id (agent_id)",
