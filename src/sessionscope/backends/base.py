@@ -16,6 +16,7 @@ from sessionscope.models import (
     Artifact,
     CloseResult,
     Event,
+    KeyIdentity,
     OrgChange,
     Page,
     PendingAction,
@@ -217,6 +218,11 @@ class Backend(abc.ABC):
     # -- server ---------------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         raise self._unsupported(Capability.LIST_SESSIONS)
+
+    async def identity(self) -> KeyIdentity | None:
+        """What the configured key may do (e.g. a viewer key: read only), or None when the
+        backend cannot say; the console then offers everything and shows refusals as they come."""
+        return None
 
     # -- sessions -------------------------------------------------------------------------------
     async def list_sessions(

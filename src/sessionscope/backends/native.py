@@ -61,6 +61,7 @@ from sessionscope.models import (
     CloseResult,
     Event,
     EventType,
+    KeyIdentity,
     OrgChange,
     Page,
     PendingAction,
@@ -86,6 +87,7 @@ _REPLAY = TypeAdapter(Replay)
 _TOOL_CALL = TypeAdapter(ToolCall)
 _ACTION = TypeAdapter(PendingAction)
 _DECISION = TypeAdapter(ActionDecisionResult)
+_IDENTITY = TypeAdapter(KeyIdentity)
 _ORG_CHANGE = TypeAdapter(OrgChange)
 _ANY_DICT = TypeAdapter(dict[str, Any])
 
@@ -179,6 +181,12 @@ class NativeBackend(Backend):
     # -- server ---------------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         return await self._http.json_as(_ANY_DICT, "GET", "/v1/health")
+
+    async def identity(self) -> KeyIdentity | None:
+        try:
+            return await self._http.json_as(_IDENTITY, "GET", "/v1/whoami")
+        except NotFound:
+            return None  # a server from before roles: every key has every right
 
     # -- sessions -------------------------------------------------------------------------------
     async def list_sessions(

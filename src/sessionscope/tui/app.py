@@ -136,6 +136,8 @@ class SessionScopeApp(App[None]):
         self.set_timer(STARTUP_COLLECTOR_LIMIT, collector.end_startup, name="end-startup")
         for notice in self.backend.notices:
             self.notify(one_line(notice, 300), title="Note", timeout=8, markup=False)
+        if not self.read_only:
+            self.learn_key_role()
         # The organisation watch starts once the sessions list has its first page (see
         # ``follow_org_from``): started now, from "now", it could begin after the page's
         # snapshot and a change committed in between would never be shown.
@@ -156,6 +158,28 @@ class SessionScopeApp(App[None]):
             await self.backend.aclose()
         except Exception:
             pass  # closing must never mask how the app ended
+
+    @work(exclusive=True, exit_on_error=False, group="key-role")
+    async def learn_key_role(self) -> None:
+        """A key the server says is a viewer's makes the console read-only, saying why, rather
+        than offer keys whose every use would be refused."""
+        try:
+            identity = await self.backend.identity()
+        except BackendError:
+            return  # the sessions list reports an unreachable server or a refused key itself
+        if identity is None or not identity.read_only:
+            return
+        self.console_context.read_only = True
+        self.sub_title = f"{self.backend.display_name}  READ-ONLY ({identity.role} key)"
+        self.refresh_bindings()
+        self.notify(
+            one_line(
+                f"Read-only: this key's role is {identity.role}; it cannot change anything.", 300
+            ),
+            title="Read-only",
+            timeout=8,
+            markup=False,
+        )
 
     # -- organisation watch ----------------------------------------------------------------------
     def follow_org_from(self, position: int | None) -> None:

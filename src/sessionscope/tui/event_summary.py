@@ -223,6 +223,11 @@ _PLATFORM_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+#: The reference server's audit records (who decided, deleted or closed) carry their sentence.
+for _audit in ("audit.decided", "audit.deleted", "audit.closed"):
+    _PLATFORM_SUMMARIES[_audit] = lambda p: _text_of(p.get("summary", ""))
+
+
 def _id_summary(event_type: str, payload: dict[str, Any]) -> str | None:
     known = _ID_SUMMARIES.get(event_type)
     if known is None:
