@@ -13,15 +13,16 @@ import pytest
 from fakes.agentinbox import AgentInboxFake
 from session_support import SIZE, screen_text, wait_for
 from textual.pilot import Pilot
-from textual.widgets import Button
+from textual.widgets import Button, TextArea
 
 from sessionscope.backends import BackendConfig, WatchState, create_backend
 from sessionscope.backends.agentinbox import AgentInboxBackend
-from sessionscope.models import ActionStatus
+from sessionscope.models import ActionStatus, Session
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.inbox import InboxScreen
+from sessionscope.tui.screens.lifecycle import CreateSessionScreen
 from sessionscope.tui.screens.replay import ReplayScreen
 from sessionscope.tui.screens.session import SessionScreen
 
@@ -206,6 +207,36 @@ async def test_platform_text_is_shown_as_plain_text(fake: AgentInboxFake) -> Non
         await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the completed wait")
         await wait_for(pilot, lambda: "[red]123456[/red]" in screen_text(app), "the result")
         assert "pwned" in screen_text(app) and "\x1b" not in screen_text(app)
+
+
+async def test_the_new_session_form_offers_a_name_and_metadata_only(
+    fake: AgentInboxFake,
+) -> None:
+    app = make_app(fake)
+    created: list[Session | None] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CreateSessionScreen(), created.append)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, CreateSessionScreen) and app.screen.focused is not None,
+            "the form",
+        )
+        form = app.screen
+        assert not form.query("#create-agent") and not form.query("#create-tags")
+        assert not form.query("#create-prompt")
+        await pilot.press(*"user-signup-flow")  # the title has the focus
+        metadata = form.query_one("#create-metadata", TextArea)
+        metadata.text = "[1, 2]"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "JSON object" in screen_text(app), "the metadata error")
+        assert not [r for r in fake.requests if r.method == "POST"]
+        metadata.text = '{"environment": "staging"}'
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: bool(created), "the session created")
+    posted = [r.body for r in fake.requests if r.method == "POST"]
+    assert posted == [{"name": "user-signup-flow", "metadata": {"environment": "staging"}}]
+    session = created[0]
+    assert session is not None and fake.sessions[session.id].metadata == {"environment": "staging"}
 
 
 class FixedNameBackend(AgentInboxBackend):

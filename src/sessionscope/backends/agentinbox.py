@@ -263,6 +263,9 @@ class AgentInboxBackend(Backend):
         }
     )
 
+    #: ``POST /sessions`` takes a name and metadata, nothing else.
+    create_fields = frozenset({"title", "metadata"})
+
     def __init__(self, config: BackendConfig) -> None:
         if not config.url:
             from dataclasses import replace

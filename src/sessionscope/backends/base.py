@@ -188,6 +188,9 @@ class Backend(abc.ABC):
     #: What closing a session means on this platform beyond ending it (e.g. "stops billing"),
     #: for the close confirmation; None when there is nothing more to say.
     close_note: str | None = None
+    #: The ``SessionCreate`` fields the platform takes: the console's new-session form offers
+    #: exactly these.
+    create_fields: frozenset[str] = frozenset({"agent_id", "title", "tags", "prompt"})
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

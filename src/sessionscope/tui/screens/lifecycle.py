@@ -57,6 +57,21 @@ def parse_tags(text: str) -> list[str]:
     return [tag.strip() for tag in text.split(",") if tag.strip()]
 
 
+def parse_metadata(area: TextArea, error_line: Static) -> dict[str, Any] | None:
+    """A metadata field parsed (empty: ``{}``), or ``None`` with the reason shown beside it."""
+    text = area.text.strip() or "{}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        error_line.update(plain(f"Metadata is not valid JSON: {error}"))
+        return None
+    if not isinstance(value, dict):
+        error_line.update("Metadata must be a JSON object ({…}).")
+        return None
+    error_line.update("")
+    return value
+
+
 class _FormScreen(ModalScreen[T]):
     """Shared behaviour: a status line for the server's answer, read-only refusal, and one
     submission at a time."""
@@ -121,36 +136,62 @@ class CreateSessionScreen(_FormScreen[Session | None]):
     ]
 
     def compose(self) -> ComposeResult:
+        # Only the fields the platform takes (``Backend.create_fields``).
+        fields = self.backend.create_fields
         with Vertical(id="create-dialog", classes="dialog -wide"):
             yield Static("New session", classes="dialog-title")
             yield self.read_only_notice()
-            yield Label("Agent", classes="form-label")
-            yield Input(placeholder="agent id", id="create-agent")
+            if "agent_id" in fields:
+                yield Label("Agent", classes="form-label")
+                yield Input(placeholder="agent id", id="create-agent")
             yield Label("Title", classes="form-label")
             yield Input(placeholder="what this session is for", id="create-title")
-            yield Label("Tags (comma separated)", classes="form-label")
-            yield Input(placeholder="billing, urgent", id="create-tags")
-            yield Label("First prompt (optional)", classes="form-label")
-            yield TextArea(id="create-prompt", soft_wrap=True)
+            if "tags" in fields:
+                yield Label("Tags (comma separated)", classes="form-label")
+                yield Input(placeholder="billing, urgent", id="create-tags")
+            if "metadata" in fields:
+                yield Label("Metadata (a JSON object, optional)", classes="form-label")
+                yield TextArea(id="create-metadata", language=None, soft_wrap=True)
+                yield Static("", id="create-metadata-error", classes="form-error")
+            if "prompt" in fields:
+                yield Label("First prompt (optional)", classes="form-label")
+                yield TextArea(id="create-prompt", soft_wrap=True)
             yield self.status_line()
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create (ctrl+s)", id="create-submit", variant="primary")
                 yield Button("Cancel (esc)", id="create-cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#create-agent", Input).focus()
+        self.query(Input).first().focus()
+
+    def _value(self, selector: str) -> str:
+        found = self.query(selector)
+        if not found:
+            return ""
+        widget = found.first()
+        if isinstance(widget, TextArea):
+            return widget.text
+        return widget.value if isinstance(widget, Input) else ""
 
     def spec(self) -> SessionCreate:
-        prompt = self.query_one("#create-prompt", TextArea).text
+        prompt = self._value("#create-prompt")
         return SessionCreate(
-            agent_id=self.query_one("#create-agent", Input).value.strip() or None,
-            title=self.query_one("#create-title", Input).value.strip(),
-            tags=parse_tags(self.query_one("#create-tags", Input).value),
+            agent_id=self._value("#create-agent").strip() or None,
+            title=self._value("#create-title").strip(),
+            tags=parse_tags(self._value("#create-tags")),
             prompt=prompt if prompt.strip() else None,
         )
 
     def action_create(self) -> None:
         spec = self.spec()
+        if self.query("#create-metadata"):
+            metadata = parse_metadata(
+                self.query_one("#create-metadata", TextArea),
+                self.query_one("#create-metadata-error", Static),
+            )
+            if metadata is None:
+                return
+            spec.metadata = metadata
 
         async def create() -> None:
             self.show_status("Creating…")
@@ -228,18 +269,10 @@ class EditSessionScreen(_FormScreen[Session | None]):
 
     def metadata(self) -> dict[str, Any] | None:
         """The metadata field parsed, or ``None`` with the reason shown beside it."""
-        error_line = self.query_one("#edit-metadata-error", Static)
-        text = self.query_one("#edit-metadata", TextArea).text.strip() or "{}"
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            error_line.update(plain(f"Metadata is not valid JSON: {error}"))
-            return None
-        if not isinstance(value, dict):
-            error_line.update("Metadata must be a JSON object ({…}).")
-            return None
-        error_line.update("")
-        return value
+        return parse_metadata(
+            self.query_one("#edit-metadata", TextArea),
+            self.query_one("#edit-metadata-error", Static),
+        )
 
     def action_save(self) -> None:
         if self.session is None:
