@@ -69,6 +69,7 @@ def main(
         options=_with_profile(
             _with_key_note(settings.options, settings.key_note), settings.profile
         ),
+        keymap=settings.keymap,
     )
 
 
@@ -110,6 +111,7 @@ def run_console(
     timeout: float = 10.0,
     about: str | None = None,
     loading_note: str | None = None,
+    keymap: dict[str, str] | None = None,
 ) -> None:
     """Open the console. Connection problems are shown inside it, never as a traceback."""
     from sessionscope.tui import collector
@@ -136,7 +138,12 @@ def run_console(
     from sessionscope.tui.app import SessionScopeApp
 
     SessionScopeApp(
-        backend, read_only=read_only, bell=bell, about=about, loading_note=loading_note
+        backend,
+        read_only=read_only,
+        bell=bell,
+        about=about,
+        loading_note=loading_note,
+        keymap=keymap,
     ).run()
 
 

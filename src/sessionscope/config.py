@@ -87,6 +87,8 @@ class ProfileFile:
     path: Path
     profiles: dict[str, Profile] = field(default_factory=dict)
     current: str | None = None
+    #: Binding id -> key(s), applied to the console (``App.set_keymap``).
+    keymap: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class ConsoleSettings:
     options: dict[str, Any] = field(default_factory=dict)
     #: Why there may be no key (an unset variable the profile names), for the 401 that follows.
     key_note: str | None = None
+    #: The profile file's ``[keymap]``: binding id -> key(s).
+    keymap: dict[str, str] = field(default_factory=dict)
 
 
 def config_dir() -> Path:
@@ -168,7 +172,20 @@ def load_profiles(path: Path | None = None) -> ProfileFile:
     current = raw.get("current")
     if current is not None and not isinstance(current, str):
         raise ConfigError(f"{path}: 'current' must be a profile name")
-    return ProfileFile(path=path, profiles=profiles, current=current)
+    keymap = _keymap_from(raw.get("keymap"), path)
+    return ProfileFile(path=path, profiles=profiles, current=current, keymap=keymap)
+
+
+def _keymap_from(raw: Any, path: Path) -> dict[str, str]:
+    """``[keymap]``: binding ids (``?`` in the console lists them) to keys, for every profile."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(name, str) and isinstance(keys, str) and keys.strip()
+        for name, keys in raw.items()
+    ):
+        raise ConfigError(f'{path}: [keymap] maps binding ids to keys, e.g. "session.follow" = "F"')
+    return dict(raw)
 
 
 def resolve(
@@ -210,6 +227,7 @@ def resolve(
         profile=chosen.name if chosen else None,
         # Flags override the profile's options key by key.
         options={**(chosen.options if chosen else {}), **(options or {})},
+        keymap=profile_file.keymap,
     )
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.worker import Worker, WorkerState
 
 from sessionscope.backends import (
@@ -30,7 +30,8 @@ from sessionscope.models import OrgChange, Session, SessionStatus
 from sessionscope.tui import collector
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.context import ConsoleContext
-from sessionscope.tui.keys import MUTATING_BINDING_IDS
+from sessionscope.tui.feedback import READ_ONLY_MESSAGE
+from sessionscope.tui.keys import KEYS_BY_ID, MUTATING_BINDING_IDS, bindings
 from sessionscope.tui.messages import (
     FirstPageShown,
     ListStarted,
@@ -62,18 +63,7 @@ class SessionScopeApp(App[None]):
     TITLE = "sessionscope"
     CSS_PATH: ClassVar = [stylesheet("app.tcss"), stylesheet("sessions.tcss")]
     COMMANDS: ClassVar = App.COMMANDS | {SessionScopeCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave sessionscope"),
-        Binding("question_mark", "help", "Keys", id="app.help", tooltip="Show every key binding"),
-        Binding(
-            "ctrl+t",
-            "toggle_theme",
-            "Theme",
-            id="app.theme",
-            show=False,
-            tooltip="Switch between dark and light themes",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("app")
 
     def __init__(
         self,
@@ -84,8 +74,16 @@ class SessionScopeApp(App[None]):
         watch: bool = True,
         about: str | None = None,
         loading_note: str | None = None,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        if keymap:
+            unknown = sorted(set(keymap) - set(KEYS_BY_ID))
+            # Told once the app runs (a toast needs a screen); the known ids apply regardless.
+            self._unknown_keymap_ids = unknown
+            self.set_keymap({name: keys for name, keys in keymap.items() if name in KEYS_BY_ID})
+        else:
+            self._unknown_keymap_ids = []
         self.console_context = ConsoleContext.create(
             self, backend, read_only=read_only, has_connection=True
         )
@@ -134,6 +132,14 @@ class SessionScopeApp(App[None]):
         self.push_screen(self.sessions_screen)
         self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
         self.set_timer(STARTUP_COLLECTOR_LIMIT, collector.end_startup, name="end-startup")
+        if self._unknown_keymap_ids:
+            self.notify(
+                "The profile file's [keymap] names no such binding: "
+                + ", ".join(self._unknown_keymap_ids)
+                + " (? lists every binding id)",
+                severity="warning",
+                markup=False,
+            )
         for notice in self.backend.notices:
             self.notify(one_line(notice, 300), title="Note", timeout=8, markup=False)
         if not self.read_only:
@@ -260,6 +266,21 @@ class SessionScopeApp(App[None]):
         )
         if self.bell_on_pending:
             self.bell()
+
+    def on_key(self, event: events.Key) -> None:
+        """A key that reached the app unhandled: if it is a mutating key that read-only mode
+        turned off, say so in one line instead of doing nothing."""
+        if not self.read_only:
+            return
+        active = self.screen.active_bindings.get(event.key)
+        if active is None or active.enabled or active.binding.id not in MUTATING_BINDING_IDS:
+            return
+        self.notify(
+            f"{active.binding.description}: {READ_ONLY_MESSAGE}",
+            severity="warning",
+            timeout=3,
+            markup=False,
+        )
 
     # -- errors from any worker: shown, never a crash --------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

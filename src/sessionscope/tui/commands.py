@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.markup import escape
 
 from sessionscope.models import SessionStatus
+from sessionscope.tui.keys import KEYS
 from sessionscope.tui.safe import one_line
 
 if TYPE_CHECKING:
@@ -18,22 +19,6 @@ if TYPE_CHECKING:
 
 #: Loaded sessions offered by title; more would make the palette slow to search.
 MAX_SESSION_HITS = 500
-
-#: Offered while a session screen is showing: (name, help, the screen's action).
-SESSION_COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("Session: send a message", "Send a message to this session (m)", "message"),
-    ("Session: edit", "Edit the title, tags and metadata (e)", "edit"),
-    ("Session: edit variables", "Edit the context variables (V)", "edit_variables"),
-    ("Session: close", "Close this session, asks first (c)", "close_session"),
-    ("Session: complete", "Mark this session completed, asks first (C)", "complete_session"),
-    ("Session: delete", "Delete this session, asks first (D)", "delete_session"),
-    ("Session: replay", "The session's replay as a waterfall (R)", "replay"),
-    ("Session: export", "Export the session, events and artifacts to a folder (E)", "export"),
-    ("Session: timeline tab", "Show the timeline of events (1)", "show_timeline"),
-    ("Session: artifacts tab", "Show the session's artifacts (2)", "show_artifacts"),
-    ("Session: tool calls tab", "Show the outstanding client tool calls (3)", "show_tool_calls"),
-    ("Session: variables tab", "Show the context variables (4)", "show_variables"),
-)
 
 
 class SessionScopeCommands(Provider):
@@ -78,11 +63,19 @@ class SessionScopeCommands(Provider):
         screen = self.screen
         if not isinstance(screen, SessionScreen):
             return []
-        return [
-            (name, help_text, getattr(screen, f"action_{action}"))
-            for name, help_text, action in SESSION_COMMANDS
-            if screen.check_action(action, ()) is True
-        ]
+        keys_now = {
+            active.binding.id: active.binding.key for active in screen.active_bindings.values()
+        }
+        commands: list[tuple[str, str, Callable[[], object]]] = []
+        for key in KEYS["session"]:
+            if key.palette is None or screen.check_action(key.action, ()) is not True:
+                continue
+            name, help_text = key.palette
+            shown = keys_now.get(key.id, key.key)
+            commands.append(
+                (name, f"{help_text} ({shown})", getattr(screen, f"action_{key.action}"))
+            )
+        return commands
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self._commands():

@@ -8,10 +8,14 @@ from typing import Any, ClassVar
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from sessionscope.tui.context import find_console
+from sessionscope.tui.keys import KEYS_BY_ID, bindings, not_offered
+from sessionscope.tui.safe import one_line
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,9 @@ class KeyHelp:
 
 
 def collect_keys(app: App[Any], read_only_ids: frozenset[str] = frozenset()) -> list[KeyHelp]:
-    """The active bindings of the current screen and focused widget, then the app's, once each."""
+    """The active bindings of the current screen and focused widget, then the app's, once each.
+    A key the backend does not offer is listed as such (the footer leaves it out)."""
+    console = find_console(app)
     seen: set[tuple[str, str]] = set()
     keys: list[KeyHelp] = []
     for key, active in app.screen.active_bindings.items():
@@ -38,8 +44,13 @@ def collect_keys(app: App[Any], read_only_ids: frozenset[str] = frozenset()) -> 
             continue
         seen.add(marker)
         note = ""
-        if binding.id in read_only_ids:
+        tooltip = active.tooltip or binding.tooltip
+        entry = KEYS_BY_ID.get(binding.id or "")
+        if entry is not None and console is not None and not_offered(entry, console):
+            note = f"not offered by {one_line(console.platform, 40)}"
+        elif binding.id in read_only_ids:
             note = "read-only"
+            tooltip = binding.tooltip  # the note says why; once is enough
         elif not active.enabled:
             note = "not available here"
         keys.append(
@@ -47,7 +58,7 @@ def collect_keys(app: App[Any], read_only_ids: frozenset[str] = frozenset()) -> 
                 key=app.get_key_display(binding),
                 description=binding.description or binding.action,
                 binding_id=binding.id or "",
-                tooltip=active.tooltip or binding.tooltip,
+                tooltip=tooltip,
                 enabled=active.enabled and not note,
                 note=note,
             )
@@ -56,9 +67,7 @@ def collect_keys(app: App[Any], read_only_ids: frozenset[str] = frozenset()) -> 
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close", tooltip="Close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("help")
 
     def __init__(self, keys: list[KeyHelp], title: str, *, about: str | None = None) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -19,6 +19,7 @@ from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFoun
 from sessionscope.models import ActionStatus, OrgChange, PendingAction
 from sessionscope.tui.context import console_of
 from sessionscope.tui.event_summary import mask_secrets
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain, plain_line, pretty_json
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import Countdown, seconds_left
@@ -105,11 +106,7 @@ def _key_values(values: dict[str, Any]) -> Text:
 class ActionModal(ModalScreen[None]):
     CSS_PATH: ClassVar = [stylesheet("action.tcss")]
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "confirm", "Confirm", id="action.confirm", tooltip="Let the agent do this"),
-        Binding("n", "cancel_action", "Cancel action", id="action.cancel", tooltip="Refuse it"),
-        Binding("escape", "close", "Close", id="action.close", tooltip="Close without deciding"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("action")
 
     @property
     def backend(self) -> Backend:

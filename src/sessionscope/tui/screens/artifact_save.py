@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.styles import stylesheet
 
@@ -23,9 +24,7 @@ class SaveArtifactScreen(ModalScreen[Path | None]):
     """Ask for a destination path; dismisses with the path, or None when cancelled."""
 
     CSS_PATH: ClassVar = [stylesheet("forms.tcss"), stylesheet("artifacts.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="artifact_save.cancel", tooltip="Do not save"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("artifact_save")
 
     def __init__(self, artifact_name: str, default_path: Path) -> None:
         super().__init__()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.screens.dialogs import HostsDialogs
 from sessionscope.tui.widgets.artifacts import STYLESHEET, ArtifactsPane
@@ -20,9 +21,7 @@ class ArtifactsScreen(HostsDialogs, Screen[None]):
     """The artifacts pane on a screen of its own."""
 
     CSS_PATH: ClassVar = [STYLESHEET]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back", id="artifacts.back", tooltip="Go back"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("artifacts_screen")
 
     def __init__(self, session_id: str) -> None:
         super().__init__()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.styles import stylesheet
 
@@ -21,12 +22,7 @@ class ConfirmationModal(ModalScreen[bool]):
     as plain text, so they may carry untrusted strings such as a session's title."""
 
     CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "confirm", "Yes", id="confirm.yes", tooltip="Go ahead"),
-        Binding("n", "refuse", "No", id="confirm.no", tooltip="Do nothing"),
-        Binding("escape", "refuse", "Cancel", id="confirm.cancel", tooltip="Do nothing"),
-        Binding("left,right", "switch_focus", "Switch", id="confirm.switch", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("confirm")
 
     def __init__(
         self,
@@ -88,9 +84,7 @@ class InfoModal(ModalScreen[None]):
     """A read-and-dismiss message, e.g. the outcome of closing a session."""
 
     CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter", "close", "Close", id="info.close", tooltip="Close this message"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("info")
 
     def __init__(self, title: str, body: str) -> None:
         super().__init__()

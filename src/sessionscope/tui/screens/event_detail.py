@@ -7,13 +7,14 @@ from typing import ClassVar
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
 from sessionscope.models import Event
 from sessionscope.tui import event_summary
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import neutralise, one_line, plain
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.footer import AppFooter
@@ -23,17 +24,7 @@ from sessionscope.tui.widgets.status import AppHeader
 class EventDetailScreen(Screen[None]):
     CSS_PATH: ClassVar = [stylesheet("session.tcss")]
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "back", "Back", id="event.back", tooltip="Return to the timeline"),
-        Binding("y", "copy", "Copy JSON", id="event.copy", tooltip="Copy the event's JSON"),
-        Binding(
-            "s",
-            "toggle_secrets",
-            "Reveal secrets",
-            id="event.reveal",
-            tooltip="Show or mask secret tool arguments",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("event")
 
     def __init__(self, event: Event) -> None:
         super().__init__()

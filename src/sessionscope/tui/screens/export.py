@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
@@ -26,6 +26,7 @@ from sessionscope.export import (
 )
 from sessionscope.tui.context import console_of
 from sessionscope.tui.feedback import describe_error
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.styles import stylesheet
 
@@ -38,12 +39,7 @@ class ExportScreen(ModalScreen[ExportResult | None]):
     """Dismisses with the result of the last finished export, or ``None``."""
 
     CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "start", "Export", id="export.start", tooltip="Start or resume"),
-        Binding(
-            "escape", "stop_or_close", "Stop/Close", id="export.close", tooltip="Stop or close"
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("export")
 
     def __init__(self, session_id: str, out_dir: Path | str | None = None) -> None:
         super().__init__()

@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.timer import Timer
@@ -17,6 +17,7 @@ from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ActionStatus, EventType, OrgChange, PendingAction
 from sessionscope.tui import clock
 from sessionscope.tui.context import console_of
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.styles import stylesheet
@@ -50,20 +51,7 @@ def _age(action: PendingAction) -> str:
 class InboxScreen(Screen[None]):
     CSS_PATH: ClassVar = [stylesheet("action.tcss")]
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="inbox.back", tooltip="Return to the previous screen"),
-        # Priority: the focused table's own (hidden) enter binding would otherwise shadow this
-        # one, and the footer would not offer the inbox's main key.
-        Binding(
-            "enter",
-            "open",
-            "Decide",
-            id="inbox.open",
-            tooltip="Open the selected action",
-            priority=True,
-        ),
-        Binding("r", "reload", "Refresh", id="inbox.refresh", tooltip="Fetch the inbox again"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("inbox")
 
     @property
     def backend(self) -> Backend:

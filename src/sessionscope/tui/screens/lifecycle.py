@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
@@ -26,6 +26,7 @@ from sessionscope.backends.base import Backend, BackendError
 from sessionscope.models import CloseResult, Event, Session, SessionCreate, SessionUpdate
 from sessionscope.tui.context import console_of
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain
 from sessionscope.tui.screens.confirm import ConfirmationModal, InfoModal
 from sessionscope.tui.styles import stylesheet
@@ -130,10 +131,7 @@ class _FormScreen(ModalScreen[T]):
 class CreateSessionScreen(_FormScreen[Session | None]):
     """``n`` on the sessions screen. Dismisses with the new session."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "create", "Create", id="create.submit", tooltip="Create the session"),
-        Binding("escape", "cancel", "Cancel", id="create.cancel", tooltip="Close without creating"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("create")
 
     def compose(self) -> ComposeResult:
         # Only the fields the platform takes (``Backend.create_fields``).
@@ -222,10 +220,7 @@ class CreateSessionScreen(_FormScreen[Session | None]):
 class EditSessionScreen(_FormScreen[Session | None]):
     """Edit title, tags and metadata (a JSON object). Dismisses with the updated session."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Send the changes"),
-        Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("edit")
 
     def __init__(self, session_id: str) -> None:
         super().__init__()
@@ -469,16 +464,7 @@ class EventVisibilityModal(ModalScreen[str | None]):
     """Asks what to do with one event: hide (or unhide) or delete. Dismisses with the choice."""
 
     CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("h", "choose('hide')", "Hide", id="event_visibility.hide", tooltip="Hide event"),
-        Binding(
-            "u", "choose('unhide')", "Unhide", id="event_visibility.unhide", tooltip="Show again"
-        ),
-        Binding(
-            "d", "choose('delete')", "Delete", id="event_visibility.delete", tooltip="Delete event"
-        ),
-        Binding("escape", "choose('')", "Cancel", id="event_visibility.cancel", tooltip="Back"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("event_visibility")
 
     def __init__(self, event: Event) -> None:
         super().__init__()

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
 from sessionscope.backends import Capability
 from sessionscope.models import Event
 from sessionscope.tui.feedback import notify_plain
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
@@ -20,20 +21,7 @@ from sessionscope.tui.screens.lifecycle import _FormScreen
 class MessageScreen(_FormScreen[Event | None]):
     """Dismisses with the ``message.user`` event the server recorded, or ``None``."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "ctrl+s", "send", "Send", id="message.send", tooltip="Send the message", priority=True
-        ),
-        Binding("escape", "cancel", "Cancel", id="message.cancel", tooltip="Close without sending"),
-        Binding(
-            "ctrl+t",
-            "interrupt",
-            "Interrupt",
-            id="message.interrupt",
-            tooltip="Stop the agent's current turn (platforms that offer it)",
-            priority=True,
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("message")
 
     def __init__(self, session_id: str) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import OptionList, Static
@@ -19,6 +19,7 @@ from sessionscope.backends.base import Backend
 from sessionscope.models import Replay, ReplayStep
 from sessionscope.tui.context import console_of
 from sessionscope.tui.feedback import describe_error
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain, plain_line, pretty_json
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.footer import AppFooter
@@ -84,10 +85,7 @@ def _detail_value(value: Any) -> Text:
 
 class ReplayScreen(Screen[None]):
     CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="replay.back", tooltip="Return to the session"),
-        Binding("r", "reload", "Reload", id="replay.reload", tooltip="Load the replay again"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("replay")
 
     def __init__(self, session_id: str) -> None:
         super().__init__()

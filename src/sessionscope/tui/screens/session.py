@@ -14,7 +14,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import ActiveBinding, Binding, BindingType
+from textual.binding import ActiveBinding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
@@ -43,6 +43,7 @@ from sessionscope.models import (
 from sessionscope.tui import clock, event_summary
 from sessionscope.tui.context import console_of
 from sessionscope.tui.event_rate import EventRate
+from sessionscope.tui.keys import GatedKeys, bindings
 from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.screens.dialogs import HostsDialogs
@@ -72,37 +73,6 @@ TAB_ARTIFACTS = "tab-artifacts"
 TAB_TOOL_CALLS = "tab-tool-calls"
 TAB_VARIABLES = "tab-variables"
 
-#: What each screen action needs from the backend; a missing capability greys the key out.
-ACTION_CAPABILITY: dict[str, Capability] = {
-    "show_artifacts": Capability.ARTIFACTS,
-    "show_tool_calls": Capability.TOOL_CALLS,
-    "focus_actions": Capability.PENDING_ACTIONS,
-    "message": Capability.MESSAGES,
-    "edit": Capability.UPDATE_SESSION,
-    "edit_variables": Capability.VARIABLES,
-    "close_session": Capability.CLOSE,
-    "complete_session": Capability.COMPLETE,
-    "delete_session": Capability.DELETE,
-    "pause_session": Capability.PAUSE,
-    "resume_session": Capability.PAUSE,
-    "event_visibility": Capability.HIDE_EVENTS,
-    "replay": Capability.REPLAY,
-    "export": Capability.EVENTS,
-}
-#: Screen actions that change something on the server: off in read-only mode.
-MUTATING_ACTIONS = frozenset(
-    {
-        "message",
-        "edit",
-        "edit_variables",
-        "close_session",
-        "complete_session",
-        "delete_session",
-        "event_visibility",
-        "pause_session",
-        "resume_session",
-    }
-)
 #: Kinds that never show in a timeline: nothing to filter on.
 NOT_TIMELINE_TYPES = VISIBILITY_TYPES | {EventType.STREAM_RESET}
 #: Actions about the timeline's rows: only while the timeline tab is showing.
@@ -122,11 +92,7 @@ TIMELINE_ACTIONS = frozenset(
 class TypeFilterModal(ModalScreen[str | None]):
     """Pick one event type to show, or all of them."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "escape", "dismiss_filter", "Close", id="type_filter.close", tooltip="Keep the filter"
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("type_filter")
 
     def __init__(self, types: list[str], current: str | None) -> None:
         super().__init__()
@@ -157,176 +123,11 @@ class TypeFilterModal(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class SessionScreen(HostsDialogs, Screen[None]):
+class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
+    KEY_OWNER = "session"
     # No CSS_PATH: see _read_stylesheet.
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "escape", "back", "Back", id="session.back", tooltip="Return to the previous screen"
-        ),
-        # -- tabs: one key each ----------------------------------------------------------------
-        Binding(
-            "1",
-            "show_timeline",
-            "Timeline",
-            show=False,
-            id="session.tab_timeline",
-            tooltip="Show the timeline of events",
-        ),
-        Binding(
-            "2",
-            "show_artifacts",
-            "Artifacts",
-            show=False,
-            id="session.tab_artifacts",
-            tooltip="Show the session's artifacts",
-        ),
-        Binding(
-            "3",
-            "show_tool_calls",
-            "Tool calls",
-            show=False,
-            id="session.tab_tool_calls",
-            tooltip="Show the outstanding client tool calls",
-        ),
-        Binding(
-            "4",
-            "show_variables",
-            "Variables",
-            show=False,
-            id="session.tab_variables",
-            tooltip="Show the context variables",
-        ),
-        # -- timeline --------------------------------------------------------------------------
-        Binding(
-            "f",
-            "toggle_follow",
-            "Follow",
-            id="session.follow",
-            tooltip="Follow new events (tail -f)",
-        ),
-        Binding("/", "search", "Search", id="session.search", tooltip="Search the timeline's text"),
-        Binding(
-            "n",
-            "search_next",
-            "Next match",
-            show=False,
-            id="session.search_next",
-            tooltip="Next search match",
-        ),
-        Binding(
-            "N",
-            "search_previous",
-            "Previous match",
-            show=False,
-            id="session.search_previous",
-            tooltip="Previous search match",
-        ),
-        Binding(
-            "t", "filter_type", "Type", id="session.filter_type", tooltip="Show one event type"
-        ),
-        Binding(
-            "h",
-            "toggle_hidden",
-            "Hidden",
-            id="session.toggle_hidden",
-            tooltip="Show or collapse hidden events",
-        ),
-        Binding(
-            "x",
-            "event_visibility",
-            "Hide/delete event",
-            show=False,
-            id="session.event_visibility",
-            tooltip="Hide, unhide or delete the selected event",
-        ),
-        # -- the session -----------------------------------------------------------------------
-        Binding(
-            "p",
-            "focus_actions",
-            "Actions",
-            id="session.actions",
-            tooltip="Select one of this session's pending actions",
-        ),
-        Binding(
-            "m", "message", "Message", id="session.message", tooltip="Send a message to the session"
-        ),
-        Binding(
-            "e",
-            "edit",
-            "Edit",
-            show=False,
-            id="session.edit",
-            tooltip="Edit the title, tags and metadata",
-        ),
-        Binding(
-            "V",
-            "edit_variables",
-            "Edit variables",
-            show=False,
-            id="session.edit_variables",
-            tooltip="Edit the context variables",
-        ),
-        Binding(
-            "c",
-            "close_session",
-            "Close",
-            show=False,
-            id="session.close",
-            tooltip="Close the session (asks first)",
-        ),
-        Binding(
-            "C",
-            "complete_session",
-            "Complete",
-            show=False,
-            id="session.complete",
-            tooltip="Mark the session completed (asks first)",
-        ),
-        Binding(
-            "D",
-            "delete_session",
-            "Delete",
-            show=False,
-            id="session.delete",
-            tooltip="Delete the session with its events and artifacts (asks first)",
-        ),
-        Binding(
-            "P",
-            "pause_session",
-            "Pause",
-            show=False,
-            id="session.pause",
-            tooltip="Pause the session: the agent stops until it is resumed",
-        ),
-        Binding(
-            "U",
-            "resume_session",
-            "Resume",
-            show=False,
-            id="session.resume",
-            tooltip="Resume the paused session",
-        ),
-        Binding(
-            "R",
-            "replay",
-            "Replay",
-            show=False,
-            id="session.replay",
-            tooltip="Show the session's replay as a waterfall",
-        ),
-        Binding(
-            "E",
-            "export",
-            "Export",
-            show=False,
-            id="session.export",
-            tooltip="Export the session, its events and artifacts to a folder",
-        ),
-        Binding(
-            "r", "refresh", "Refresh", id="session.refresh", tooltip="Reload the session and retry"
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("session")
 
     @property
     def backend(self) -> Backend:
@@ -692,7 +493,7 @@ class SessionScreen(HostsDialogs, Screen[None]):
             table.add_row(plain_line(key, "bold", limit=60), plain_line(value, limit=500))
         count = len(session.context_variables)
         note = f"{count} context variable{'s' if count != 1 else ''}"
-        if self._unavailable_reason("edit_variables") is None:
+        if self.key_unavailable("edit_variables") is None:
             note += " · V edits them"
         self.query_one("#variables-note", Static).update(Text(note, style="dim", end=""))
 
@@ -1073,18 +874,9 @@ class SessionScreen(HostsDialogs, Screen[None]):
         self.app.push_screen(ExportScreen(self.session_id))
 
     # -- what is available ----------------------------------------------------------------------
-    def _unavailable_reason(self, action: str) -> str | None:
-        """Why a screen action is off (shown as the key's tooltip and in `?`), or ``None``."""
-        capability = ACTION_CAPABILITY.get(action)
-        if capability is not None and not self.backend.supports(capability):
-            return f"not supported by {one_line(self.backend.name, 40)}"
-        if action in MUTATING_ACTIONS and console_of(self).read_only:
-            return "read-only mode"
-        return None
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self._unavailable_reason(action) is not None:
-            return None  # greyed out; the tooltip and `?` say why
+        if self.key_unavailable(action) is not None:
+            return None  # greyed out (or not offered); the tooltip and `?` say why
         if action in TIMELINE_ACTIONS and self.is_mounted:
             tabs = self.query(TabbedContent)
             if tabs and tabs.first().active not in ("", TAB_TIMELINE):
@@ -1097,16 +889,7 @@ class SessionScreen(HostsDialogs, Screen[None]):
 
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
-        bindings = super().active_bindings
-        for key, active in bindings.items():
-            if active.node is not self:
-                continue
-            reason = self._unavailable_reason(active.binding.action)
-            if reason is not None:
-                bindings[key] = active._replace(
-                    enabled=False, tooltip=f"{active.binding.tooltip} ({reason})"
-                )
-        return bindings
+        return self.gate_active_bindings(super().active_bindings)
 
 
 def _last_sequence_of(session: Session) -> int:

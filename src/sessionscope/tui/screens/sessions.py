@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol, cast
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
@@ -27,6 +27,7 @@ from sessionscope.backends import (
 from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
 from sessionscope.tui import clock, collector
 from sessionscope.tui.context import ConsoleContext, console_of
+from sessionscope.tui.keys import GatedKeys, bindings
 from sessionscope.tui.messages import FirstPageShown, ListStarted, OpenInbox, OpenSession, Retry
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
@@ -162,41 +163,9 @@ def describe_error(error: BackendError, server: str) -> str:
     return f"{server}: {error.message}. Press r to retry."
 
 
-class SessionsScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="sessions.filter", tooltip="Filter by text"),
-        Binding(
-            "s", "cycle_status", "Status", id="sessions.status", tooltip="Cycle the status filter"
-        ),
-        Binding("o", "cycle_sort", "Sort", id="sessions.sort", tooltip="Change the order"),
-        Binding("r", "refresh", "Refresh", id="sessions.refresh", tooltip="Reload and reconnect"),
-        Binding("a", "inbox", "Inbox", id="sessions.inbox", tooltip="Pending actions inbox"),
-        Binding(
-            "c",
-            "close_session",
-            "Close",
-            id="sessions.close",
-            tooltip="Close the selected session (asks first)",
-        ),
-        Binding("n", "new_session", "New", id="sessions.new", tooltip="Create a session"),
-        Binding(
-            "R",
-            "toggle_rate",
-            "Rate",
-            id="sessions.rate",
-            show=False,
-            tooltip="Show or hide the event-rate column",
-        ),
-        Binding(
-            "escape",
-            "clear_filter",
-            "Clear filter",
-            id="sessions.clear_filter",
-            show=False,
-            tooltip="Clear the text filter and return to the list",
-        ),
-    ]
-    MUTATING_BINDINGS: ClassVar[frozenset[str]] = frozenset({"sessions.close", "sessions.new"})
+class SessionsScreen(GatedKeys, Screen[None]):
+    KEY_OWNER = "sessions"
+    BINDINGS: ClassVar[list[BindingType]] = bindings("sessions")
     #: Focused as the screen is composed: the default (first focusable widget) is the hidden
     #: filter input, whose focus then moved to the table in on_mount, and the footer built its
     #: keys twice (for the input, then for the table).
@@ -378,9 +347,13 @@ class SessionsScreen(Screen[None]):
 
     # -- close -----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("close_session", "new_session") and self.console.read_only:
-            return None  # shown greyed out; `?` says "read-only"
+        if self.key_unavailable(action) is not None:
+            return None  # greyed out (or not offered); `?` says why
         return True
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        return self.gate_active_bindings(super().active_bindings)
 
     def action_close_session(self) -> None:
         if self.console.read_only:

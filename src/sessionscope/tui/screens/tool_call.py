@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Static, TextArea
 
 from sessionscope.models import ToolCall, ToolResult
 from sessionscope.tui.feedback import notify_plain
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.screens.lifecycle import _FormScreen
 from sessionscope.tui.widgets.reveal import TimedReveal
@@ -24,26 +25,7 @@ from sessionscope.tui.widgets.tool_calls import render_arguments
 class ToolResultScreen(TimedReveal, _FormScreen[ToolCall | None]):
     """Dismisses with the tool call as the server has it after the submission."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("v", "reveal", "Reveal", id="tool_result.reveal", tooltip="Show secrets briefly"),
-        Binding(
-            "ctrl+s",
-            "submit_result",
-            "Submit",
-            id="tool_result.submit",
-            tooltip="Send as result",
-            priority=True,
-        ),
-        Binding(
-            "ctrl+e",
-            "submit_error",
-            "Error",
-            id="tool_result.error",
-            tooltip="Send as an error",
-            priority=True,
-        ),
-        Binding("escape", "cancel", "Cancel", id="tool_result.cancel", tooltip="Close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("tool_result")
 
     def __init__(self, session_id: str, tool_call: ToolCall) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Static
 
@@ -20,6 +20,7 @@ from sessionscope.models import (
     validate_context_variables,
 )
 from sessionscope.tui.feedback import describe_error, notify_plain
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.screens.lifecycle import _FormScreen
 
@@ -47,14 +48,7 @@ class VariableRow(Horizontal):
 class VariablesScreen(_FormScreen[dict[str, str] | None]):
     """Dismisses with the saved variables, or ``None`` when closed without saving."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="variables.save", tooltip="Send the variables"),
-        Binding("ctrl+n", "add_row", "Add", id="variables.add", tooltip="Add a variable"),
-        Binding(
-            "ctrl+d", "remove_row", "Remove", id="variables.remove", tooltip="Remove this variable"
-        ),
-        Binding("escape", "cancel", "Close", id="variables.close", tooltip="Close without saving"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("variables")
 
     def __init__(self, session_id: str) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Static
 from sessionscope.backends import Backend, BackendError
 from sessionscope.models import Artifact
 from sessionscope.tui.context import console_of
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.messages import ConfirmRequested, Question, SavePathRequested
 from sessionscope.tui.preview.files import (
     SaveResult,
@@ -84,18 +85,7 @@ def _ensure_stylesheet(screen: Screen[object]) -> None:
 class ArtifactsPane(Container):
     """List of a session's artifacts (loaded a page at a time) and a preview of the selected one."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "save", "Save", id="artifacts.save", tooltip="Save the artifact to a file"),
-        Binding(
-            "o",
-            "open",
-            "Open",
-            id="artifacts.open",
-            tooltip="Open with the system opener, or $PAGER for text",
-        ),
-        Binding("y", "copy", "Copy text", id="artifacts.copy", tooltip="Copy the previewed text"),
-        Binding("r", "reload", "Reload", id="artifacts.reload", tooltip="Reload the list"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("artifacts")
 
     #: Load the next page when the cursor is this close to the end of what is loaded.
     LOAD_MORE_MARGIN = 10

@@ -17,7 +17,7 @@ from rich.segment import Segment as RichSegment
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -27,6 +27,7 @@ from textual.strip import Strip
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Session, SessionStatus
 from sessionscope.tui import clock
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.state.lru import LRU
 from sessionscope.tui.state.session_pages import (
@@ -121,36 +122,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         "session-table--pending",
         *(f"session-table--status-{status.value}" for status in SessionStatus),
     }
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor(-1)", "Up", id="sessions.up", show=False, tooltip="Previous row"),
-        Binding("down,j", "cursor(1)", "Down", id="sessions.down", show=False, tooltip="Next row"),
-        Binding(
-            "pageup",
-            "page(-1)",
-            "Page up",
-            id="sessions.page_up",
-            show=False,
-            tooltip="One page up",
-        ),
-        Binding(
-            "pagedown",
-            "page(1)",
-            "Page down",
-            id="sessions.page_down",
-            show=False,
-            tooltip="One page down",
-        ),
-        Binding("home,g", "first", "First", id="sessions.first", show=False, tooltip="First row"),
-        Binding(
-            "end,G",
-            "last",
-            "Last",
-            id="sessions.last",
-            show=False,
-            tooltip="Last row (the oldest session)",
-        ),
-        Binding("enter", "select", "Open", id="sessions.open", tooltip="Open the session"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("session_table")
 
     class Selected(Message):
         def __init__(self, session: Session) -> None:

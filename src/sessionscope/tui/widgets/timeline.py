@@ -23,7 +23,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -34,6 +34,7 @@ from textual.strip import Strip
 from sessionscope.backends import BackendError
 from sessionscope.models import Event
 from sessionscope.tui import event_summary
+from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.state.event_store import EventStore, RowState
 from sessionscope.tui.state.lru import LRU
@@ -74,37 +75,7 @@ class Timeline(ScrollView, can_focus=True):
         *(f"timeline--{name}" for name in event_summary.FAMILIES),
     }
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="timeline.up", tooltip="Previous event"),
-        Binding(
-            "down,j", "cursor_down", "Down", show=False, id="timeline.down", tooltip="Next event"
-        ),
-        Binding(
-            "pageup",
-            "page_up",
-            "Page up",
-            show=False,
-            id="timeline.page_up",
-            tooltip="One screen up",
-        ),
-        Binding(
-            "pagedown",
-            "page_down",
-            "Page down",
-            show=False,
-            id="timeline.page_down",
-            tooltip="One screen down",
-        ),
-        Binding("home,g", "first", "Start", id="timeline.start", tooltip="Jump to the first event"),
-        Binding(
-            "end,G",
-            "last",
-            "End",
-            id="timeline.end",
-            tooltip="Jump to the newest event",
-        ),
-        Binding("enter", "open", "Open", id="timeline.open", tooltip="Show the event's full JSON"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("timeline")
 
     DEFAULT_CSS = """
     Timeline { height: 1fr; overflow-x: hidden; }

@@ -15,7 +15,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
@@ -24,6 +24,7 @@ from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ToolCall, ToolCallArgument
 from sessionscope.tui.context import console_of
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, notify_plain
+from sessionscope.tui.keys import GatedKeys, bindings
 from sessionscope.tui.messages import ToolResultRequested
 from sessionscope.tui.safe import SECRET_MASK, one_line, plain_line
 from sessionscope.tui.widgets.reveal import TimedReveal
@@ -71,18 +72,12 @@ def arguments_line(arguments: list[ToolCallArgument], *, revealed: bool) -> str:
     return ", ".join(parts)
 
 
-class ToolCallTable(DataTable[Text]):
+class ToolCallTable(GatedKeys, DataTable[Text]):
     """The calls; ``enter`` asks to answer the highlighted one (not DataTable's select)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "enter",
-            "answer",
-            "Answer",
-            id="tool_calls.answer",
-            tooltip="Submit a result or an error for the highlighted tool call",
-        ),
-    ]
+    KEY_OWNER = "tool_call_table"
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("tool_call_table")
 
     class AnswerRequested(Message):
         pass
@@ -91,22 +86,13 @@ class ToolCallTable(DataTable[Text]):
         self.post_message(self.AnswerRequested())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "answer" and console_of(self).read_only:
-            return None  # greyed out; `?` labels it read-only
+        if self.key_unavailable(action) is not None:
+            return None  # greyed out; `?` says why
         return True
 
 
 class ToolCallsPane(TimedReveal, Vertical):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "v",
-            "reveal",
-            "Reveal",
-            id="tool_calls.reveal",
-            tooltip=f"Show secret argument values for {TimedReveal.REVEAL_SECONDS:.0f} seconds",
-        ),
-        Binding("r", "reload", "Reload", id="tool_calls.reload", tooltip="Reload the tool calls"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("tool_calls")
 
     class Changed(Message):
         """The list was (re)loaded; ``count`` outstanding calls."""
