@@ -14,7 +14,8 @@ from collections.abc import Hashable
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+
+from sessionscope.tui.textual_compat import mark_footer_bindings_ready, start_footer_key_like_footer
 
 
 class AppFooter(Footer):
@@ -34,7 +35,7 @@ class AppFooter(Footer):
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         # Same conditions as Footer.bindings_changed; only the scheduling differs.
-        self._bindings_ready = True
+        mark_footer_bindings_ready(self)
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen and not self._rebuild_pending:
@@ -69,10 +70,7 @@ class AppFooter(Footer):
 
     def compose(self) -> ComposeResult:
         for widget in super().compose():
-            if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
-                # A FooterKey starts compact and is then bound to the footer's setting: two
-                # restyles per key when they differ. Start it with the footer's setting instead.
-                # (The palette key is not bound to it and keeps its own.)
-                widget.set_reactive(FooterKey.compact, self.compact)
-                widget.set_class(self.compact, "-compact", update=False)
+            # The palette key is not bound to the footer's compact setting and keeps its own.
+            if not widget.has_class("-command-palette"):
+                start_footer_key_like_footer(self, widget)
             yield widget

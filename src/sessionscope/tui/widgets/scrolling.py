@@ -23,6 +23,8 @@ from textual.style import Style as VisualStyle
 from textual.visual import RenderOptions, Visual
 from textual.widget import Widget
 
+from sessionscope.tui.textual_compat import custom_vertical_scrollbar
+
 
 def resize_scrollbar_only(view: ScrollView, size: Size) -> None:
     """Give ``view`` a new virtual size without laying out the screen.
@@ -174,15 +176,16 @@ class StripScrollBar(ScrollBar):
 
 
 def strip_vertical_scrollbar(view: ScrollView) -> ScrollBar:
-    """For a view's ``vertical_scrollbar`` property: Textual's own (8.2), creating a
-    ``StripScrollBar`` with the strip renderer instead of the stock scrollbar."""
-    if view._vertical_scrollbar is None:
+    """For a view's ``vertical_scrollbar`` property: a ``StripScrollBar`` with the strip renderer
+    instead of the stock scrollbar (created the way Textual creates its own: ``textual_compat``)."""
+
+    def make() -> ScrollBar:
         scrollbar = StripScrollBar(
             vertical=True, name="vertical", thickness=view.scrollbar_size_vertical
         )
         # Textual documents setting the renderer on one scrollbar instance.
         scrollbar.renderer = StripScrollBarRender  # type: ignore[misc]
         scrollbar.display = False
-        view._vertical_scrollbar = scrollbar
-        view.app._start_widget(view, scrollbar)
-    return view._vertical_scrollbar
+        return scrollbar
+
+    return custom_vertical_scrollbar(view, make)
