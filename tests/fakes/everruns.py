@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -82,22 +83,39 @@ class FakeEverruns:
     #: Every SSE connection's query, in order (to check since_id resumes).
     stream_queries: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
+    #: Fixed time and counted ids, for snapshots; random ids and the wall clock otherwise.
+    clock: datetime | None = None
+    deterministic_ids: bool = False
+    _counter: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
     _open_streams: int = 0
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
+    def _id(self, prefix: str) -> str:
+        if not self.deterministic_ids:
+            return new_id(prefix)
+        self._counter += 1
+        return f"{prefix}_{self._counter:032x}"
+
+    def _now(self) -> str:
+        if self.clock is None:
+            return now()
+        return self.clock.isoformat().replace("+00:00", "Z")
+
     # -- the agent's side (what the platform does on its own) ----------------------------------
     def add_session(self, title: str | None = None, *, agent_id: str | None = None) -> str:
-        session_id = new_id("session")
-        stamp = now()
+        session_id = self._id("session")
+        stamp = self._now()
         self.sessions[session_id] = {
             "id": session_id,
             "organization_id": self.org_id,
-            "workspace_id": new_id("wsp"),
-            "harness_id": new_id("harness"),
-            "owner_principal_id": new_id("principal"),
-            "agent_id": agent_id or new_id("agent"),
+            "workspace_id": self._id("wsp"),
+            "harness_id": self._id("harness"),
+            "owner_principal_id": self._id("principal"),
+            "agent_id": agent_id or self._id("agent"),
             "title": title,
             "status": "started",
             "tags": [],
@@ -117,9 +135,9 @@ class FakeEverruns:
     def emit(self, session_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         log = self.events[session_id]
         event = {
-            "id": new_id("event"),
+            "id": self._id("event"),
             "type": event_type,
-            "ts": now(),
+            "ts": self._now(),
             "session_id": session_id,
             "sequence": len(log) + 1,
             "context": {"turn_id": None},
@@ -131,7 +149,10 @@ class FakeEverruns:
         self.sessions[session_id]["updated_at"] = event["ts"]
         signal = self._signals.pop(session_id, None)
         if signal is not None:
-            signal.set()
+            if self._thread is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(signal.set)  # served from another thread
+            else:
+                signal.set()
         return event
 
     def agent_says(self, session_id: str, count: int) -> None:
@@ -139,7 +160,12 @@ class FakeEverruns:
         each (the deltas are ephemeral)."""
         for index in range(count):
             text = f"reply {index}"
-            message = {"id": new_id("message"), "role": "agent", "content": [], "created_at": now()}
+            message = {
+                "id": self._id("message"),
+                "role": "agent",
+                "content": [],
+                "created_at": self._now(),
+            }
             self.emit(session_id, "output.message.delta", {"delta": text})
             message["content"] = [{"type": "text", "text": text}]
             self.emit(session_id, "output.message.completed", {"message": message})
@@ -150,10 +176,10 @@ class FakeEverruns:
     ) -> list[str]:
         """The approval gate holds one call per (tool, arguments): one ``tool.call_requested``
         with an ``approve_tool_call`` entry each; the session waits. Returns the entries' ids."""
-        asked = datetime.now(UTC)
+        asked = self.clock or datetime.now(UTC)
         entries = []
         for tool, arguments in calls:
-            gated = new_id("toolu")
+            gated = self._id("toolu")
             entries.append(
                 {
                     "id": f"tool_approval_{gated}",
@@ -208,6 +234,40 @@ class FakeEverruns:
             raise RuntimeError("the Everruns fake did not start")
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
+
+    def __enter__(self) -> FakeEverruns:
+        """Serve from a thread of its own (for tests whose app runs its own event loop)."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            assert self._task is not None
+            loop.run_until_complete(self._task)
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="everruns-fake", daemon=True)
+        self._thread.start()
+        started.wait(30)
+        if failure:
+            raise failure[0]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._server is not None and self._loop is not None:
+            self._server.should_exit = True
+            for signal in self._signals.values():
+                self._loop.call_soon_threadsafe(signal.set)
+        if self._thread is not None:
+            self._thread.join(15)
 
     async def stop(self) -> None:
         for signal in self._signals.values():
@@ -317,7 +377,7 @@ class FakeEverruns:
             for key in ("title", "tags"):
                 if body.get(key) is not None:
                     session[key] = body[key]
-            session["updated_at"] = now()
+            session["updated_at"] = self._now()
             return session
 
         @api.delete("/v1/sessions/{session_id}")
@@ -352,7 +412,7 @@ class FakeEverruns:
                 "id": new_id("message"),
                 "role": "user",
                 "content": content,
-                "created_at": now(),
+                "created_at": self._now(),
             }
             self.emit(session_id, "input.message", {"message": message})
             session["preview"] = session["preview"] or content[0].get("text")

@@ -182,6 +182,11 @@ class Backend(abc.ABC):
     #: Short dialect name, e.g. "native".
     name: str = "backend"
     capabilities: frozenset[Capability] = frozenset()
+    #: The platform's name for the console's header ("" for the reference server).
+    platform_label: str = ""
+    #: Pending items come in groups answered together, each with the platform's own choices
+    #: (an Everruns pause): the console decides them in one screen via ``decide_actions``.
+    decides_in_batches: bool = False
     #: Operator-facing notes about how the backend was configured (e.g. a key the platform does
     #: not take and that is therefore never sent); the console shows them once at start.
     notices: tuple[str, ...] = ()

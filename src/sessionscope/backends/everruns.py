@@ -51,12 +51,20 @@ from sessionscope.backends.base import (
     ValidationFailed,
     WatchStateCallback,
 )
-from sessionscope.backends.live import LiveWatch, Resume, RetryHint, StateReporter, sse_events
+from sessionscope.backends.live import (
+    LiveWatch,
+    Resume,
+    RetryHint,
+    StateReporter,
+    StreamMissing,
+    sse_events,
+)
 from sessionscope.models import (
     ActionDecisionResult,
     ActionStatus,
     DecisionChoice,
     Event,
+    OrgChange,
     Page,
     PendingAction,
     PendingKind,
@@ -364,11 +372,13 @@ class EverrunsBackend(Backend):
             Capability.MESSAGES,
             Capability.EVENTS,
             Capability.LIVE_STREAM,
+            Capability.ORG_STREAM,
             Capability.TOOL_CALLS,
             Capability.PENDING_ACTIONS,
         }
     )
     platform_label = "Everruns"
+    decides_in_batches = True
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
@@ -607,6 +617,35 @@ class EverrunsBackend(Backend):
             async for event in watch:
                 yield event
 
+    async def watch_org(
+        self, *, after: int | None = None, on_state: WatchStateCallback | None = None
+    ) -> AsyncIterator[OrgChange]:
+        """Everruns has no organisation stream: the newest sessions and the calls held by the
+        waiting ones are compared between polls (every ``poll_interval``)."""
+        poller = _OrgPoller(self)
+
+        async def no_stream(
+            resume: Resume[OrgChange], state: StateReporter
+        ) -> AsyncGenerator[OrgChange | RetryHint, None]:
+            raise StreamMissing
+            yield  # pragma: no cover - makes this a generator
+
+        async def nothing() -> None:
+            return None
+
+        watch = self._live.watch(
+            open_stream=no_stream,
+            position=lambda change: change.id,
+            after=after,
+            on_state=on_state,
+            poll=poller.poll,
+            stream_missing=nothing,
+            where="GET /v1/sessions",
+        )
+        async with aclosing(watch):
+            async for change in watch:
+                yield change
+
     # -- held calls: tool approvals and client-side tool calls ---------------------------------
     async def _latest_pause(self, session_id: str) -> tuple[list[PendingAction], list[ToolCall]]:
         """The calls held by the session's current pause: the newest ``tool.call_requested``
@@ -761,6 +800,55 @@ class EverrunsBackend(Backend):
         ]
         self._decided[idempotency_key or uuid.uuid4().hex] = results
         return results
+
+
+class _OrgPoller:
+    """Changes between two polls: sessions created or updated (status, title, updated_at), and
+    held calls appearing (``action.pending``) or going (``action.resolved``). Positions are
+    counters for ordering and de-duplication; the first poll only learns what is there."""
+
+    def __init__(self, backend: EverrunsBackend) -> None:
+        self._backend = backend
+        self._sessions: dict[str, tuple[Any, ...]] | None = None
+        self._held: dict[str, PendingAction] = {}
+        self._counter = 0
+
+    def _change(self, kind: str, session_id: str, **fields: Any) -> OrgChange:
+        self._counter += 1
+        return OrgChange(id=self._counter, kind=kind, session_id=session_id, **fields)
+
+    async def poll(self, last: int | None) -> list[OrgChange]:
+        if last is not None and self._counter < last:
+            self._counter = last
+        page = await self._backend.list_sessions(limit=_MAX_SESSION_PAGE)
+        current = {
+            session.id: (session.status, session.title, session.updated_at) for session in page.data
+        }
+        held: dict[str, PendingAction] = {}
+        for session in page.data:
+            if (session.model_extra or {}).get("platform_status") == WAITING_STATUS:
+                try:
+                    actions = await self._backend.list_session_actions(session.id)
+                except NotFound:
+                    continue
+                held.update({a.id: a for a in actions if a.status is ActionStatus.PENDING})
+        changes: list[OrgChange] = []
+        if self._sessions is not None:
+            for session in page.data:
+                before = self._sessions.get(session.id)
+                if before != current[session.id]:
+                    kind = "session.created" if before is None else "session.updated"
+                    changes.append(self._change(kind, session.id, session=session))
+            for action_id, action in held.items():
+                if action_id not in self._held:
+                    changes.append(self._change("action.pending", action.session_id, action=action))
+            for action_id, action in self._held.items():
+                if action_id not in held:
+                    gone = action.model_copy(update={"status": ActionStatus.COMPLETED})
+                    changes.append(self._change("action.resolved", action.session_id, action=gone))
+        self._sessions = current
+        self._held = held
+        return changes
 
 
 def _retry_ms(data: str) -> float:

@@ -302,6 +302,11 @@ class SessionScopeApp(App[None]):
         self.push_screen(SessionScreen(session_id))
 
     def open_action(self, session_id: str, action_id: str) -> None:
+        if self.backend.decides_in_batches:
+            from sessionscope.tui.screens.decision import DecisionScreen
+
+            self.push_screen(DecisionScreen(session_id, action_id))
+            return
         from sessionscope.tui.screens.action import ActionModal
 
         self.push_screen(ActionModal(session_id, action_id))

@@ -47,6 +47,12 @@ _FAMILY_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("compaction", "session"),
     ("session_interrupted", "session"),
     ("skill_load", "log"),
+    # Everruns' types (everruns-openapi.json, EventData).
+    ("input.message", "user"),
+    ("output.message.", "message"),
+    ("reason.", "thinking"),
+    ("turn.failed", "error"),
+    ("turn.", "session"),
 )
 
 FAMILIES: tuple[str, ...] = (
@@ -226,6 +232,58 @@ _PLATFORM_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
 #: The reference server's audit records (who decided, deleted or closed) carry their sentence.
 for _audit in ("audit.decided", "audit.deleted", "audit.closed"):
     _PLATFORM_SUMMARIES[_audit] = lambda p: _text_of(p.get("summary", ""))
+
+
+def _everruns_text(message: Any) -> str:
+    """The text parts of an Everruns message (``{role, content: [{type, text}, ...]}``)."""
+    if not isinstance(message, dict):
+        return _text_of(message)
+    parts = message.get("content")
+    if isinstance(parts, list):
+        texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+        other = len(parts) - len(texts)
+        text = " ".join(str(t) for t in texts if t)
+        return text + (f" (+{other} more parts)" if other else "")
+    return _text_of(parts)
+
+
+def _everruns_held(p: dict[str, Any]) -> str:
+    calls = [c for c in p.get("tool_calls", []) if isinstance(c, dict)]
+    approvals = [c for c in calls if c.get("name") == "approve_tool_call"]
+    if approvals:
+        tools = ", ".join(str((c.get("arguments") or {}).get("tool", "?")) for c in approvals)
+        plural = "s" if len(approvals) != 1 else ""
+        return f"{len(approvals)} call{plural} held for approval: {tools}"
+    names = ", ".join(str(c.get("name", "?")) for c in calls)
+    plural = "s" if len(calls) != 1 else ""
+    return f"waiting on {len(calls)} client tool call{plural}: {names}"
+
+
+#: One line per Everruns event type the console shows often.
+_PLATFORM_SUMMARIES.update(
+    {
+        "input.message": lambda p: _everruns_text(p.get("message")),
+        "output.message.completed": lambda p: _everruns_text(p.get("message")),
+        "tool.call_requested": _everruns_held,
+        "tool.started": lambda p: (
+            f"{(p.get('tool_call') or {}).get('name', 'tool')} "
+            f"{_compact((p.get('tool_call') or {}).get('arguments'), 120)}"
+        ),
+        "tool.completed": lambda p: (
+            f"{p.get('tool_name', 'tool')} → {p.get('status', '?')}"
+            + (f": {_compact(p['error'], 100)}" if p.get("error") else "")
+        ),
+        "turn.started": lambda p: (
+            "turn started"
+            + (f": {_compact(p['input_content'], 120)}" if p.get("input_content") else "")
+        ),
+        "turn.completed": lambda p: "turn completed",
+        "turn.cancelled": lambda p: "turn cancelled",
+        "session.started": lambda p: "session started",
+        "session.activated": lambda p: "session active",
+        "session.idled": lambda p: "session idle",
+    }
+)
 
 
 def _id_summary(event_type: str, payload: dict[str, Any]) -> str | None:

@@ -81,6 +81,38 @@ KEYS: dict[str, tuple[Key, ...]] = {
         Key("action.cancel", "n", "cancel_action", "Cancel action", "Refuse it", mutates=True),
         Key("action.close", "escape", "close", "Close", "Close without deciding"),
     ),
+    # DecisionScreen (screens.decision): a platform's own choices for held calls (Everruns);
+    # a choice the items do not offer is not shown.
+    "decision": (
+        Key("decision.allow", "a", "choose('allow')", "Allow once", "Let this call run once"),
+        Key(
+            "decision.allow_always",
+            "A",
+            "choose('allow_always')",
+            "Allow always",
+            "Let every call of this tool run in this session",
+        ),
+        Key("decision.reject", "r", "choose('reject')", "Reject", "Refuse this call"),
+        Key(
+            "decision.reject_always",
+            "R",
+            "choose('reject_always')",
+            "Reject always",
+            "Refuse every call of this tool in this session",
+        ),
+        Key("decision.confirm", "y", "choose('confirm')", "Confirm", "Confirm", show=False),
+        Key("decision.cancel", "n", "choose('cancel')", "Cancel", "Refuse", show=False),
+        Key(
+            "decision.send",
+            "ctrl+s",
+            "send",
+            "Send decisions",
+            "Send every call's decision in one request",
+            priority=True,
+            mutates=True,
+        ),
+        Key("decision.close", "escape", "close", "Close", "Close without deciding"),
+    ),
     # SaveArtifactScreen (screens.artifact_save)
     "artifact_save": (Key("artifact_save.cancel", "escape", "cancel", "Cancel", "Do not save"),),
     # ArtifactsScreen (screens.artifacts)

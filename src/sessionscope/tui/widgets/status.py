@@ -41,6 +41,10 @@ class ConnectionIndicator(Static):
         console = console_of(self)
         state = console.connection_state
         glyph, label = STATE_LABEL.get(state, ("?", state.value))
+        detail = console.connection_detail or ""
+        if state is WatchState.POLLING and detail.startswith("polling every"):
+            # How live it is: "polling every 2 s" says more than "polling".
+            label = plain_line(detail, limit=30).plain
         # One restyle for the whole swap (set_class per state restyles on each change).
         self.update_classes({f"-{known.value}": known is state for known in WatchState})
         self.update(Text(f"{glyph} {label}", end=""))
@@ -62,6 +66,9 @@ class AppHeader(Horizontal):
     def compose(self) -> ComposeResult:
         console = find_console(self)
         server = console.backend.display_name if console is not None else ""
+        platform = console.backend.platform_label if console is not None else ""
+        if platform:
+            server = f"{platform} {server}"
         yield Static("sessionscope", classes="app-header--name")
         yield Static(plain_line(server, limit=80), classes="app-header--server")
         yield Static(Text(self._screen_title, end=""), classes="app-header--screen")

@@ -1,0 +1,184 @@
+"""The console on Everruns, driven with Pilot against the Everruns fake (tests/fakes, written from
+the platform's spec and documents): sessions listed, a timeline followed live over SSE, a pause
+of two held calls decided in one screen (one allowed, one rejected, with a reason) and the
+request body checked at the fake; an SVG snapshot of the session screen on Everruns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fakes.everruns import FakeEverruns
+from session_support import SIZE, screen_text, wait_for
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from sessionscope.backends import BackendConfig, WatchState, create_backend
+from sessionscope.backends.everruns import EverrunsBackend
+from sessionscope.tui import clock
+from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.screens.decision import CallChoices, DecisionScreen, DecisionState
+from sessionscope.tui.screens.session import SessionScreen
+from sessionscope.tui.widgets.timeline import Timeline
+
+TOKEN = "evr_pat_console_test"
+BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
+NOW = BASE + timedelta(seconds=75)
+
+
+def backend_config(fake: FakeEverruns, poll_interval: float = 0.05) -> BackendConfig:
+    return BackendConfig(
+        name="everruns",
+        url=fake.url,
+        api_key=TOKEN,
+        timeout=5.0,
+        poll_interval=poll_interval,
+        options={
+            "org_id": fake.org_id,
+            "retry_attempts": 1,
+            "reconnect_base": 0.05,
+            "reconnect_max": 0.2,
+        },
+    )
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_clock() -> Iterator[None]:
+    yield
+    clock.freeze(None)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeEverruns]:
+    running = await FakeEverruns(token=TOKEN).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def open_session(pilot: Pilot[Any], session_id: str) -> SessionScreen:
+    app = pilot.app
+    assert isinstance(app, SessionScopeApp)
+    app.open_session(session_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the session screen")
+    screen = app.screen
+    assert isinstance(screen, SessionScreen)
+    await wait_for(pilot, lambda: bool(screen.query(Timeline)), "the timeline mounted")
+    return screen
+
+
+async def test_sessions_listed_and_a_timeline_followed_live(fake: FakeEverruns) -> None:
+    session_id = fake.add_session("Debug login issue")
+    fake.add_session("Q3 marketing brief")
+    fake.agent_says(session_id, 2)
+    app = SessionScopeApp(create_backend(backend_config(fake)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "Q3 marketing brief" in screen_text(app), "the list")
+        text = screen_text(app)
+        assert "Debug login issue" in text
+        assert "Everruns 127.0.0.1" in text  # the header names the platform and the host
+        # No organisation stream on Everruns: the list is kept fresh by polling, and says so.
+        await wait_for(pilot, lambda: "polling every 0.05 s" in screen_text(app), "the mode")
+        screen = await open_session(pilot, session_id)
+        # Rows follow the platform's sequences; the ephemeral deltas' numbers stay empty.
+        await wait_for(pilot, lambda: screen.timeline.store.row_count == 5, "the timeline")
+        await wait_for(pilot, lambda: screen.watch_state is WatchState.LIVE, "the live stream")
+        fake.agent_says(session_id, 2)
+        await wait_for(pilot, lambda: screen.timeline.store.row_count == 9, "live events")
+        assert fake.stream_queries, "the timeline followed the SSE stream"
+        assert "output.message.delta" not in screen_text(app)
+
+
+async def test_a_pause_of_two_held_calls_is_decided_in_one_screen(fake: FakeEverruns) -> None:
+    session_id = fake.add_session("Payments run")
+    first, second = fake.hold_calls(
+        session_id,
+        [("send_email", {"to": "cfo@example.com", "subject": "Q3"}), ("wire_money", {"usd": 5})],
+    )
+    app = SessionScopeApp(create_backend(backend_config(fake)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "Payments run" in screen_text(app), "the list")
+        app.open_action(session_id, first)
+        await wait_for(pilot, lambda: isinstance(app.screen, DecisionScreen), "the decision")
+        decision = app.screen
+        assert isinstance(decision, DecisionScreen)
+        await wait_for(pilot, lambda: decision.state is DecisionState.READY, "ready")
+        sets = list(decision.query(CallChoices))
+        assert [choices.action.id for choices in sets] == [first, second]
+        # Exactly the platform's choices, each on a key; the safe one picked and focused.
+        assert [c.id for c in sets[0].choices] == [
+            "reject",
+            "allow",
+            "allow_always",
+            "reject_always",
+        ]
+        assert [choice for _, choice in decision.chosen()] == ["reject", "reject"]
+        assert decision.focused is sets[0]
+        assert decision.check_action("choose", ("confirm",)) is False  # not offered here
+        text = screen_text(app)
+        assert "counts as rejected" in text
+        assert "expires in 14m" in text or "expires in 15m 00s" in text
+        assert "Allow always (A)" in text and "covers every call" in text
+        await pilot.press("a")  # the first call: allow once
+        await pilot.press("tab")  # the second keeps its refusal
+        assert decision.focused is sets[1]
+        decision.query_one("#decision-reason", Input).focus()
+        await pilot.press(*"no wires without a ticket")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: decision.state is DecisionState.DONE, "sent")
+        assert "Sent." in screen_text(app)
+        await pilot.press("ctrl+s")  # a second send does nothing
+        assert decision.decisions_sent == 1
+    assert len(fake.approvals) == 1
+    assert fake.approvals[0].body == {
+        "decisions": [
+            {"tool_call_id": first, "decision": "allow"},
+            {"tool_call_id": second, "decision": "reject"},
+        ]
+    }
+    assert fake.approvals[0].headers["everruns-change-reason"] == "no wires without a ticket"
+
+
+class FixedNameBackend(EverrunsBackend):
+    """The real client; only the header's host is fixed (the port changes per run)."""
+
+    @property
+    def display_name(self) -> str:
+        return "everruns.example.com"
+
+
+@pytest.fixture
+def snapshot_fake() -> Iterator[FakeEverruns]:
+    fake = FakeEverruns(token=TOKEN, clock=BASE, deterministic_ids=True)
+    fake.org_id = "org_" + "0" * 31 + "1"
+    session_id = fake.add_session("Debug login issue", agent_id="agent_" + "a" * 32)
+    fake.sessions[session_id]["status"] = "idle"
+    fake.sessions[session_id]["preview"] = "Why does login fail on staging?"
+    fake.agent_says(session_id, 2)
+    with fake:
+        yield fake
+
+
+def test_everruns_session_screen_snapshot(snapshot_fake: FakeEverruns, snap_compare: Any) -> None:
+    clock.freeze(NOW)
+    session_id = next(iter(snapshot_fake.sessions))
+    app = SessionScopeApp(FixedNameBackend(backend_config(snapshot_fake, 2.0)))
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await open_session(pilot, session_id)
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.timeline.store.row_count == 5
+                and screen.watch_state is WatchState.LIVE
+                and "polling every 2 s" in screen_text(app)
+                and "loading…" not in screen_text(app)
+            ),
+            "the session and its live timeline",
+        )
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
