@@ -259,20 +259,13 @@ def _everruns_held(p: dict[str, Any]) -> str:
     return f"waiting on {len(calls)} client tool call{plural}: {names}"
 
 
-#: One line per Everruns event type the console shows often.
+#: One line per Everruns event type the console shows often (``tool.started`` and
+#: ``tool.completed`` share the reference server's names and its summaries).
 _PLATFORM_SUMMARIES.update(
     {
         "input.message": lambda p: _everruns_text(p.get("message")),
         "output.message.completed": lambda p: _everruns_text(p.get("message")),
         "tool.call_requested": _everruns_held,
-        "tool.started": lambda p: (
-            f"{(p.get('tool_call') or {}).get('name', 'tool')} "
-            f"{_compact((p.get('tool_call') or {}).get('arguments'), 120)}"
-        ),
-        "tool.completed": lambda p: (
-            f"{p.get('tool_name', 'tool')} → {p.get('status', '?')}"
-            + (f": {_compact(p['error'], 100)}" if p.get("error") else "")
-        ),
         "turn.started": lambda p: (
             "turn started"
             + (f": {_compact(p['input_content'], 120)}" if p.get("input_content") else "")
