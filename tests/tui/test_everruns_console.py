@@ -175,6 +175,9 @@ def test_everruns_session_screen_snapshot(snapshot_fake: FakeEverruns, snap_comp
                 screen.timeline.store.row_count == 5
                 and screen.watch_state is WatchState.LIVE
                 and "polling every 2 s" in screen_text(app)
+                and "events 5" in screen_text(app)
+                # the loaded events counted in the rate sparkline (drawn once a second)
+                and "peak 3" in screen_text(app)
                 and "loading…" not in screen_text(app)
             ),
             "the session and its live timeline",
