@@ -359,3 +359,40 @@ async def test_errors_are_typed_and_carry_the_messages_and_request_id(
         assert "Invalid API key" in str(denied.value)
     headers = [p for m, p, _q, _b in platform.requests]
     assert headers  # every request went through the gate that checks x-api-key
+
+
+async def test_the_account_watch_polls_for_new_and_changed_sessions(
+    fake: tuple[FakeVectara, str], backend: VectaraBackend
+) -> None:
+    platform, _url = fake
+    platform.create_session("support", "already there")
+    changes: list[Any] = []
+
+    async def watch() -> None:
+        stream = backend.watch_org()
+        async with aclosing(stream):
+            async for change in stream:
+                changes.append(change)
+
+    task = asyncio.create_task(watch())
+    try:
+        await asyncio.sleep(0.2)  # the first poll only learns what is there
+        made = platform.create_session("support", "new one")
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while not changes:
+            assert time.monotonic() < deadline, "no change arrived"
+            await asyncio.sleep(0.02)
+        platform.session("support", made.key).name = "renamed"
+        while len(changes) < 2:
+            assert time.monotonic() < deadline, "the update did not arrive"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [(c.kind, c.session_id) for c in changes] == [
+        ("session.created", made.key),
+        ("session.updated", made.key),
+    ]
+    assert changes[1].session.title == "renamed"

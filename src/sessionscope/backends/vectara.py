@@ -29,7 +29,8 @@ How the platform's shapes map onto the console's:
   ``include_hidden`` is asked for.
 * Live: the platform has no subscription to an existing session, so ``watch_session`` polls the
   events from the last page read (the newest event id known is the cursor: only events after it
-  are new) every ``poll_interval`` seconds, and reports ``polling every N s``.
+  are new) every ``poll_interval`` seconds, and reports ``polling every N s``. ``watch_org``
+  polls the newest sessions the same way and reports the ones created or changed.
 * Input: ``send_message`` posts an ``input_message`` with ``stream_response: true`` and returns as
   soon as the platform has recorded it; the rest of the reply is read in the background (the poll
   shows its events). ``cancel_turn`` posts an ``interrupt``.
@@ -98,6 +99,7 @@ from sessionscope.backends.live import (
 from sessionscope.models import (
     Artifact,
     Event,
+    OrgChange,
     Page,
     Session,
     SessionCreate,
@@ -333,6 +335,7 @@ class VectaraBackend(Backend):
             Capability.EVENTS,
             Capability.HIDE_EVENTS,
             Capability.LIVE_STREAM,
+            Capability.ORG_STREAM,
             Capability.ARTIFACTS,
             Capability.TOOL_CALLS,
         }
@@ -1044,6 +1047,34 @@ class VectaraBackend(Backend):
             yield held
 
     # -- live -----------------------------------------------------------------------------------
+    async def watch_org(
+        self, *, after: int | None = None, on_state: WatchStateCallback | None = None
+    ) -> AsyncIterator[OrgChange]:
+        """Sessions created or changed, by polling the newest sessions (no stream exists)."""
+        poller = _SessionsPoller(self)
+
+        async def no_stream(
+            resume: Resume[OrgChange], state: StateReporter
+        ) -> AsyncGenerator[OrgChange]:
+            raise StreamMissing
+            yield  # pragma: no cover - makes this a generator
+
+        async def stream_missing() -> None:
+            return None
+
+        watch = self._live.watch(
+            open_stream=no_stream,
+            position=lambda change: change.id,
+            after=after,
+            on_state=on_state,
+            poll=poller.poll,
+            stream_missing=stream_missing,
+            where="GET /v2/agents/…/sessions",
+        )
+        async with aclosing(watch):
+            async for change in watch:
+                yield change
+
     async def watch_session(
         self,
         session_id: str,
@@ -1079,6 +1110,41 @@ class VectaraBackend(Backend):
         async with aclosing(watch):
             async for event in watch:
                 yield event
+
+
+class _SessionsPoller:
+    """Organisation changes without a stream: the newest sessions, compared between polls.
+    Positions are counters, for ordering and de-duplication; the first poll only learns what is
+    there (the console starts its watch from "now": the listing carries no stream position)."""
+
+    def __init__(self, backend: VectaraBackend) -> None:
+        self._backend = backend
+        self._known: dict[str, dict[str, Any]] | None = None
+        self._counter = 0
+
+    async def poll(self, last: int | None) -> list[OrgChange]:
+        if last is not None and self._counter < last:
+            self._counter = last
+        page = await self._backend.list_sessions(limit=_MAX_PLATFORM_PAGE)
+        changes: list[OrgChange] = []
+        current = {
+            session.id: session.model_dump(mode="json", exclude={"last_sequence"})
+            for session in page.data
+        }
+        if self._known is not None:
+            for session in page.data:
+                before = self._known.get(session.id)
+                if before is None or before != current[session.id]:
+                    self._counter += 1
+                    kind = "session.created" if before is None else "session.updated"
+                    changes.append(
+                        OrgChange(
+                            id=self._counter, kind=kind, session_id=session.id, session=session
+                        )
+                    )
+        # Sessions that slid off the first page stay known, so they are not "created" again.
+        self._known = {**(self._known or {}), **current}
+        return changes
 
 
 class ArtifactScanner:
