@@ -13,13 +13,14 @@ import pytest
 from fakes.everruns import FakeEverruns
 from session_support import SIZE, screen_text, wait_for
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from sessionscope.backends import BackendConfig, WatchState, create_backend
 from sessionscope.backends.everruns import EverrunsBackend
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.decision import CallChoices, DecisionScreen, DecisionState
+from sessionscope.tui.screens.lifecycle import CreateSessionScreen
 from sessionscope.tui.screens.session import SessionScreen
 from sessionscope.tui.widgets.timeline import Timeline
 
@@ -185,3 +186,38 @@ def test_everruns_session_screen_snapshot(snapshot_fake: FakeEverruns, snap_comp
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_the_new_session_form_offers_the_platforms_fields_and_checks_ids(
+    fake: FakeEverruns,
+) -> None:
+    fake.add_session("existing")
+    app = SessionScopeApp(create_backend(backend_config(fake)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "existing" in screen_text(app), "the list")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateSessionScreen), "the form")
+        form = app.screen
+        assert isinstance(form, CreateSessionScreen)
+        # Exactly everruns-create-session.txt's fields: no metadata, no first prompt.
+        for present in ("#create-agent", "#create-title", "#create-tags", "#create-model"):
+            assert form.query(present), present
+        assert form.query("#create-capabilities")
+        assert not form.query("#create-metadata") and not form.query("#create-prompt")
+        form.query_one("#create-agent", Input).value = "agent_42"
+        form.query_one("#create-title", Input).value = "Debug login issue"
+        await pilot.press("ctrl+s")
+        error = form.query_one("#create-agent_id-error", Static)
+        await wait_for(pilot, lambda: "32 hex" in str(error.render()), "the field's error")
+        assert len(fake.sessions) == 1, "nothing was sent"
+        form.query_one("#create-agent", Input).value = "agent_" + "a" * 32
+        form.query_one("#create-model", Input).value = "model_" + "b" * 32
+        form.query_one("#create-capabilities", Input).value = "tool_approval, current_time"
+        form.query_one("#create-tags", Input).value = "debugging, urgent"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: len(fake.sessions) == 2, "the created session")
+    created = next(s for s in fake.sessions.values() if s["title"] == "Debug login issue")
+    assert created["agent_id"] == "agent_" + "a" * 32
+    assert created["model_id"] == "model_" + "b" * 32
+    assert created["tags"] == ["debugging", "urgent"]
+    assert created["capabilities"] == [{"ref": "tool_approval"}, {"ref": "current_time"}]

@@ -379,6 +379,8 @@ class EverrunsBackend(Backend):
     )
     platform_label = "Everruns"
     decides_in_batches = True
+    #: everruns-create-session.txt: agent_id (required), title, tags, model_id, capabilities.
+    create_fields = frozenset({"agent_id", "title", "tags", "model_id", "capabilities"})
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

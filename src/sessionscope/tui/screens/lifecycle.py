@@ -22,7 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 from textual.worker import Worker
 
-from sessionscope.backends.base import Backend, BackendError
+from sessionscope.backends.base import Backend, BackendError, ValidationFailed
 from sessionscope.models import CloseResult, Event, Session, SessionCreate, SessionUpdate
 from sessionscope.tui.context import console_of
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
@@ -142,11 +142,23 @@ class CreateSessionScreen(_FormScreen[Session | None]):
             if "agent_id" in fields:
                 yield Label("Agent", classes="form-label")
                 yield Input(placeholder="agent id", id="create-agent")
+                yield Static("", id="create-agent_id-error", classes="form-error")
             yield Label("Title", classes="form-label")
             yield Input(placeholder="what this session is for", id="create-title")
             if "tags" in fields:
                 yield Label("Tags (comma separated)", classes="form-label")
                 yield Input(placeholder="billing, urgent", id="create-tags")
+            if "model_id" in fields:
+                yield Label("Model (optional; overrides the agent's)", classes="form-label")
+                yield Input(placeholder="model id", id="create-model")
+                yield Static("", id="create-model_id-error", classes="form-error")
+            if "capabilities" in fields:
+                yield Label(
+                    "Capabilities (comma separated refs; added to the agent's)",
+                    classes="form-label",
+                )
+                yield Input(placeholder="tool_approval, current_time", id="create-capabilities")
+                yield Static("", id="create-capabilities-error", classes="form-error")
             if "metadata" in fields:
                 yield Label("Metadata (a JSON object, optional)", classes="form-label")
                 yield TextArea(id="create-metadata", language=None, soft_wrap=True)
@@ -173,12 +185,34 @@ class CreateSessionScreen(_FormScreen[Session | None]):
 
     def spec(self) -> SessionCreate:
         prompt = self._value("#create-prompt")
+        extra: dict[str, Any] = {}
+        capabilities = parse_tags(self._value("#create-capabilities"))
+        if capabilities:
+            # Everruns' session-level capabilities ({ref, config}); carried as an extra field.
+            extra["capabilities"] = [{"ref": ref} for ref in capabilities]
         return SessionCreate(
             agent_id=self._value("#create-agent").strip() or None,
             title=self._value("#create-title").strip(),
             tags=parse_tags(self._value("#create-tags")),
             prompt=prompt if prompt.strip() else None,
+            model_id=self._value("#create-model").strip() or None,
+            **extra,
         )
+
+    def show_field_errors(self, error: ValidationFailed) -> None:
+        """The platform's (or the backend's own) verdict on a field, under that field."""
+        for widget in self.query(".form-error"):
+            if isinstance(widget, Static) and (widget.id or "").endswith("-error"):
+                if widget.id != "create-metadata-error":
+                    widget.update("")
+        named = [e for e in error.errors if isinstance(e.get("field"), str)]
+        if not named and "agent" in error.message.lower() and self.query("#create-agent_id-error"):
+            named = [{"field": "agent_id", "message": error.message}]
+        for item in named:
+            found = self.query(f"#create-{item['field']}-error")
+            if found:
+                message = str(item.get("message") or error.message)
+                found.first(Static).update(plain(message))
 
     def action_create(self) -> None:
         spec = self.spec()
@@ -193,7 +227,11 @@ class CreateSessionScreen(_FormScreen[Session | None]):
 
         async def create() -> None:
             self.show_status("Creating…")
-            session = await self.backend.create_session(spec)
+            try:
+                session = await self.backend.create_session(spec)
+            except ValidationFailed as error:
+                self.show_field_errors(error)
+                raise
             notify_plain(
                 self.app, f"Created session {session_label(session)}", title="Session created"
             )
