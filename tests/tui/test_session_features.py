@@ -263,8 +263,8 @@ async def test_an_event_and_its_notice_in_one_batch_end_up_hidden(server: Any) -
             timeline = screen.timeline
             # Hold the flush so that everything the stream delivers next lands in one batch,
             # whatever the network's timing: the case under test, made deterministic.
-            assert not screen._flush_scheduled and not screen._batch
-            screen._flush_scheduled = True
+            assert not screen._live._scheduled and not len(screen._live)
+            screen._live._scheduled = True
             hidden = await post_event(client, session_id, "message.agent", {"content": "tok-1"})
             deleted = await post_event(client, session_id, "message.agent", {"content": "tok-2"})
             for kind, target in (("event.hidden", hidden), ("event.deleted", deleted)):
@@ -274,8 +274,8 @@ async def test_an_event_and_its_notice_in_one_batch_end_up_hidden(server: Any) -
                     kind,
                     {"event_id": target["id"], "sequence": target["sequence"]},
                 )
-            await wait_for(pilot, lambda: len(screen._batch) == 4, "the four live events")
-            screen._flush()
+            await wait_for(pilot, lambda: len(screen._live) == 4, "the four live events")
+            screen._live.flush()
             assert timeline.store.row_count == notice["sequence"]
             await wait_for(
                 pilot,

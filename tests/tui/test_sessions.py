@@ -443,8 +443,8 @@ async def test_changes_arriving_during_shutdown_are_dropped(
         # The first steps of App._shutdown: the app stops running, then the screens' widgets go.
         app._running = False
         await app.sessions_screen.query_one("#sessions-summary").remove()
-        app._pending_changes.append(change)
+        app._org_live.add(change)
         try:
-            app._flush_changes()
+            app._org_live.flush()
         finally:
             app._running = True  # so that run_test can shut the app down the normal way

@@ -28,6 +28,7 @@ from sessionscope.backends import (
 )
 from sessionscope.models import OrgChange, Session, SessionStatus
 from sessionscope.tui import collector
+from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.context import ConsoleContext
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE
@@ -51,7 +52,8 @@ log = logging.getLogger("sessionscope.tui")
 #: Imported in the background once the sessions list has painted (see ``warm_up``).
 WARM_UP_MODULES = ("sessionscope.tui.screens.session",)
 
-#: Live changes are applied at most this often, so a burst becomes one repaint.
+#: Live changes are applied at most this often (the first after a quiet spell at once), so a
+#: burst becomes one repaint.
 FLUSH_INTERVAL = 0.15
 
 #: The collector resumes this long after mount even if the first page has not painted by then
@@ -97,7 +99,9 @@ class SessionScopeApp(App[None]):
         #: Where the organisation watch resumes: the last change it delivered, or the position
         #: it started from.
         self._org_position: int | None = None
-        self._pending_changes: list[OrgChange] = []
+        self._org_live: Coalescer[OrgChange] = Coalescer(
+            self, self._apply_changes, hz=1 / FLUSH_INTERVAL, name="org-flush"
+        )
         self._titles: dict[str, str] = {}
         self._first_page: FirstPage | None = None
         self.sub_title = backend.display_name + ("  READ-ONLY" if read_only else "")
@@ -130,7 +134,6 @@ class SessionScopeApp(App[None]):
 
         self.sessions_screen = SessionsScreen(first_page=self._first_page)
         self.push_screen(self.sessions_screen)
-        self._flush_timer = self.set_interval(FLUSH_INTERVAL, self._flush_changes, name="org-flush")
         self.set_timer(STARTUP_COLLECTOR_LIMIT, collector.end_startup, name="end-startup")
         if self._unknown_keymap_ids:
             self.notify(
@@ -215,7 +218,7 @@ class SessionScopeApp(App[None]):
                 after=self._org_position, on_state=self._on_watch_state
             ):
                 self._org_position = change.id
-                self._pending_changes.append(change)
+                self._org_live.add(change)
         except Unsupported:
             self._on_watch_state(
                 WatchState.OFFLINE, "this backend has no live updates; r refreshes"
@@ -228,15 +231,7 @@ class SessionScopeApp(App[None]):
         except asyncio.CancelledError:
             raise
 
-    def _flush_changes(self) -> None:
-        if not self.is_running:
-            # Shutting down: Textual removes the screens' widgets before it stops the app's
-            # timers, so a late tick would query widgets that are already gone.
-            self._flush_timer.stop()
-            return
-        if not self._pending_changes:
-            return
-        batch, self._pending_changes = self._pending_changes, []
+    def _apply_changes(self, batch: list[OrgChange]) -> None:
         for change in batch:
             if change.session is not None:
                 self._titles[change.session_id] = change.session.title

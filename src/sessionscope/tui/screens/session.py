@@ -8,7 +8,6 @@ in read-only mode the mutating ones are greyed out and labelled read-only."""
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -41,6 +40,7 @@ from sessionscope.models import (
     SessionUpdate,
 )
 from sessionscope.tui import clock, event_summary
+from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.context import console_of
 from sessionscope.tui.event_rate import EventRate
 from sessionscope.tui.keys import GatedKeys, bindings
@@ -140,9 +140,9 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         self.type_filter: str | None = None
         self.watch_state: WatchState = WatchState.CONNECTING
         self.watch_detail: str | None = None
-        self._batch: list[Event] = []
-        self._flush_scheduled = False
-        self._last_flush = 0.0
+        self._live: Coalescer[Event] = Coalescer(
+            self, self._flush, hz=FLUSH_HZ, name="timeline-flush"
+        )
         self._timeline_started = False
         self._last_seen = 0
         self._meta_stale = False
@@ -352,32 +352,14 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
             async for event in self.backend.watch_session(
                 self.session_id, after=self._last_seen, on_state=on_state
             ):
-                self._batch.append(event)
-                self._schedule_flush()
+                self._live.add(event)
         except BackendError as error:
             self.watch_state = WatchState.OFFLINE
             self.watch_detail = str(error)
             self._render_status()
 
-    def _schedule_flush(self) -> None:
-        """Apply the first event after a quiet spell at once (on the next turn of the loop, so
-        the rest of one network read joins it); while events keep coming, at most FLUSH_HZ."""
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        delay = self._last_flush + 1 / FLUSH_HZ - time.monotonic()
-        if delay <= 0:
-            self.call_later(self._flush)
-        else:
-            self.set_timer(delay, self._flush, name="timeline-flush")
-
-    def _flush(self) -> None:
+    def _flush(self, batch: list[Event]) -> None:
         """Apply the live events gathered since the last flush in one go."""
-        self._flush_scheduled = False
-        self._last_flush = time.monotonic()
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
         now = clock.now()
         for event in batch:
             self.rate.add(event.created_at, now)
@@ -385,25 +367,10 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         self._last_seen = live.last_sequence
         self._seen_types |= live.types
         self._meta_stale |= live.meta_stale
-        added = self.timeline.store.append(batch)
-        # After the append: a notice may name an event of this same batch (a resumed backlog,
-        # or a burst within one flush interval), which the store only holds from now on.
-        visibility_changed = False
-        for notice in live.visibility_notices:
-            visibility_changed |= self._apply_visibility_event(notice)
-        self.timeline.apply_appended(added)
-        if visibility_changed:
-            self.timeline.refresh()
+        self.timeline.append(batch, live.visibility_notices)
         if live.tool_calls_changed:
             self._reload_tool_calls()
         self._render_status()
-
-    def _apply_visibility_event(self, event: Event) -> bool:
-        change = event_summary.visibility_change(event)
-        if change is None:
-            return False
-        sequence, event_id, hidden = change
-        return self.timeline.store.apply_visibility(sequence, event_id, hidden)
 
     def _reload_tool_calls(self) -> None:
         for pane in self.query(ToolCallsPane):
@@ -781,8 +748,7 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
                 return
             hidden = None if outcome.event is None else outcome.event.hidden
             # The stream may announce the change too; applying it twice is harmless.
-            if self.timeline.store.apply_visibility(event.sequence, event.id, hidden):
-                self.timeline.refresh()
+            self.timeline.apply_visibility(event.sequence, event.id, hidden)
 
         # On the app: the flow waits on modals pushed over this screen.
         self.app.run_worker(decide(), name="event-visibility", group="lifecycle")

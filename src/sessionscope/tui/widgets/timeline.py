@@ -15,6 +15,7 @@ placeholders.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import ClassVar, NamedTuple
 
@@ -170,8 +171,27 @@ class Timeline(ScrollView, can_focus=True):
             self._rows_shown = True
             self.call_after_refresh(self.post_message, self.FirstRowsShown())
 
-    def apply_appended(self, added: int) -> None:
-        """Called by the screen after it appended a batch of live events to the store."""
+    def append(self, events: Sequence[Event], visibility_notices: Iterable[Event] = ()) -> None:
+        """Live events, in order; ``visibility_notices`` (hides, unhides, deletes among them) are
+        applied after the append: a notice may name an event of this same batch (a resumed
+        backlog, or a burst within one flush), which the store only holds from then on."""
+        added = self.store.append(events)
+        changed = False
+        for notice in visibility_notices:
+            change = event_summary.visibility_change(notice)
+            if change is not None:
+                changed |= self.store.apply_visibility(*change)
+        self._show_appended(added)
+        if changed:
+            self.refresh()
+
+    def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> None:
+        """A hide (``True``), unhide (``False``) or delete (``None``) the operator made: shown on
+        the cached row at once (the stream may announce it too; applying it twice is harmless)."""
+        if self.store.apply_visibility(sequence, event_id, hidden):
+            self.refresh()
+
+    def _show_appended(self, added: int) -> None:
         if not added:
             return
         self._sync_size()
