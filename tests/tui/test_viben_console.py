@@ -12,12 +12,14 @@ import pytest
 from fakes.viben import FakeViben
 from session_support import SIZE, screen_text, wait_for
 from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
 
 from sessionscope.backends import BackendConfig, Capability, WatchState, create_backend
 from sessionscope.backends.viben import VibenBackend
-from sessionscope.models import SessionStatus
+from sessionscope.models import Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.screens.lifecycle import CreateSessionScreen
 from sessionscope.tui.screens.session import SessionScreen
 from sessionscope.tui.widgets.timeline import Timeline
 
@@ -135,6 +137,30 @@ async def test_pause_is_off_in_read_only_mode_or_without_the_capability(
             if active.binding.id in ("session.pause", "session.resume")
         }
         assert offered == {"session.pause": False, "session.resume": False}
+
+
+async def test_a_viben_session_created_from_the_form(gateway: FakeViben) -> None:
+    """The form offers exactly what the gateway takes: agent, task and prompt."""
+    app = SessionScopeApp(create_backend(viben_config(gateway)))
+    created: list[Session | None] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CreateSessionScreen(), created.append)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, CreateSessionScreen) and app.screen.focused is not None,
+            "the form",
+        )
+        form = app.screen
+        assert not form.query("#create-title") and not form.query("#create-tags")
+        await pilot.press(*"CODEX")  # the agent field has the focus
+        form.query_one("#create-task", Input).value = "task-42"
+        form.query_one("#create-prompt", TextArea).text = "Fix the flaky test"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: bool(created), "the session to be created")
+    session = created[0]
+    assert session is not None and session.status is SessionStatus.CREATED
+    bodies = [json.loads(r.body) for r in gateway.seen("POST", "/api/sessions")]
+    assert bodies == [{"agent_id": "CODEX", "task_id": "task-42", "prompt": "Fix the flaky test"}]
 
 
 async def test_an_api_key_given_for_viben_is_noted_on_screen(gateway: FakeViben) -> None:

@@ -439,6 +439,8 @@ class _SseRefused(Exception):
 
 class VibenBackend(Backend):
     name = "viben"
+    platform_label = "Viben"
+    create_fields = frozenset({"agent_id", "task_id", "prompt"})
     capabilities = frozenset(
         {
             Capability.LIST_SESSIONS,

@@ -143,8 +143,12 @@ class CreateSessionScreen(_FormScreen[Session | None]):
                 yield Label("Agent", classes="form-label")
                 yield Input(placeholder="agent id", id="create-agent")
                 yield Static("", id="create-agent_id-error", classes="form-error")
-            yield Label("Title", classes="form-label")
-            yield Input(placeholder="what this session is for", id="create-title")
+            if "title" in fields:
+                yield Label("Title", classes="form-label")
+                yield Input(placeholder="what this session is for", id="create-title")
+            if "task_id" in fields:
+                yield Label("Task (optional)", classes="form-label")
+                yield Input(placeholder="task id", id="create-task")
             if "tags" in fields:
                 yield Label("Tags (comma separated)", classes="form-label")
                 yield Input(placeholder="billing, urgent", id="create-tags")
@@ -192,6 +196,7 @@ class CreateSessionScreen(_FormScreen[Session | None]):
             extra["capabilities"] = [{"ref": ref} for ref in capabilities]
         return SessionCreate(
             agent_id=self._value("#create-agent").strip() or None,
+            task_id=self._value("#create-task").strip() or None,
             title=self._value("#create-title").strip(),
             tags=parse_tags(self._value("#create-tags")),
             prompt=prompt if prompt.strip() else None,
