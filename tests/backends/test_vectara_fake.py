@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from sessionscope.backends import (
     create_backend,
 )
 from sessionscope.backends.vectara import ArtifactScanner, VectaraBackend
+from sessionscope.config import resolve
 from sessionscope.models import Event, SessionStatus, SessionUpdate, ToolResult
 
 DEADLINE_SECONDS = 30.0
@@ -396,3 +398,34 @@ async def test_the_account_watch_polls_for_new_and_changed_sessions(
         ("session.updated", made.key),
     ]
     assert changes[1].session.title == "renamed"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_readme_profile_builds_a_vectara_backend(tmp_path: Path) -> None:
+    readme = README.read_text()
+    block = readme.split("### Vectara", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    (tmp_path / "config.toml").write_text(block)
+    settings = resolve(
+        profile="vectara",
+        environ={"VECTARA_API_KEY": "key-from-env"},
+        path=tmp_path / "config.toml",
+    )
+    built = create_backend(
+        BackendConfig(
+            name=settings.backend,
+            url=settings.url,
+            api_key=settings.api_key,
+            options=settings.options,
+        )
+    )
+    try:
+        assert isinstance(built, VectaraBackend)
+        assert built.agent_key == "customer_support"
+        assert built._live.poll_interval == 5
+        assert built._http.client.headers["x-api-key"] == "key-from-env"
+        assert "authorization" not in built._http.client.headers
+        assert built.display_name == "Vectara api.vectara.io"
+    finally:
+        await built.aclose()

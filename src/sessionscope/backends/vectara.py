@@ -44,8 +44,9 @@ How the platform's shapes map onto the console's:
   read chunk, and checks ``checksum_sha256`` over the whole content before its last piece is
   handed over (a mismatch raises ``ProtocolError``).
 
-Options (``BackendConfig.options``): ``agent_key``; ``page_size`` (platform page size, 1-100,
-default 100); the shared ``retry_*``, ``reconnect_base``/``reconnect_max``, ``max_connections``.
+Options (``BackendConfig.options``): ``agent_key``; ``poll_interval`` (seconds, default the
+config's 2); ``page_size`` (platform page size, 1-100, default 100); the shared ``retry_*``,
+``reconnect_base``/``reconnect_max``, ``max_connections``.
 """
 
 from __future__ import annotations
@@ -358,7 +359,8 @@ class VectaraBackend(Backend):
                 base=option(config, "reconnect_base", 0.5),
                 cap=option(config, "reconnect_max", 15.0),
             ),
-            poll_interval=config.poll_interval,
+            # An operator's ``--option poll_interval=5`` (or profile option) wins.
+            poll_interval=option(config, "poll_interval", config.poll_interval),
             redact=self._http.redact,
             force_poll=True,
         )
