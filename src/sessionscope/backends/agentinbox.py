@@ -263,6 +263,7 @@ class AgentInboxBackend(Backend):
         }
     )
 
+    platform_label = "AgentInbox"
     #: ``POST /sessions`` takes a name and metadata, nothing else.
     create_fields = frozenset({"title", "metadata"})
 
