@@ -262,7 +262,7 @@ async def test_a_429_waits_the_retry_hint_then_sends_the_same_request(
         await backend.send_message(thread_id, "again")
     assert caught.value.retry_after == 90
     events = (await backend.list_events(thread_id)).data
-    assert events[-1].type == "error" and "not delivered" in events[-1].payload["message"]
+    assert events[-1].type == "error" and "no reply recorded" in events[-1].payload["message"]
 
 
 async def test_errors_are_mapped_from_the_error_code(
@@ -384,3 +384,21 @@ def test_the_default_record_is_one_file_per_profile(monkeypatch: pytest.MonkeyPa
     assert path(endpoint="sales").name == "api.ag2trust.com-sales.sqlite3"
     assert path(profile="../../etc/x").parent == path(profile="prod").parent
     assert path(record="~/r.sqlite3") == Path("~/r.sqlite3").expanduser()
+
+
+def test_the_console_command_explains_a_damaged_record(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sessionscope.cli import main
+
+    path = tmp_path / "broken.sqlite3"
+    path.write_bytes(b"garbage" * 100)
+    result = CliRunner().invoke(
+        main,
+        ["--backend", "ag2trust", "--api-key", "cust_x", "--option", f"record={path}"],
+        env={"SESSIONSCOPE_CONFIG": str(tmp_path / "none.toml")},
+    )
+    assert result.exit_code == 1
+    assert "damaged or not a database" in result.output and "left untouched" in result.output
+    assert "Traceback" not in result.output
+    assert path.read_bytes() == b"garbage" * 100

@@ -270,7 +270,7 @@ class Record:
                 db,
                 thread_id,
                 EventType.ERROR,
-                {"message": f"not delivered: {reason}", "idempotency_key": idempotency_key},
+                {"message": f"no reply recorded: {reason}", "idempotency_key": idempotency_key},
                 origin=f"undelivered:{idempotency_key}",
             )
             self._change(db, "session.updated", thread_id)
