@@ -65,6 +65,9 @@ async def test_start_a_thread_confirm_its_action_and_see_the_result(
         await pilot.press("n")
         await wait_for(pilot, lambda: on_top(app, CreateSessionScreen), "the new-session form")
         form = app.screen
+        # The pool assigns the agent: no agent field; the first prompt is what starts a thread.
+        assert not form.query("#create-agent")
+        assert "First prompt (optional)" not in screen_text(app)
         form.query_one("#create-title", Input).value = "Order 123"
         form.query_one("#create-prompt", TextArea).text = "Please email me the order confirmation"
         await pilot.press("ctrl+s")

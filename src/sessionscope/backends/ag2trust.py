@@ -278,8 +278,13 @@ class AG2TrustBackend(Backend):
             Capability.VARIABLES,
         }
     )
+    platform_label = "AG2Trust"
     #: For the close confirmation.
     close_note = "Closing ends the conversation and stops billing for it."
+    #: A thread starts with its first message; title and tags live in the local record only
+    #: (the pool assigns the agent).
+    create_fields = frozenset({"title", "tags", "prompt"})
+    prompt_required = True
 
     def __init__(self, config: BackendConfig) -> None:
         url = config.url if config.url and config.url != _NATIVE_DEFAULT_URL else DEFAULT_URL

@@ -196,6 +196,8 @@ class Backend(abc.ABC):
     #: The ``SessionCreate`` fields the platform takes: the console's new-session form offers
     #: exactly these.
     create_fields: frozenset[str] = frozenset({"agent_id", "title", "tags", "prompt"})
+    #: A session starts with its first message (AG2Trust's pool endpoint): the form asks for it.
+    prompt_required: bool = False
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

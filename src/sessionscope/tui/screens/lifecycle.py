@@ -168,7 +168,10 @@ class CreateSessionScreen(_FormScreen[Session | None]):
                 yield TextArea(id="create-metadata", language=None, soft_wrap=True)
                 yield Static("", id="create-metadata-error", classes="form-error")
             if "prompt" in fields:
-                yield Label("First prompt (optional)", classes="form-label")
+                yield Label(
+                    "First prompt" + ("" if self.backend.prompt_required else " (optional)"),
+                    classes="form-label",
+                )
                 yield TextArea(id="create-prompt", soft_wrap=True)
             yield self.status_line()
             with Horizontal(classes="dialog-buttons"):
