@@ -30,6 +30,12 @@ import click
 @click.option("--profile", default=None, help="A profile from `sessionscope config path`.")
 @click.option("--read-only", is_flag=True, help="Disable every key that changes something.")
 @click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
+@click.option(
+    "--all-profiles", is_flag=True, help="Open every profile at once: one list, one inbox."
+)
+@click.option(
+    "--profiles", "profile_names", default=None, help="Open these profiles at once: a,b,c."
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -40,6 +46,8 @@ def main(
     profile: str | None,
     read_only: bool,
     bell: bool,
+    all_profiles: bool,
+    profile_names: str | None,
 ) -> None:
     """sessionscope: a terminal console for AI-agent sessions.
 
@@ -48,6 +56,14 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
     from sessionscope.config import ConfigError, parse_options, resolve
+
+    if all_profiles or profile_names:
+        run_fleet_console(
+            None if all_profiles else [n.strip() for n in (profile_names or "").split(",")],
+            read_only=read_only,
+            bell=bell,
+        )
+        return
 
     try:
         settings = resolve(
@@ -135,16 +151,120 @@ def run_console(
         raise click.ClickException(error.message) from None
     except (ValueError, TypeError) as error:
         raise click.ClickException(f"cannot use {url!r}: {error}") from None
+    from sessionscope.audit import AuditLog
+    from sessionscope.backends.audited import AuditedBackend
     from sessionscope.tui.app import SessionScopeApp
 
+    profile = (options or {}).get("profile")
     SessionScopeApp(
-        backend,
+        AuditedBackend(backend, AuditLog(), profile=profile),
         read_only=read_only,
         bell=bell,
         about=about,
         loading_note=loading_note,
         keymap=keymap,
     ).run()
+
+
+def run_fleet_console(
+    names: list[str] | None, *, read_only: bool = False, bell: bool = False
+) -> None:
+    """Open several profiles at once (``None``: every profile in the file)."""
+    from sessionscope.tui import collector
+
+    collector.pause_for_startup()
+    _import_httpx_without_its_command_line()
+    from sessionscope.audit import AuditLog
+    from sessionscope.backends import BackendConfig, BackendError, create_backend
+    from sessionscope.backends.audited import AuditedBackend
+    from sessionscope.backends.fleet import FleetBackend, FleetMember
+    from sessionscope.config import ConfigError, load_profiles, resolve
+
+    try:
+        known = load_profiles()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    chosen = sorted(known.profiles) if names is None else [n for n in names if n]
+    if not chosen:
+        raise click.ClickException(f"no profiles in {known.path}")
+    log = AuditLog()
+    members = []
+    try:
+        for name in chosen:
+            settings = resolve(profile=name, read_only=read_only)
+            backend = create_backend(
+                BackendConfig(
+                    name=settings.backend,
+                    url=settings.url,
+                    api_key=settings.api_key,
+                    options=_with_profile(
+                        _with_key_note(settings.options, settings.key_note), name
+                    ),
+                )
+            )
+            members.append(
+                FleetMember(
+                    name, AuditedBackend(backend, log, profile=name), read_only=settings.read_only
+                )
+            )
+        fleet = FleetBackend(members)
+    except (ConfigError, BackendError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    from sessionscope.tui.app import SessionScopeApp
+
+    SessionScopeApp(fleet, bell=bell).run()
+
+
+@main.command("audit")
+@click.option("--profile", default=None, help="Only this profile's sends.")
+@click.option("--session", "session_id", default=None, help="Only this session's sends.")
+@click.option("--operation", default=None, help="Only this operation (decide, close, ...).")
+@click.option("--outcome", default=None, help="Only this outcome (sent, failed, interrupted...).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+def audit_command(
+    profile: str | None,
+    session_id: str | None,
+    operation: str | None,
+    outcome: str | None,
+    as_json: bool,
+) -> None:
+    """Print the operator's trail: every decision and change the console sent."""
+    from sessionscope import audit
+    from sessionscope.backends._http import neutralise_detail
+
+    log = audit.AuditLog()
+    records = audit.matching(
+        log.records(),
+        profile=profile,
+        session_id=session_id,
+        operation=operation,
+        outcome=outcome,
+    )
+    if as_json:
+        for record in records:
+            click.echo(audit.as_json(record))
+        return
+    if not records:
+        click.echo(f"nothing recorded in {log.path}", err=True)
+        return
+    for record in records:
+        what = " ".join(
+            part
+            for part in (
+                record.operation,
+                record.choice or "",
+                f"item {record.item_id}" if record.item_id else "",
+            )
+            if part
+        )
+        detail = f" ({record.detail})" if record.detail else ""
+        reason = f" reason: {record.reason!r}" if record.reason else ""
+        line = (
+            f"{record.time}  {record.profile or '-'}  {record.backend}  "
+            f"{record.session_id or '-'}  {what}  -> {record.outcome}{detail}{reason}"
+        )
+        # Ids and details come from platforms: never let them drive the terminal.
+        click.echo(neutralise_detail(line, limit=2000))
 
 
 @main.group("config")
