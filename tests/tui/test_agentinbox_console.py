@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fakes.agentinbox import AgentInboxFake
-from session_support import SIZE, screen_text, wait_for
+from session_support import SIZE, screen_lines, screen_text, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Button, TextArea
 
@@ -159,6 +159,12 @@ async def test_the_timeline_follows_new_entries_with_summaries(fake: AgentInboxF
         assert f"session {session_id} created" in screen_text(app)
         assert screen.watch_state is WatchState.POLLING
         assert "polling every" in screen_text(app)
+        # The header: the platform, its host, and how the console follows it.
+        await wait_for(
+            pilot, lambda: app.connection_state is WatchState.POLLING, "the org watch polling"
+        )
+        await wait_for(pilot, lambda: "polling" in screen_lines(app)[0], "the header's state")
+        assert "AgentInbox" in screen_lines(app)[0]
         message_id = fake.receive_message(session_id)
         fake.add_event(session_id, "inbox.deleted", {"inboxId": inbox_id})
         await wait_for(
