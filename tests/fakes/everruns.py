@@ -90,6 +90,8 @@ class FakeEverruns:
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _open_streams: int = 0
+    #: (status, retry_after_seconds) for the next requests, answered as problem+json.
+    _failures: list[tuple[int, int | None]] = field(default_factory=list)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -205,6 +207,11 @@ class FakeEverruns:
         self.emit(session_id, "tool.call_requested", {"tool_calls": entries})
         return [entry["id"] for entry in entries]
 
+    def fail_next(self, status: int, *, retry_after_seconds: int | None = None) -> None:
+        """Answer the next request with ``status`` (problem+json, the platform's retry hint in
+        ``retry_after_seconds`` as its ErrorResponse schema has it)."""
+        self._failures.append((status, retry_after_seconds))
+
     def held(self, session_id: str) -> list[str]:
         if self.sessions[session_id]["status"] != "waiting_for_tool_results":
             return []
@@ -313,6 +320,10 @@ class FakeEverruns:
 
         @api.middleware("http")
         async def auth(request: Request, call_next: Any) -> Response:
+            if self._failures:
+                status, retry_after = self._failures.pop(0)
+                extra = {} if retry_after is None else {"retry_after_seconds": retry_after}
+                return problem(status, "Injected", "injected failure", **extra)
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return problem(401, "Unauthorized", "Invalid or missing token")
             org = request.headers.get("x-org-id")

@@ -29,7 +29,9 @@ BASE = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
 NOW = BASE + timedelta(seconds=75)
 
 
-def backend_config(fake: FakeEverruns, poll_interval: float = 0.05) -> BackendConfig:
+def backend_config(
+    fake: FakeEverruns, poll_interval: float = 0.05, **options: object
+) -> BackendConfig:
     return BackendConfig(
         name="everruns",
         url=fake.url,
@@ -41,6 +43,7 @@ def backend_config(fake: FakeEverruns, poll_interval: float = 0.05) -> BackendCo
             "retry_attempts": 1,
             "reconnect_base": 0.05,
             "reconnect_max": 0.2,
+            **options,
         },
     )
 
@@ -91,6 +94,12 @@ async def test_sessions_listed_and_a_timeline_followed_live(fake: FakeEverruns) 
         await wait_for(pilot, lambda: screen.timeline.store.row_count == 9, "live events")
         assert fake.stream_queries, "the timeline followed the SSE stream"
         assert "output.message.delta" not in screen_text(app)
+        # The gate holds two calls: the live event brings them to the session's pending items.
+        fake.hold_calls(session_id, [("send_email", {"to": "a@example.com"}), ("rm", {})])
+        await wait_for(pilot, lambda: len(screen._actions) == 2, "the held calls listed")
+        await wait_for(pilot, lambda: "2 calls held for approval" in screen_text(app), "summary")
+        await pilot.press("p", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DecisionScreen), "the decision")
 
 
 async def test_a_pause_of_two_held_calls_is_decided_in_one_screen(fake: FakeEverruns) -> None:
@@ -221,3 +230,24 @@ async def test_the_new_session_form_offers_the_platforms_fields_and_checks_ids(
     assert created["model_id"] == "model_" + "b" * 32
     assert created["tags"] == ["debugging", "urgent"]
     assert created["capabilities"] == [{"ref": "tool_approval"}, {"ref": "current_time"}]
+
+
+async def test_a_rate_limited_request_says_how_long_it_waits(fake: FakeEverruns) -> None:
+    fake.add_session("busy")
+    # Requests retry (after the platform's hint); the list's own poll is slow enough not to
+    # meet the injected failure first.
+    config = backend_config(fake, 60.0, retry_attempts=3, retry_base=0.01)
+    app = SessionScopeApp(create_backend(config))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "busy" in screen_text(app), "the list")
+        fake.fail_next(429, retry_after_seconds=1)
+        fake.add_session("arrived later")
+        await pilot.press("r")
+        await wait_for(
+            pilot,
+            lambda: any(
+                note.message == "rate limited, retrying in 1 s" for note in app._notifications
+            ),
+            "the notice",
+        )
+        await wait_for(pilot, lambda: "arrived later" in screen_text(app), "the retried list")

@@ -202,6 +202,14 @@ class Backend(abc.ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    def set_retry_listener(self, listener: Callable[[str], None] | None) -> None:
+        """Told (with an operator-facing sentence, e.g. "rate limited, retrying in 3 s") when a
+        request waits before a retry, so a console can say so. HTTP backends pass it to their
+        client; others have nothing to say."""
+        http = getattr(self, "_http", None)
+        if http is not None and hasattr(http, "on_retry"):
+            http.on_retry = listener
+
     @property
     def status_hint(self) -> str | None:
         """A short note for the console's status line, e.g. that the platform's request budget

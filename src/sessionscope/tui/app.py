@@ -145,6 +145,7 @@ class SessionScopeApp(App[None]):
             )
         for notice in self.backend.notices:
             self.notify(one_line(notice, 300), title="Note", timeout=8, markup=False)
+        self.backend.set_retry_listener(self._request_retrying)
         if not self.read_only:
             self.learn_key_role()
         # The organisation watch starts once the sessions list has its first page (see
@@ -207,6 +208,10 @@ class SessionScopeApp(App[None]):
         self._org_position = position
         self._watch_started = True
         self.watch_org_changes()
+
+    def _request_retrying(self, detail: str) -> None:
+        """A request waits out a 429 (or a gateway failure) before its retry: say so, briefly."""
+        self.notify(one_line(detail, 200), title="Waiting", timeout=4, markup=False)
 
     def _on_watch_state(self, state: WatchState, detail: str | None) -> None:
         self.console_context.set_connection(state, detail or "")

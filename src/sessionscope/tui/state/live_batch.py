@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from sessionscope.models import VISIBILITY_TYPES, Event
 
 #: Event kinds after which the session's header (status, usage, variables, actions) is refetched.
-META_PREFIXES = ("session.", "variables.", "action.", "wait.")
+META_PREFIXES = ("session.", "variables.", "action.", "wait.", "turn.")
 TOOL_CALL_PREFIX = "tool_call."
 #: Platform event types (Vectara's) that add or answer an outstanding client tool call.
 TOOL_CALL_CHANGES = frozenset({"client_tool_pending", "tool_output"})
+#: Everruns holds calls (approvals, client tools) with one event: the session now waits, with new
+#: pending items and tool calls.
+HELD_CALLS = "tool.call_requested"
 
 
 @dataclass
@@ -34,7 +37,9 @@ def classify(events: Iterable[Event], last_sequence: int) -> LiveBatch:
             batch.last_sequence = event.sequence
         kind = event.type
         batch.types.add(kind)
-        if kind.startswith(META_PREFIXES):
+        if kind == HELD_CALLS:
+            batch.meta_stale = batch.tool_calls_changed = True
+        elif kind.startswith(META_PREFIXES):
             batch.meta_stale = True
         elif kind.startswith(TOOL_CALL_PREFIX) or kind in TOOL_CALL_CHANGES:
             batch.tool_calls_changed = True
