@@ -38,6 +38,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
 from urllib.parse import quote
@@ -269,8 +270,6 @@ class AgentInboxBackend(Backend):
 
     def __init__(self, config: BackendConfig) -> None:
         if not config.url:
-            from dataclasses import replace
-
             config = replace(config, url=DEFAULT_URL)
         self.config = config
         seed = config.options.get("seed")
