@@ -135,3 +135,22 @@ async def test_the_console_follows_a_completion_webhook_from_the_platform(
     done = await backend.get_action(thread_id, action.id)
     assert done.status is ActionStatus.COMPLETED
     assert done.outcome is not None and done.outcome["callback_id"] == done.callback_id
+
+
+def test_signature_and_listen_parsing() -> None:
+    from sessionscope.webhook import is_loopback, parse_listen, verify_signature
+
+    body = b'{"thread_id": "thread_1"}'
+    good = sign(API_KEY, body)
+    assert verify_signature(API_KEY, body, good)
+    assert verify_signature(API_KEY, body, good.upper().replace("SHA256=", "sha256="))
+    assert not verify_signature(API_KEY, body + b" ", good)
+    assert not verify_signature(API_KEY, body, good[:-1])
+    assert not verify_signature("", body, sign("", body))  # no key: nothing is trusted
+    assert parse_listen("8787") == ("127.0.0.1", 8787)
+    assert parse_listen("[::1]:9000") == ("::1", 9000)
+    assert parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    with pytest.raises(ValueError):
+        parse_listen("localhost")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
