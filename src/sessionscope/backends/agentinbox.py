@@ -267,6 +267,8 @@ class AgentInboxBackend(Backend):
     platform_label = "AgentInbox"
     #: ``POST /sessions`` takes a name and metadata, nothing else.
     create_fields = frozenset({"title", "metadata"})
+    #: Its sessions have no agent, model, usage or variables.
+    header_details = frozenset({"events", "pending"})
 
     def __init__(self, config: BackendConfig) -> None:
         if not config.url:

@@ -196,6 +196,11 @@ class Backend(abc.ABC):
     #: The ``SessionCreate`` fields the platform takes: the console's new-session form offers
     #: exactly these.
     create_fields: frozenset[str] = frozenset({"agent_id", "title", "tags", "prompt"})
+    #: The session header's details the platform has (agent, model, tokens, cost, variables,
+    #: events, pending); one it lacks would only ever show a dash or a zero.
+    header_details: frozenset[str] = frozenset(
+        {"agent", "model", "tokens", "cost", "variables", "events", "pending"}
+    )
     #: A session starts with its first message (AG2Trust's pool endpoint): the form asks for it.
     prompt_required: bool = False
 

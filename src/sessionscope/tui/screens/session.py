@@ -442,6 +442,8 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
             ("events", f"{max(session.event_count, self._last_seen):,}"),
             ("pending", str(len(self._actions))),
         ]
+        shown = self.backend.header_details
+        details = [(label, value) for label, value in details if label in shown]
         for index, (label, value) in enumerate(details):
             if index:
                 header.append(" · ", style="dim")
