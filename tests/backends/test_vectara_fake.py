@@ -152,10 +152,14 @@ async def test_events_get_stable_sequences_and_page_with_the_platform_cursor(
     assert "page_key=" in keys[-1]
 
 
+@pytest.mark.parametrize("flag_hidden", [True, False], ids=["hide_reason", "spec_shape"])
 async def test_hidden_events_are_left_out_unless_asked_for_and_keep_their_sequence(
-    fake: tuple[FakeVectara, str], backend: VectaraBackend
+    fake: tuple[FakeVectara, str], backend: VectaraBackend, flag_hidden: bool
 ) -> None:
+    """With ``hide_reason`` on events, and without it (the spec's AgentEvent has no such field:
+    the backend compares the listing with and without ``include_hidden``)."""
     platform, _url = fake
+    platform.flag_hidden = flag_hidden
     session = platform.create_session("support", "hide")
     platform.add_outputs(session, 4)
     events = (await backend.list_events(session.key)).data
@@ -173,6 +177,12 @@ async def test_hidden_events_are_left_out_unless_asked_for_and_keep_their_sequen
     shown = await backend.unhide_event(session.key, events[1].id)
     assert not shown.hidden and shown.sequence == 2
     assert [e.sequence for e in (await backend.list_events(session.key)).data] == [1, 2, 3, 4]
+    # Hidden by the platform itself (as compaction does), not through this backend.
+    platform.session("support", session.key).events[2]["hide_reason"] = "compaction"
+    by_platform = (await backend.list_events(session.key, include_hidden=True)).data
+    assert [(e.sequence, e.hidden) for e in by_platform][2] == (3, True)
+    assert [e.sequence for e in (await backend.list_events(session.key)).data] == [1, 2, 4]
+    platform.session("support", session.key).events[2]["hide_reason"] = None
     await backend.delete_event(session.key, events[0].id)
     platform.add_outputs(session, 1, prefix="after delete")
     rest = (await backend.list_events(session.key)).data

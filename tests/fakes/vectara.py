@@ -101,7 +101,10 @@ class FakeSession:
 class FakeVectara:
     """The platform's state, shared between the HTTP app and the test."""
 
-    def __init__(self, agents: tuple[str, ...] = ("support",)) -> None:
+    def __init__(self, agents: tuple[str, ...] = ("support",), *, flag_hidden: bool = True) -> None:
+        """``flag_hidden=False`` sends events exactly as the spec's ``AgentEvent`` has them,
+        without ``hide_reason``: only what ``include_hidden`` adds tells hidden ones apart."""
+        self.flag_hidden = flag_hidden
         self.lock = threading.RLock()
         self.agents: dict[str, dict[str, FakeSession]] = {agent: {} for agent in agents}
         self._ids = itertools.count(1)
@@ -222,6 +225,11 @@ class FakeVectara:
         app.add_middleware(_Gate, fake=self)  # type: ignore[arg-type]
         return app
 
+    def shown(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.flag_hidden:
+            return dict(event)
+        return {key: value for key, value in event.items() if key != "hide_reason"}
+
     @staticmethod
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         body = {"messages": [message], "request_id": f"req-{status}-fake", **extra}
@@ -329,7 +337,7 @@ class FakeVectara:
         with self.lock:
             events = [e for e in found.events if include_hidden or e["hide_reason"] is None]
             chunk, metadata = self._page(request, events)
-            return JSONResponse({"events": [dict(e) for e in chunk], "metadata": metadata})
+            return JSONResponse({"events": [self.shown(e) for e in chunk], "metadata": metadata})
 
     async def _input(self, request: Request, found: FakeSession) -> Response:
         body = await request.json()
@@ -404,7 +412,7 @@ class FakeVectara:
             with self.lock:
                 found.events.remove(event)
             return Response(status_code=204)
-        return JSONResponse(event)
+        return JSONResponse(self.shown(event))
 
     async def _hide(self, request: Request) -> Response:
         located = self._event_of(request)
@@ -412,7 +420,7 @@ class FakeVectara:
             return located
         with self.lock:
             located[1]["hide_reason"] = "manual"
-        return JSONResponse(located[1])
+        return JSONResponse(self.shown(located[1]))
 
     async def _unhide(self, request: Request) -> Response:
         located = self._event_of(request)
@@ -420,7 +428,7 @@ class FakeVectara:
             return located
         with self.lock:
             located[1]["hide_reason"] = None
-        return JSONResponse(located[1])
+        return JSONResponse(self.shown(located[1]))
 
     async def _outstanding(self, request: Request) -> Response:
         found = self._find(request)

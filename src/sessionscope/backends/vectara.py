@@ -24,8 +24,10 @@ How the platform's shapes map onto the console's:
 * Events have ``aev_`` ids and no sequence: the backend numbers them 1, 2, 3... in the platform's
   order, the first time it sees each one, and keeps the platform's page keys to page on. The same
   event keeps its number for the life of the backend instance. Events are always read with
-  ``include_hidden=true`` so that numbering does not depend on what is hidden; an event whose
-  ``hide_reason`` is set (or that this backend hid) is marked hidden and left out unless
+  ``include_hidden=true`` so that numbering does not depend on what is hidden. Which of them are
+  hidden: their ``hide_reason`` where the platform sends one; the spec's ``AgentEvent`` has no
+  such field, so while none has been seen the same range is also read with
+  ``include_hidden=false`` and what that leaves out is hidden. Hidden events are left out unless
   ``include_hidden`` is asked for.
 * Live: the platform has no subscription to an existing session, so ``watch_session`` polls the
   events from the last page read (the newest event id known is the cursor: only events after it
@@ -58,7 +60,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -284,16 +286,46 @@ def secret_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @dataclass
+class _Anchors:
+    """Where the pages of one platform listing start: (sequence of the page's first event, the
+    page key that fetches that page), ascending."""
+
+    pages: list[tuple[int, str | None]] = field(default_factory=list)
+
+    def anchor(self, first_sequence: int, key: str | None) -> None:
+        for index, (sequence, _known) in enumerate(self.pages):
+            if sequence == first_sequence:
+                self.pages[index] = (sequence, key)
+                return
+            if sequence > first_sequence:
+                self.pages.insert(index, (first_sequence, key))
+                return
+        self.pages.append((first_sequence, key))
+
+    def start_for(self, after: int) -> str | None:
+        """The page key of the last page starting at or before the event after ``after``."""
+        key: str | None = None
+        for sequence, known in self.pages:
+            if sequence > after + 1:
+                break
+            key = known
+        return key
+
+
+@dataclass
 class _EventLog:
     """What the backend knows of one session's events: the local numbering, and the page keys
     it can page on from."""
 
     sequence_by_id: dict[str, int] = field(default_factory=dict)
-    #: (sequence of the first event on a page, the page key that fetches that page), ascending.
-    anchors: list[tuple[int, str | None]] = field(default_factory=list)
-    #: Visibility this backend set itself (event id -> hide reason, ``None`` = unhidden), for a
-    #: platform reply that does not carry ``hide_reason``.
+    #: Pages of the whole listing (``include_hidden=true``), which the numbering follows.
+    every: _Anchors = field(default_factory=_Anchors)
+    #: Pages of the visible listing, read only while the platform does not flag hidden events.
+    visible: _Anchors = field(default_factory=_Anchors)
+    #: Visibility this backend set itself (event id -> hide reason, ``None`` = unhidden).
     visibility: dict[str, str | None] = field(default_factory=dict)
+    #: The platform's events carry ``hide_reason`` (seen on at least one of them).
+    flags_hidden: bool = False
     last_sequence: int = 0
 
     def number(self, event_id: str) -> int:
@@ -302,25 +334,6 @@ class _EventLog:
             self.last_sequence += 1
             sequence = self.sequence_by_id[event_id] = self.last_sequence
         return sequence
-
-    def anchor(self, first_sequence: int, key: str | None) -> None:
-        for index, (sequence, _known) in enumerate(self.anchors):
-            if sequence == first_sequence:
-                self.anchors[index] = (sequence, key)
-                return
-            if sequence > first_sequence:
-                self.anchors.insert(index, (first_sequence, key))
-                return
-        self.anchors.append((first_sequence, key))
-
-    def start_for(self, after: int) -> str | None:
-        """The page key of the last page starting at or before the event after ``after``."""
-        key: str | None = None
-        for sequence, known in self.anchors:
-            if sequence > after + 1:
-                break
-            key = known
-        return key
 
 
 class VectaraBackend(Backend):
@@ -644,7 +657,13 @@ class VectaraBackend(Backend):
             found = self._logs[session_id] = _EventLog()
         return found
 
-    def _event(self, session_id: str, raw: dict[str, Any], sequence: int) -> Event:
+    def _event(
+        self,
+        session_id: str,
+        raw: dict[str, Any],
+        sequence: int,
+        visible: set[str] | None = None,
+    ) -> Event:
         wire = _EVENT.validate_python(raw)
         payload = {
             key: value
@@ -654,9 +673,14 @@ class VectaraBackend(Backend):
         if wire.type == "client_tool_pending" and isinstance(payload.get("pending_calls"), list):
             payload["pending_calls"] = [self._mask_call(call) for call in payload["pending_calls"]]
         log_ = self._log(session_id)
+        hide_reason: str | None
         if "hide_reason" in raw:
             reason = raw.get("hide_reason")
             hide_reason = str(reason) if reason else None
+        elif visible is not None:
+            # Left out of the visible listing: hidden (the reason is known only if we hid it).
+            hidden = wire.id not in visible
+            hide_reason = (log_.visibility.get(wire.id) or "hidden") if hidden else None
         else:
             hide_reason = log_.visibility.get(wire.id)
         fields: dict[str, Any] = {
@@ -682,24 +706,24 @@ class VectaraBackend(Backend):
     def _events_path(self, session_id: str) -> str:
         return self._session_path(session_id) + "/events"
 
-    async def list_events(
-        self,
-        session_id: str,
-        *,
-        after: int = 0,
-        limit: int = 500,
-        types: list[str] | None = None,
-        include_hidden: bool = False,
-    ) -> Page[Event]:
+    async def _walk(
+        self, session_id: str, *, hidden: bool, after: int, enough: Callable[[int, int], bool]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        """Read one platform listing (with or without hidden events) from the page that holds
+        the event after ``after``, numbering events first seen; ``(sequence, event)`` of those
+        after ``after``, and whether pages remain. ``enough(count, highest)`` stops early."""
         path = self._events_path(session_id)
         log_ = self._log(session_id)
-        limit = max(1, limit)
-        key = log_.start_for(after) if after > 0 else None
+        anchors = log_.every if hidden else log_.visible
+        key = anchors.start_for(after) if after > 0 else None
         seen_keys: set[str] = set()
-        collected: list[Event] = []
-        more = False
+        found: list[tuple[int, dict[str, Any]]] = []
+        highest = after
         for _ in range(_MAX_PAGES_PER_CALL):
-            params: dict[str, Any] = {"limit": self._page_size, "include_hidden": "true"}
+            params: dict[str, Any] = {
+                "limit": self._page_size,
+                "include_hidden": "true" if hidden else "false",
+            }
             if key:
                 params["page_key"] = key
             page = await self._http.json_as(_EVENTS_PAGE, "GET", path, params=params)
@@ -711,33 +735,79 @@ class VectaraBackend(Backend):
                     raise ProtocolError(
                         f"The server sent an event without an id (GET {path})"
                     ) from None
+                if "hide_reason" in raw:
+                    log_.flags_hidden = True
                 sequence = log_.number(event_id)
                 first = sequence if first is None else first
-                if sequence <= after:
-                    continue
-                event = self._event(session_id, raw, sequence)
-                if event.hidden and not include_hidden:
-                    continue
-                if types and event.type not in types:
-                    continue
-                collected.append(event)
+                highest = max(highest, sequence)
+                if sequence > after:
+                    found.append((sequence, raw))
             if first is not None:
-                log_.anchor(first, key)
+                anchors.anchor(first, key)
             next_key = page.metadata.page_key
             if not next_key or not page.events or next_key in seen_keys or next_key == key:
-                break
+                return found, False
             seen_keys.add(next_key)
             key = next_key
-            if len(collected) >= limit:
-                more = True
-                break
-        else:
-            more = True
-        collected.sort(key=lambda event: event.sequence)
-        if len(collected) > limit:
-            collected, more = collected[:limit], True
-        next_cursor = str(collected[-1].sequence) if more and collected else None
-        return Page(data=collected, next_cursor=next_cursor)
+            if enough(len(found), highest):
+                return found, True
+        return found, True
+
+    async def list_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        limit: int = 500,
+        types: list[str] | None = None,
+        include_hidden: bool = False,
+    ) -> Page[Event]:
+        log_ = self._log(session_id)
+        limit = max(1, limit)
+        found, more = await self._walk(
+            session_id, hidden=True, after=after, enough=lambda count, _high: count >= limit
+        )
+        found.sort(key=lambda item: item[0])
+        if len(found) > limit:
+            found, more = found[:limit], True
+        visible: set[str] | None = None
+        if found and not log_.flags_hidden:
+            # The platform does not say which events are hidden (its AgentEvent schema has no
+            # such field): what the visible listing leaves out is hidden.
+            upto = found[-1][0]
+            shown, _more = await self._walk(
+                session_id, hidden=False, after=after, enough=lambda _count, high: high >= upto
+            )
+            visible = {str(raw.get("id")) for _sequence, raw in shown}
+        events = [self._event(session_id, raw, sequence, visible) for sequence, raw in found]
+        data = [
+            event
+            for event in events
+            if (include_hidden or not event.hidden) and (not types or event.type in types)
+        ]
+        next_cursor = str(found[-1][0]) if more and found else None
+        return Page(data=data, next_cursor=next_cursor)
+
+    async def iter_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        page_size: int = 1000,
+        types: list[str] | None = None,
+        include_hidden: bool = False,
+    ) -> AsyncIterator[Event]:
+        # A page may hold only events filtered out and still not be the last: page on by the
+        # cursor, not by whether the page had rows.
+        while True:
+            page = await self.list_events(
+                session_id, after=after, limit=page_size, types=types, include_hidden=include_hidden
+            )
+            for event in page.data:
+                yield event
+            if not page.next_cursor:
+                return
+            after = int(page.next_cursor)
 
     async def _sequence_of(self, session_id: str, event_id: str) -> int:
         log_ = self._log(session_id)
