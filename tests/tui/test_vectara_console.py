@@ -153,7 +153,7 @@ async def test_the_console_on_vectara_never_shows_a_secret_until_revealed(
 
     app = vectara_app(url)
     try:
-        TimedReveal.REVEAL_SECONDS = 0.3
+        TimedReveal.REVEAL_SECONDS = 2.0
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: "Refund for order 42" in screen_text(app), "the list")
             assert "Vectara" in capture(app)
