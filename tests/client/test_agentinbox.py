@@ -5,8 +5,10 @@ local sequences, the replay, and waits as pending items that cannot be decided."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from sessionscope.backends import (
     create_backend,
 )
 from sessionscope.backends.agentinbox import AgentInboxBackend
+from sessionscope.export import export_session
 from sessionscope.models import ActionStatus, PendingKind, SessionCreate, SessionStatus
 
 SHAPES = [
@@ -350,3 +353,20 @@ async def test_poll_interval_option_sets_the_watch_pace(fake: AgentInboxFake) ->
         finally:
             await watch.aclose()
     assert "polling every 7 s" in details
+
+
+async def test_a_session_exports_with_its_timeline(
+    fake: AgentInboxFake, backend: AgentInboxBackend, tmp_path: Path
+) -> None:
+    session_id = fake.add_session("exported")
+    fake.add_inbox(session_id)
+    for _ in range(5):
+        fake.receive_message(session_id)
+    result = await export_session(backend, session_id, tmp_path / "out", page_size=3)
+    lines = (tmp_path / "out" / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [event["sequence"] for event in events] == list(range(1, 8))
+    assert [event["type"] for event in events][:2] == ["session.created", "inbox.created"]
+    assert result.events_written == 7
+    exported = json.loads((tmp_path / "out" / "session.json").read_text())
+    assert exported["title"] == "exported"
