@@ -436,6 +436,6 @@ async def test_the_readme_profile_builds_a_vectara_backend(tmp_path: Path) -> No
         assert built._live.poll_interval == 5
         assert built._http.client.headers["x-api-key"] == "key-from-env"
         assert "authorization" not in built._http.client.headers
-        assert built.display_name == "Vectara api.vectara.io"
+        assert built.display_name == "api.vectara.io" and built.platform_label == "Vectara"
     finally:
         await built.aclose()

@@ -246,7 +246,7 @@ class FixedNameBackend(VectaraBackend):
 
     @property
     def display_name(self) -> str:
-        return "Vectara api.vectara.io"
+        return "api.vectara.io"
 
 
 @pytest.fixture

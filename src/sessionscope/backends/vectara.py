@@ -338,6 +338,13 @@ class _EventLog:
 
 class VectaraBackend(Backend):
     name = "vectara"
+    platform_label = "Vectara"
+    #: A session has a name, metadata and a first message; the agent is asked for only when
+    #: no ``agent_key`` option chooses it (set per instance).
+    create_fields = frozenset({"title", "metadata", "prompt"})
+    #: The platform reports the agent and the last call's tokens; no model, cost, variables,
+    #: event count or pending actions.
+    header_details = frozenset({"agent", "tokens"})
     capabilities = frozenset(
         {
             Capability.LIST_SESSIONS,
@@ -361,9 +368,11 @@ class VectaraBackend(Backend):
         url = self._http.base_url
         port = url.port or (443 if url.scheme == "https" else 80)
         default_port = port == (443 if url.scheme == "https" else 80)
-        self._display_name = f"Vectara {url.host}" + ("" if default_port else f":{port}")
+        self._display_name = url.host if default_port else f"{url.host}:{port}"
         agent_key = config.options.get("agent_key")
         self.agent_key: str | None = str(agent_key) if agent_key else None
+        if not self.agent_key:
+            self.create_fields = self.create_fields | {"agent_id"}
         self._page_size = max(1, min(_MAX_PLATFORM_PAGE, int(option(config, "page_size", 100))))
         # The platform has no subscription to an existing session: every watch polls.
         self._live = LiveWatch(
