@@ -87,6 +87,7 @@ async def test_sessions_listed_and_a_timeline_followed_live(fake: FakeEverruns) 
         # No organisation stream on Everruns: the list is kept fresh by polling, and says so.
         await wait_for(pilot, lambda: "polling every 0.05 s" in screen_text(app), "the mode")
         screen = await open_session(pilot, session_id)
+        await wait_for(pilot, lambda: "status started" in screen_text(app), "the platform status")
         # Rows follow the platform's sequences; the ephemeral deltas' numbers stay empty.
         await wait_for(pilot, lambda: screen.timeline.store.row_count == 5, "the timeline")
         await wait_for(pilot, lambda: screen.watch_state is WatchState.LIVE, "the live stream")

@@ -381,6 +381,8 @@ class EverrunsBackend(Backend):
     decides_in_batches = True
     #: everruns-create-session.txt: agent_id (required), title, tags, model_id, capabilities.
     create_fields = frozenset({"agent_id", "title", "tags", "model_id", "capabilities"})
+    #: No context variables on Everruns; its own status word instead.
+    header_details = frozenset({"agent", "model", "tokens", "cost", "status", "events", "pending"})
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

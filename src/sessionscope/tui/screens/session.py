@@ -442,6 +442,13 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
             ("events", f"{max(session.event_count, self._last_seen):,}"),
             ("pending", str(len(self._actions))),
         ]
+        extra = session.model_extra or {}
+        platform_status = extra.get("platform_status")
+        if isinstance(platform_status, str) and platform_status:
+            # A platform with statuses of its own (Everruns) shows its word, and the rest of its
+            # session in the header's tooltip.
+            details.append(("status", platform_status))
+            self.query_one("#session-header", Static).tooltip = _platform_details(session)
         shown = self.backend.header_details
         details = [(label, value) for label, value in details if label in shown]
         for index, (label, value) in enumerate(details):
@@ -862,6 +869,24 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
 
 def _last_sequence_of(session: Session) -> int:
     return max(session.last_sequence, session.event_count if not session.last_sequence else 0)
+
+
+def _platform_details(session: Session) -> Text:
+    """The platform's own session fields (Everruns: organisation, start and finish, the first
+    message and the last reply), one per line, as plain text."""
+    extra = session.model_extra or {}
+    lines = []
+    for label, value in (
+        ("organisation", extra.get("organization_id")),
+        ("started", session.started_at.isoformat() if session.started_at else None),
+        ("finished", session.finished_at.isoformat() if session.finished_at else None),
+        ("first message", session.preview),
+        ("last reply", session.output_preview),
+    ):
+        if value:
+            lines.append(f"{label}: {one_line(str(value), 200)}")
+    # Server text: a Text, so nothing in it is read as markup.
+    return Text("\n".join(lines), end="")
 
 
 def _status_colour(session: Session) -> str:
