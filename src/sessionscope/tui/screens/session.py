@@ -447,7 +447,7 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         if isinstance(platform_status, str) and platform_status:
             # A platform with statuses of its own (Everruns) shows its word, and the rest of its
             # session in the header's tooltip.
-            details.append(("status", platform_status))
+            details.insert(0, ("status", platform_status))
             self.query_one("#session-header", Static).tooltip = _platform_details(session)
         shown = self.backend.header_details
         details = [(label, value) for label, value in details if label in shown]
