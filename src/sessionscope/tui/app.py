@@ -52,8 +52,8 @@ log = logging.getLogger("sessionscope.tui")
 #: Imported in the background once the sessions list has painted (see ``warm_up``).
 WARM_UP_MODULES = ("sessionscope.tui.screens.session",)
 
-#: Live changes are applied at most this often (the first after a quiet spell at once), so a
-#: burst becomes one repaint.
+#: Live changes are applied at most this often, each batch after waiting this long for the rest
+#: of its burst, so a burst becomes one repaint.
 FLUSH_INTERVAL = 0.15
 
 #: The collector resumes this long after mount even if the first page has not painted by then
@@ -100,7 +100,7 @@ class SessionScopeApp(App[None]):
         #: it started from.
         self._org_position: int | None = None
         self._org_live: Coalescer[OrgChange] = Coalescer(
-            self, self._apply_changes, hz=1 / FLUSH_INTERVAL, name="org-flush"
+            self, self._apply_changes, hz=1 / FLUSH_INTERVAL, name="org-flush", leading=False
         )
         self._titles: dict[str, str] = {}
         self._first_page: FirstPage | None = None

@@ -1,8 +1,10 @@
 """One coalescer for the console's live paths (the organisation stream, a session's events).
 
-A burst must become one repaint, not one per item, yet the first item after a quiet spell must
-show at once: the first is applied on the next turn of the event loop (so the rest of one network
-read joins it), later ones at most ``hz`` times a second.
+A burst must become one repaint, not one per item. With ``leading`` (a session's events) the
+first item after a quiet spell shows at once: it is applied on the next turn of the event loop (so
+the rest of one network read joins it), later ones at most ``hz`` times a second. Without it (the
+organisation stream, whose changes come in bursts that each repaint the whole sessions list) every
+batch waits one interval for the rest of its burst.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ T = TypeVar("T")
 
 class Coalescer(Generic[T]):
     def __init__(
-        self, owner: MessagePump, apply: Callable[[list[T]], object], *, hz: float, name: str
+        self,
+        owner: MessagePump,
+        apply: Callable[[list[T]], object],
+        *,
+        hz: float,
+        name: str,
+        leading: bool = True,
     ) -> None:
         self._owner = owner
         self._apply = apply
@@ -27,6 +35,7 @@ class Coalescer(Generic[T]):
         self._items: list[T] = []
         self._scheduled = False
         self._last = 0.0
+        self._leading = leading
 
     def __len__(self) -> int:
         return len(self._items)
@@ -36,7 +45,10 @@ class Coalescer(Generic[T]):
         if self._scheduled:
             return
         self._scheduled = True
-        delay = self._last + self._interval - time.monotonic()
+        if self._leading:
+            delay = self._last + self._interval - time.monotonic()
+        else:
+            delay = self._interval
         if delay <= 0:
             self._owner.call_later(self.flush)
         else:
