@@ -17,6 +17,7 @@ from sessionscope.backends import Backend, BackendError
 from sessionscope.models import ActionStatus, EventType, OrgChange, PendingAction
 from sessionscope.tui import clock
 from sessionscope.tui.context import console_of
+from sessionscope.tui.durations import format_duration
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
@@ -40,12 +41,7 @@ _COLUMNS = (
 
 
 def _age(action: PendingAction) -> str:
-    seconds = max(0, int((clock.now() - action.created_at).total_seconds()))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+    return format_duration((clock.now() - action.created_at).total_seconds())
 
 
 class InboxScreen(Screen[None]):

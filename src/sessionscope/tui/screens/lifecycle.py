@@ -25,6 +25,7 @@ from textual.worker import Worker
 from sessionscope.backends.base import Backend, BackendError, ValidationFailed
 from sessionscope.models import CloseResult, Event, Session, SessionCreate, SessionUpdate
 from sessionscope.tui.context import console_of
+from sessionscope.tui.durations import format_duration
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain
@@ -42,16 +43,6 @@ def session_label(session: Session) -> str:
     """How a confirmation names a session: its title (neutralised, one line) and id."""
     title = one_line(session.title, 80) if session.title else "untitled session"
     return f"“{title}” ({session.id})"
-
-
-def format_duration(seconds: int) -> str:
-    hours, rest = divmod(max(0, seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def parse_tags(text: str) -> list[str]:
@@ -398,7 +389,7 @@ async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | No
         InfoModal(
             "Session closed",
             f"Session {session_label(session)} is closed.\n"
-            f"Duration: {format_duration(result.duration_seconds)}\n"
+            f"Duration: {format_duration(result.duration_seconds, 'long')}\n"
             f"Billable: {'yes' if result.billable else 'no'}",
         )
     )

@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 from sessionscope.backends.base import Backend
 from sessionscope.models import Replay, ReplayStep
 from sessionscope.tui.context import console_of
+from sessionscope.tui.durations import format_duration
 from sessionscope.tui.feedback import describe_error
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain, plain_line, pretty_json
@@ -32,12 +33,7 @@ _BAR_COLOURS = ("cyan", "green", "magenta", "yellow", "blue", "red", "bright_cya
 
 
 def format_ms(milliseconds: float) -> str:
-    if milliseconds < 1000:
-        return f"{milliseconds:.0f}ms"
-    if milliseconds < 60_000:
-        return f"{milliseconds / 1000:.1f}s"
-    minutes, seconds = divmod(milliseconds / 1000, 60)
-    return f"{minutes:.0f}m{seconds:02.0f}s"
+    return format_duration(milliseconds / 1000, "precise")
 
 
 def _colour(action: str) -> str:

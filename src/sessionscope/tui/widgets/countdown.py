@@ -8,6 +8,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from sessionscope.tui import clock
+from sessionscope.tui.durations import format_duration
 
 
 def seconds_left(expires_at: datetime | None) -> float | None:
@@ -23,14 +24,8 @@ def format_time_left(expires_at: datetime | None) -> str:
         return "no expiry"
     if left <= 0:
         return "expired"
-    whole = int(left + 0.999)
-    hours, rest = divmod(whole, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
+    # Rounded up: "1s" until it has expired, never "0s" while it still runs.
+    return format_duration(int(left + 0.999))
 
 
 class Countdown(Static):

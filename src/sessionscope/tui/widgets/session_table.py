@@ -27,6 +27,7 @@ from textual.strip import Strip
 from sessionscope.backends import Backend, BackendError, Capability, SessionQuery
 from sessionscope.models import Session, SessionStatus
 from sessionscope.tui import clock
+from sessionscope.tui.durations import format_duration
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.state.lru import LRU
@@ -54,18 +55,7 @@ from sessionscope.tui.widgets.scrolling import (
 def format_age(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "—"
-    seconds = int(((now or clock.now()) - moment).total_seconds())
-    if seconds < 0:
-        seconds = 0
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    if seconds < 86400 * 99:
-        return f"{seconds // 86400}d"
-    return f"{seconds // (86400 * 7)}w"
+    return format_duration(((now or clock.now()) - moment).total_seconds(), "unit")
 
 
 @dataclass(frozen=True)
