@@ -201,3 +201,25 @@ def test_the_audit_command_prints_and_filters_the_trail(tmp_path: Path) -> None:
     assert "\x1b" not in everything.output
     only_prod = runner.invoke(main, ["audit", "--profile", "prod", "--json"], env=env)
     assert only_prod.output.count("\n") == 1 and '"outcome": "sent"' in only_prod.output
+
+
+def test_the_audited_wrapper_answers_every_interface_question_as_the_backend_does(
+    tmp_path: Path,
+) -> None:
+    from sessionscope.backends.base import Backend
+
+    inner = create_backend(BackendConfig(url="http://127.0.0.1:9", options={"poll": True}))
+    # An instance whose every public fact differs from the interface's default.
+    for attribute, value in vars(Backend).items():
+        if attribute.startswith("_") or callable(value) or isinstance(value, property):
+            continue
+        object.__setattr__(inner, attribute, ("changed", attribute))
+    wrapped = AuditedBackend(inner, AuditLog(tmp_path / "a.jsonl"))
+    for attribute, value in vars(Backend).items():
+        if attribute.startswith("_") or callable(value) or isinstance(value, property):
+            continue
+        assert getattr(wrapped, attribute) == ("changed", attribute), attribute
+    heard: list[Any] = []
+    inner.set_retry_listener = heard.append  # type: ignore[method-assign]
+    wrapped.set_retry_listener("listener")  # type: ignore[arg-type]
+    assert heard == ["listener"]

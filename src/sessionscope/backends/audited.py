@@ -289,6 +289,31 @@ class DelegatingBackend(Backend):
         return self.inner.watch_org(after=after, on_state=on_state)
 
 
+def _forward_the_rest(cls: type[DelegatingBackend]) -> None:
+    """Every public member of ``Backend`` that ``DelegatingBackend`` does not spell out reads
+    through to the inner backend: a hook added to the interface later is forwarded without
+    anyone remembering to (inherited, it would silently answer with the base default)."""
+    for attribute, value in vars(Backend).items():
+        if attribute.startswith("_") or attribute in vars(cls):
+            continue
+        if callable(value) and not isinstance(value, property):
+
+            def forward(
+                self: DelegatingBackend, *args: Any, _name: str = attribute, **kwargs: Any
+            ) -> Any:
+                return getattr(self.inner, _name)(*args, **kwargs)
+
+            forward.__name__ = attribute
+            setattr(cls, attribute, forward)
+        else:
+            setattr(
+                cls, attribute, property(lambda self, _name=attribute: getattr(self.inner, _name))
+            )
+
+
+_forward_the_rest(DelegatingBackend)
+
+
 class AuditedBackend(DelegatingBackend):
     """Every change sent through it leaves a line in the audit log before and after."""
 
