@@ -306,9 +306,11 @@ def _forward_the_rest(cls: type[DelegatingBackend]) -> None:
             forward.__name__ = attribute
             setattr(cls, attribute, forward)
         else:
-            setattr(
-                cls, attribute, property(lambda self, _name=attribute: getattr(self.inner, _name))
-            )
+
+            def read(self: DelegatingBackend, _name: str = attribute) -> Any:
+                return getattr(self.inner, _name)
+
+            setattr(cls, attribute, property(read))
 
 
 _forward_the_rest(DelegatingBackend)
