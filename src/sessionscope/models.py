@@ -28,6 +28,13 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 #: reference server accepts (413 above): well under ``MAX_REPLY_BYTES``, so a page always holds
 #: at least the event that starts it.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+#: A media type as ``Content-Type`` carries it (RFC 9110 tokens, optional parameters).
+MEDIA_TYPE_PATTERN = (
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+    r"(?:[ \t]*;[ \t]*[A-Za-z0-9!#$&^_.+-]+=(?:[A-Za-z0-9!#$&^_.+-]+|\"[ !#-\[\]-~]*\"))*$"
+)
+#: Standard base64 with padding, as the server decodes it.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 #: The largest stream position (event sequence, organisation change id, events cursor) a
 #: server keeps: a signed 64-bit integer. A larger one is a client error (400), not a position.
 MAX_POSITION = 2**63 - 1
@@ -148,6 +155,16 @@ class Session(Model):
     duration_seconds: int | None = None
 
 
+#: The context variables' rule, stated in the OpenAPI document (the server enforces it with
+#: ``validate_context_variables``).
+_VARIABLES_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"pattern": VARIABLE_KEY_PATTERN.pattern},
+    "maxProperties": MAX_CONTEXT_VARIABLES,
+    "description": f"Keys UPPERCASE_SNAKE_CASE; at most {MAX_CONTEXT_VARIABLES} variables and "
+    f"{MAX_CONTEXT_VARIABLES_BYTES} bytes of keys and values together.",
+}
+
+
 class SessionCreate(Model):
     title: str = ""
     agent_id: str | None = None
@@ -155,7 +172,9 @@ class SessionCreate(Model):
     model_id: str | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    context_variables: dict[str, str] = Field(default_factory=dict)
+    context_variables: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra=_VARIABLES_SCHEMA
+    )
     #: Optional first user message.
     prompt: str | None = None
 
@@ -183,7 +202,7 @@ class SessionUpdate(Model):
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     status: SessionStatus | None = None
-    context_variables: dict[str, str] | None = None
+    context_variables: dict[str, str] | None = Field(None, json_schema_extra=_VARIABLES_SCHEMA)
 
     @field_validator("context_variables")
     @classmethod
@@ -212,7 +231,8 @@ class Event(Model):
 
 
 class EventCreate(Model):
-    type: str
+    #: Something to name the event by: not empty, not only blanks.
+    type: str = Field(pattern=r"\S")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -234,9 +254,10 @@ class ArtifactCreate(Model):
     """An agent's upload (``POST /v1/sessions/{id}/artifacts``)."""
 
     name: str = Field(min_length=1)
-    mime_type: str = "application/octet-stream"
-    #: Base64 of the bytes.
-    data: str
+    #: Served as the content's Content-Type: a media type, nothing else.
+    mime_type: str = Field("application/octet-stream", pattern=MEDIA_TYPE_PATTERN)
+    #: Base64 of the bytes (RFC 4648, padded).
+    data: str = Field(pattern=BASE64_PATTERN)
     description: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -331,8 +352,16 @@ class PendingAction(Model):
 class ActionCreate(Model):
     tool: str
     preview: dict[str, Any] = Field(default_factory=dict)
+    #: An ISO 8601 date-time (a number is refused: seconds or milliseconds would be a guess).
     expires_at: datetime | None = None
-    destructive: bool = False
+    destructive: StrictBool = False
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _a_date_time_text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("expires_at must be an ISO 8601 date-time")
+        return value
 
 
 class ActionDecision(Model):
@@ -386,9 +415,15 @@ class ToolCall(Model):
     error: str | None = None
 
 
+class ToolCallArgumentSpec(ToolCallArgument):
+    """An argument as an agent sends it: ``secret`` must be a JSON boolean."""
+
+    secret: StrictBool = False
+
+
 class ToolCallCreate(Model):
     tool: str
-    arguments: list[ToolCallArgument] = Field(default_factory=list)
+    arguments: list[ToolCallArgumentSpec] = Field(default_factory=list)
 
 
 class ToolResult(Model):

@@ -18,11 +18,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 import sessionscope
 from sessionscope.models import (
     MAX_POSITION,
+    MEDIA_TYPE_PATTERN,
     ActionCreate,
     ActionDecision,
     ActionDecisionResult,
@@ -199,11 +200,19 @@ async def whoami(caller: CallerDep) -> KeyIdentity:
 # ---------------------------------------------------------------------------------------------
 
 
+_STATUS_NAMES = "|".join(status.value for status in SessionStatus)
+#: ``status`` takes one status or several, comma separated (blanks ignored).
+_STATUSES_SCHEMA = {
+    "type": "string",
+    "pattern": rf"^\s*(?:(?:{_STATUS_NAMES})\s*)?(?:,\s*(?:(?:{_STATUS_NAMES})\s*)?)*$",
+}
+
+
 class SessionListQuery(BaseModel):
     """``GET /v1/sessions``'s query, validated as one model (one pydantic call, not one per
     parameter: FastAPI's per-parameter validation was most of a listing's event-loop time)."""
 
-    status: list[str] | None = None
+    status: list[Annotated[str, WithJsonSchema(_STATUSES_SCHEMA)]] | None = None
     agent_id: str | None = None
     task_id: str | None = None
     tag: str | None = None
@@ -366,8 +375,6 @@ async def list_events(
     "/sessions/{session_id}/events", status_code=201, response_model=Event, dependencies=[AGENT]
 )
 async def append_event(org: Org, store: StoreDep, session_id: str, spec: EventCreate) -> Response:
-    if not spec.type.strip():
-        raise field_error("type", "the event type must not be empty")
     appended = await store.append_events_encoded(org, session_id, [(spec.type, spec.payload)])
     return Response(appended.frames[0].body, status_code=201, media_type="application/json")
 
@@ -425,9 +432,6 @@ async def append_events(org: Org, store: StoreDep, session_id: str, request: Req
         raise RequestValidationError(
             [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
         ) from None
-    for index, spec in enumerate(batch.events):
-        if not spec.type.strip():
-            raise field_error(f"events.{index}.type", "the event type must not be empty")
     appended = await store.append_events_encoded(
         org, session_id, [(spec.type, spec.payload) for spec in batch.events]
     )
@@ -576,7 +580,7 @@ async def create_artifact(
 
 @router.get(
     "/sessions/{session_id}/artifacts/{artifact_id}",
-    response_model=ArtifactWithContent,
+    response_model=ArtifactWithContent | Artifact,
     dependencies=[READ],
 )
 async def get_artifact(
@@ -648,13 +652,17 @@ async def artifact_content(
         status_code = 206
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     headers["Content-Length"] = str(last - first + 1)
+    # Checked at upload; one stored before that is served as bytes, not as what it claims.
+    media_type = artifact.mime_type
+    if not re.fullmatch(MEDIA_TYPE_PATTERN, media_type):
+        media_type = "application/octet-stream"
     if size == 0:
-        return Response(b"", media_type=artifact.mime_type, headers=headers)
+        return Response(b"", media_type=media_type, headers=headers)
     # Streamed chunk by chunk from the database: a preview of a huge artifact costs its range.
     return StreamingResponse(
         store.read_artifact_range(artifact, first, last),
         status_code=status_code,
-        media_type=artifact.mime_type,
+        media_type=media_type,
         headers=headers,
     )
 

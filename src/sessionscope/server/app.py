@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sessionscope
+from sessionscope.server import openapi
 from sessionscope.server.api import router
 from sessionscope.server.broker import Broker
 from sessionscope.server.db import make_engine, prepare_schema
@@ -118,6 +119,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.api_key = first[1] if first else None
     install_error_handlers(app)
     app.include_router(router)
+    openapi.install(app)
 
     app.add_middleware(
         _BodySizeLimit,

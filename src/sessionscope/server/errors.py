@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 #: Query parameters and headers holding stream positions or cursors: a bad one is a 400.
@@ -114,8 +116,36 @@ async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path; the path may take
+        # more through other routes.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_of(request))}
     errors = exc.errors if isinstance(exc, InvalidBody) else None
     return problem(exc.status_code, str(exc.detail), errors=errors, headers=headers)
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method the request's path takes: those of the most literal path template that
+    matches it (``/events/stream`` is the stream's, not an event's called "stream")."""
+    matched: list[Any] = []
+
+    def visit(routes: Iterable[Any]) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI's included router
+            if included is not None:
+                visit(included.routes)
+            elif route.matches(request.scope)[0] is not Match.NONE:
+                matched.append(route)
+
+    visit(request.app.router.routes)
+    if not matched:
+        return []
+    fewest = min(str(getattr(route, "path", "")).count("{") for route in matched)
+    methods: set[str] = set()
+    for route in matched:
+        if str(getattr(route, "path", "")).count("{") == fewest:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
