@@ -11,9 +11,9 @@ suffix start that worker on the app (so it outlives the screen that asked, e.g. 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
@@ -33,6 +33,7 @@ from sessionscope.tui.screens.confirm import ConfirmationModal, InfoModal
 from sessionscope.tui.styles import stylesheet
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _backend(app: App[Any]) -> Backend:
@@ -360,31 +361,50 @@ async def _load_for_confirmation(app: App[Any], session_id: str) -> Session | No
         return None
 
 
-async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | None:
-    """Confirm, close, then show the duration and whether it was billable."""
+@dataclass(frozen=True)
+class SessionOperation(Generic[R]):
+    """One destructive operation on a session, as ``run_session_operation`` drives it: ask (the
+    question names the session), do, then tell. ``refused`` is what the flow returns when it did
+    nothing (read-only, the session would not load, the operator said no, the server refused)."""
+
+    title: str
+    #: The question; ``{session}`` becomes the session's label.
+    question: str
+    confirm_label: str
+    failure_title: str
+    run: Callable[[Backend, str], Awaitable[R]]
+    #: Tell the operator what happened; returns what the flow returns.
+    report: Callable[[App[Any], Session, R], Awaitable[Any]]
+    refused: Any = None
+
+
+async def run_session_operation(
+    app: App[Any], session_id: str, operation: SessionOperation[R]
+) -> Any:
+    """Refuse in read-only mode; load the session; confirm; run; report. Run in a worker."""
     if _refuse_read_only(app):
-        return None
+        return operation.refused
     session = await _load_for_confirmation(app, session_id)
     if session is None:
-        return None
+        return operation.refused
     confirmed = await app.push_screen_wait(
         ConfirmationModal(
-            "Close session?",
-            f"Close session {session_label(session)}?\n"
-            "The agent stops and the session cannot be resumed."
-            + (f"\n{note}" if (note := _backend(app).close_note) else ""),
-            confirm_label="Close",
+            operation.title,
+            operation.question.format(session=session_label(session)),
+            confirm_label=operation.confirm_label,
         )
     )
     if not confirmed:
-        return None
+        return operation.refused
     try:
-        result = await _backend(app).close_session(session_id)
+        result = await operation.run(_backend(app), session_id)
     except Exception as error:
-        notify_plain(
-            app, describe_error(error), severity="error", title="Could not close the session"
-        )
-        return None
+        notify_plain(app, describe_error(error), severity="error", title=operation.failure_title)
+        return operation.refused
+    return await operation.report(app, session, result)
+
+
+async def _report_closed(app: App[Any], session: Session, result: CloseResult) -> CloseResult:
     await app.push_screen_wait(
         InfoModal(
             "Session closed",
@@ -396,59 +416,57 @@ async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | No
     return result
 
 
-async def complete_session_flow(app: App[Any], session_id: str) -> Session | None:
-    if _refuse_read_only(app):
-        return None
-    session = await _load_for_confirmation(app, session_id)
-    if session is None:
-        return None
-    confirmed = await app.push_screen_wait(
-        ConfirmationModal(
-            "Complete session?",
-            f"Mark session {session_label(session)} as completed?\n"
-            "The session ends; this cannot be undone.",
-            confirm_label="Complete",
-        )
-    )
-    if not confirmed:
-        return None
-    try:
-        completed = await _backend(app).complete_session(session_id)
-    except Exception as error:
-        notify_plain(
-            app, describe_error(error), severity="error", title="Could not complete the session"
-        )
-        return None
+async def _report_completed(app: App[Any], session: Session, completed: Session) -> Session:
     notify_plain(app, f"Session {session_label(completed)} completed", title="Session completed")
+    return completed
+
+
+async def _report_deleted(app: App[Any], session: Session, _result: None) -> bool:
+    notify_plain(app, f"Session {session_label(session)} deleted", title="Session deleted")
+    return True
+
+
+CLOSE = SessionOperation[CloseResult](
+    title="Close session?",
+    question="Close session {session}?\nThe agent stops and the session cannot be resumed.",
+    confirm_label="Close",
+    failure_title="Could not close the session",
+    run=lambda backend, session_id: backend.close_session(session_id),
+    report=_report_closed,
+)
+COMPLETE = SessionOperation[Session](
+    title="Complete session?",
+    question="Mark session {session} as completed?\nThe session ends; this cannot be undone.",
+    confirm_label="Complete",
+    failure_title="Could not complete the session",
+    run=lambda backend, session_id: backend.complete_session(session_id),
+    report=_report_completed,
+)
+DELETE = SessionOperation[None](
+    title="Delete session?",
+    question="Delete session {session} with all its events and artifacts?\nThis cannot be undone.",
+    confirm_label="Delete",
+    failure_title="Could not delete the session",
+    run=lambda backend, session_id: backend.delete_session(session_id),
+    report=_report_deleted,
+    refused=False,
+)
+
+
+async def close_session_flow(app: App[Any], session_id: str) -> CloseResult | None:
+    """Confirm, close, then show the duration and whether it was billable."""
+    result: CloseResult | None = await run_session_operation(app, session_id, CLOSE)
+    return result
+
+
+async def complete_session_flow(app: App[Any], session_id: str) -> Session | None:
+    completed: Session | None = await run_session_operation(app, session_id, COMPLETE)
     return completed
 
 
 async def delete_session_flow(app: App[Any], session_id: str) -> bool:
     """``True`` when the session was deleted (the caller should leave its screen)."""
-    if _refuse_read_only(app):
-        return False
-    session = await _load_for_confirmation(app, session_id)
-    if session is None:
-        return False
-    confirmed = await app.push_screen_wait(
-        ConfirmationModal(
-            "Delete session?",
-            f"Delete session {session_label(session)} with all its events and artifacts?\n"
-            "This cannot be undone.",
-            confirm_label="Delete",
-        )
-    )
-    if not confirmed:
-        return False
-    try:
-        await _backend(app).delete_session(session_id)
-    except Exception as error:
-        notify_plain(
-            app, describe_error(error), severity="error", title="Could not delete the session"
-        )
-        return False
-    notify_plain(app, f"Session {session_label(session)} deleted", title="Session deleted")
-    return True
+    return bool(await run_session_operation(app, session_id, DELETE))
 
 
 def _start(
