@@ -3,6 +3,9 @@ stay exactly-once when the writes race through different servers."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import wait_until
+from server_helpers import db_rows, frames, wait_until
 
 pytestmark = [
     pytest.mark.usefixtures("database"),
@@ -179,3 +182,194 @@ def test_expiry_sweeps_of_two_replicas_expire_each_action_once(make_server) -> N
     finally:
         for api in clients:
             api.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Live streams across replicas.
+# ---------------------------------------------------------------------------------------------
+
+
+class ServeProcess:
+    """``sessionscope serve`` in its own process on one database: a replica that can be
+    killed (SIGKILL, no goodbye) and started again on the same port."""
+
+    def __init__(self, database: str, api_key: str, port: int) -> None:
+        self.database = database
+        self.api_key = api_key
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServeProcess:
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "sessionscope", "serve"),
+                *("--port", str(self.port), "--db", self.database),
+                *("--api-key", f"{ORG}:{self.api_key}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def ready() -> bool:
+            assert self.process is not None and self.process.poll() is None, "serve exited"
+            try:
+                return httpx.get(f"{self.url}/v1/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=60, interval=0.1, what="the replica to be ready")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+        self.process = None
+
+
+ORG = "acme"
+
+
+class Watcher(threading.Thread):
+    """A client following a session's live stream through one replica, reconnecting with
+    Last-Event-ID whenever the connection drops (as the console does)."""
+
+    def __init__(self, url: str, api_key: str, session_id: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.api_key, self.session_id = url, api_key, session_id
+        self.sequences: list[int] = []
+        self.reconnects = 0
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        last = 0
+        while not self.stopping.is_set():
+            try:
+                with httpx.Client(
+                    base_url=self.url,
+                    headers={"X-API-Key": self.api_key, "Last-Event-ID": str(last)},
+                    # No read timeout: heartbeats keep a live stream busy, and a reconnect
+                    # on silence would paper over a replica that never delivers.
+                    timeout=httpx.Timeout(10.0, read=None),
+                ) as client:
+                    path = f"/v1/sessions/{self.session_id}/events/stream"
+                    with client.stream("GET", path) as response:
+                        if response.status_code != 200:
+                            raise httpx.HTTPError(f"status {response.status_code}")
+                        self.connected.set()
+                        for frame in frames(response):
+                            if self.stopping.is_set():
+                                return
+                            if frame.data:
+                                sequence = frame.json()["sequence"]
+                                assert int(frame.id or 0) == sequence
+                                self.sequences.append(sequence)
+                                last = sequence
+            except (httpx.HTTPError, OSError):
+                pass
+            self.reconnects += 1
+            self.stopping.wait(0.1)
+
+
+@pytest.mark.timeout(300)
+def test_a_watcher_on_one_replica_gets_every_event_appended_through_another(
+    make_server, database: str, unused_port: int
+) -> None:
+    """10,000 events through replica A by eight concurrent writers; the watcher follows through
+    replica B, which is killed and restarted in the middle: it ends with every sequence exactly
+    once, in order."""
+    replica_a = make_server()
+    api_key = replica_a.api_key
+    replica_b = ServeProcess(database, api_key, unused_port).start()
+    writer_clients: list[httpx.Client] = []
+    watcher: Watcher | None = None
+    try:
+        with _client(replica_a) as api:
+            session_id = api.post("/v1/sessions", json={"title": "fan-out"}).json()["id"]
+        watcher = Watcher(replica_b.url, api_key, session_id)
+        watcher.start()
+        assert watcher.connected.wait(30), "the watcher did not connect"
+        writers, per_request = 8, 25
+        requests_per_writer = 10_000 // (writers * per_request)
+        killed = threading.Event()
+
+        def write(writer: int) -> None:
+            with _client(replica_a) as api:
+                for turn in range(requests_per_writer):
+                    if writer == 0 and turn == requests_per_writer // 2:
+                        # Mid-stream: replica B dies without a goodbye and comes back.
+                        replica_b.kill()
+                        killed.set()
+                        replica_b.start()
+                    reply = api.post(
+                        f"/v1/sessions/{session_id}/events:batch",
+                        json={
+                            "events": [
+                                {"type": "log", "payload": {"writer": writer, "n": n}}
+                                for n in range(per_request)
+                            ]
+                        },
+                    )
+                    assert reply.status_code == 201, reply.text
+
+        with ThreadPoolExecutor(writers) as pool:
+            list(pool.map(write, range(writers)))
+        assert killed.is_set()
+        expected = list(range(1, 10_000 + 2))  # session.created, then the 10,000
+        wait_until(
+            lambda: len(watcher.sequences) >= len(expected),
+            timeout=120,
+            what="the watcher to receive every event",
+        )
+        assert watcher.sequences == expected
+        assert watcher.reconnects >= 1
+    finally:
+        if watcher is not None:
+            watcher.stopping.set()
+        replica_b.kill()
+        for client in writer_clients:
+            client.close()
+
+
+def test_the_organisation_stream_and_a_dropped_listener_across_replicas(
+    make_server, database: str
+) -> None:
+    """An organisation watch on replica B sees a session created through replica A; after B's
+    listener connection is cut, a change made through A still reaches B (catch-up, then a new
+    listener)."""
+    replica_a, replica_b = make_server(), make_server(fanout_catch_up_interval=0.2)
+    with _client(replica_a) as api_a, _client(replica_b) as api_b:
+        start = api_b.get("/v1/sessions").json()["stream_position"]
+        with api_b.stream("GET", "/v1/stream", params={"after": start}) as response:
+            stream = frames(response)
+            opening = next(stream)
+            assert opening.id == str(start) and not opening.data
+            # Created once B's stream is live: it can only arrive through the fan-out.
+            created = api_a.post("/v1/sessions", json={"title": "seen elsewhere"}).json()["id"]
+            seen = next(f for f in stream if f.data)
+        assert (seen.event, seen.json()["session_id"]) == ("session.created", created)
+
+        watcher = Watcher(replica_b.url, replica_b.api_key, created)
+        watcher.start()
+        try:
+            assert watcher.connected.wait(30)
+            wait_until(lambda: watcher.sequences == [1], what="the first event")
+            fanout = replica_b.app.state.fanout
+            old_pid = fanout._conn.get_server_pid()
+            rows = db_rows(database, "SELECT pg_terminate_backend(?)", old_pid)
+            assert rows == [(True,)]
+            api_a.post(f"/v1/sessions/{created}/events", json={"type": "log", "payload": {}})
+            wait_until(lambda: watcher.sequences == [1, 2], timeout=30, what="the event")
+            wait_until(
+                lambda: fanout.listening and fanout._conn.get_server_pid() != old_pid,
+                what="a new listener connection",
+            )
+            api_a.post(f"/v1/sessions/{created}/events", json={"type": "log", "payload": {}})
+            wait_until(lambda: watcher.sequences == [1, 2, 3], timeout=30, what="the next event")
+        finally:
+            watcher.stopping.set()

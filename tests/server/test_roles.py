@@ -55,6 +55,7 @@ class Operation:
 S = "/v1/sessions/{session}"
 OPERATIONS: dict[str, Operation] = {
     "health": Operation("GET", "/v1/health", PUBLIC, 200),
+    "ready": Operation("GET", "/v1/ready", PUBLIC, 200),
     "whoami": Operation("GET", "/v1/whoami", READ, 200),
     "list sessions": Operation("GET", "/v1/sessions", READ, 200),
     "create session": Operation("POST", "/v1/sessions", AGENT_OR_OPERATOR, 201, {"title": "t"}),

@@ -13,15 +13,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic.warnings import UnsupportedFieldAttributeWarning
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sessionscope
-from sessionscope.server import openapi
+from sessionscope.server import openapi, readiness
 from sessionscope.server.api import router
 from sessionscope.server.broker import Broker
 from sessionscope.server.db import make_engine, prepare_schema
 from sessionscope.server.errors import install_error_handlers, problem
+from sessionscope.server.pg_fanout import PgFanout
 from sessionscope.server.settings import ServerSettings, sqlite_path
 from sessionscope.server.store import Store
 
@@ -47,6 +49,20 @@ async def _sweep_forever(store: Store, settings: ServerSettings) -> None:
         except Exception:
             log.exception("action sweep failed; retrying")
         await asyncio.sleep(settings.sweep_interval)
+
+
+async def _start_fanout(
+    engine: AsyncEngine, broker: Broker, store: Store, settings: ServerSettings
+) -> PgFanout | None:
+    """On PostgreSQL other replicas may write too: live streams are fed from the database
+    (see ``pg_fanout``). SQLite keeps publishing in process."""
+    if engine.dialect.name != "postgresql":
+        return None
+    fanout = PgFanout(settings.db_url, broker, catch_up_interval=settings.fanout_catch_up_interval)
+    await fanout.start()
+    broker.follower = fanout
+    store.fanout = fanout
+    return fanout
 
 
 def _start_simulator(app: FastAPI, settings: ServerSettings) -> asyncio.Task[object] | None:
@@ -85,9 +101,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             action_completion_delay=settings.action_completion_delay,
             session_update_interval=settings.session_update_interval,
         )
+        fanout = await _start_fanout(engine, broker, store, settings)
         app.state.engine = engine
         app.state.broker = broker
         app.state.store = store
+        app.state.fanout = fanout
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(_sweep_forever(store, settings), name="sessionscope-sweeper")
         ]
@@ -99,6 +117,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             yield
         finally:
             broker.close_all()
+            if fanout is not None:
+                await fanout.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -119,6 +139,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.api_key = first[1] if first else None
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(readiness.router)
     openapi.install(app)
 
     app.add_middleware(

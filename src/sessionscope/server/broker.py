@@ -15,7 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Protocol
+
+
+class Follower(Protocol):
+    """Feeds the broker from outside the process (``pg_fanout.PgFanout``): told when a channel
+    gains its first live subscriber here and when one leaves."""
+
+    async def follow(self, channel: Hashable) -> None: ...
+
+    def release(self, channel: Hashable) -> None: ...
 
 
 class Subscription:
@@ -29,6 +38,8 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         #: Set when the subscriber overflowed or the server is stopping: end the stream.
         self.closed = asyncio.Event()
+        #: Counted by the broker's follower (released once, when unsubscribed).
+        self._followed = False
 
     def offer_many(self, items: list[Any]) -> bool:
         """Queue ``items`` in order with one wake-up; False when they do not all fit (the broker
@@ -85,19 +96,37 @@ class Broker:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._subscribers: dict[Hashable, set[Subscription]] = defaultdict(set)
+        #: Set when other processes write too (several replicas on PostgreSQL).
+        self.follower: Follower | None = None
 
     def subscribe(self, channel: Hashable) -> Subscription:
         subscription = Subscription(self, channel, self.queue_size)
         self._subscribers[channel].add(subscription)
         return subscription
 
+    async def subscribe_live(self, channel: Hashable) -> Subscription:
+        """``subscribe``, and with a follower, once it follows the channel: a backlog read
+        after this returns reaches every position the subscription's frames start after."""
+        subscription = self.subscribe(channel)
+        follower = self.follower
+        if follower is not None:
+            subscription._followed = True
+            try:
+                await follower.follow(channel)
+            except BaseException:
+                self.unsubscribe(subscription)
+                raise
+        return subscription
+
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription._mark_closed()
         subscribers = self._subscribers.get(subscription.channel)
-        if subscribers is not None:
+        if subscribers is not None and subscription in subscribers:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.channel]
+            if subscription._followed and self.follower is not None:
+                self.follower.release(subscription.channel)
 
     def has_subscribers(self, channel: Hashable) -> bool:
         """Whether anything follows ``channel``: publishers skip encoding frames nobody reads."""

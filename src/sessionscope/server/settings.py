@@ -58,6 +58,10 @@ class ServerSettings:
     #: Seconds org-stream changes are kept for resuming; a client resuming from before that gets
     #: a ``stream.reset`` frame first and should reload its list.
     org_change_retention: float = 6 * 3600.0
+    #: PostgreSQL (several replicas): seconds between the live fan-out's catch-up reads,
+    #: the longest a change missed by a lost notification (or a dropped listener connection)
+    #: waits before it reaches the streams of this replica.
+    fanout_catch_up_interval: float = 1.0
     #: Uvicorn access log; off by default (tests, demo).
     access_log: bool = False
 

@@ -75,7 +75,7 @@ from sessionscope.models import (
     ToolCallCreate,
     ToolResult,
 )
-from sessionscope.server import db
+from sessionscope.server import db, pg_fanout
 from sessionscope.server.broker import Broker
 from sessionscope.server.errors import ApiError, field_error, not_found
 from sessionscope.server.streams import LiveFrame, live_frame, sse_frame
@@ -442,6 +442,9 @@ class Store:
         self._session_update_owed: set[tuple[str, str]] = set()
         self._session_update_flusher: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
+        #: Live streams fed from the database (several replicas on PostgreSQL): commits notify
+        #: and poke it instead of publishing their frames straight to the broker.
+        self.fanout: pg_fanout.PgFanout | None = None
         self._background: set[asyncio.Task[None]] = set()
         #: (org, filters) -> (monotonic time, COUNT) for the sessions list's first page.
         self._counts: dict[Hashable, tuple[float, int]] = {}
@@ -536,11 +539,22 @@ class Store:
                 tx = Tx(conn=conn, now=now_utc())
                 yield tx
                 await self._flush_sessions(tx)
+                positions: dict[Hashable, int] = {}
+                if self.fanout is not None:
+                    positions = pg_fanout.newest_positions(
+                        (channel, item.sequence if isinstance(item, Event) else item.id)
+                        for channel, item in tx.outbox
+                    )
+                    if positions or tx.closed_channels:
+                        await conn.run_sync(pg_fanout.notify, positions, tx.closed_channels)
             if tx.dirty or tx.created or tx.deleted:
                 # Any of these may move a session in or out of a filter: recount.
                 self._counts.clear()
-            for channel, item in tx.outbox:
-                self._publish(channel, item)
+            if self.fanout is not None:
+                self.fanout.poke(positions)
+            else:
+                for channel, item in tx.outbox:
+                    self._publish(channel, item)
             for channel in tx.closed_channels:
                 self.broker.close_channel(channel)
         for action_id in tx.confirmed_actions:
@@ -1050,14 +1064,19 @@ class Store:
             async with self._write_lock:
                 stamp = now_utc()
                 changes = await self._run_write(
-                    partial(_record_sessions_updated, keys=due, now=stamp)
+                    partial(_record_sessions_updated, keys=due, now=stamp, notify=True)
                 )
                 sent = time.monotonic()
                 for key in due:
                     self._session_update_owed.discard(key)
                     self._session_update_sent[key] = sent
-                for channel, change in changes:
-                    self._publish(channel, change)
+                if self.fanout is not None:
+                    self.fanout.poke(
+                        pg_fanout.newest_positions((channel, c.id) for channel, c in changes)
+                    )
+                else:
+                    for channel, change in changes:
+                        self._publish(channel, change)
             # Forget sessions that have been quiet for a while so the map stays small.
             cutoff = time.monotonic() - 10 * interval
             # list() copies in one step: the writer thread may add keys meanwhile.
@@ -1148,10 +1167,13 @@ class Store:
             if outcome.recount:
                 self._counts.clear()
             self._note_session_updates(outcome)
-            for channel, frames in outcome.frames:
-                self.broker.publish_many(channel, frames)
-            for channel, change in outcome.changes:
-                self._publish(channel, change)
+            if self.fanout is not None:
+                self.fanout.poke(_batch_positions(outcome))
+            else:
+                for channel, frames in outcome.frames:
+                    self.broker.publish_many(channel, frames)
+                for channel, change in outcome.changes:
+                    self._publish(channel, change)
         finally:
             # Committed is committed: the callers get their replies even if publishing failed
             # (this runs as a bare loop callback, so nobody else would answer them).
@@ -2207,6 +2229,8 @@ def _append_batch(
         if announce_now(key):
             outcome.announced.append(key)
     outcome.changes.extend(_record_sessions_updated(conn, outcome.announced, now))
+    if conn.dialect.name == "postgresql":
+        pg_fanout.notify(conn, _batch_positions(outcome))
     return outcome
 
 
@@ -2263,7 +2287,7 @@ def _record_org_change(
 
 
 def _record_sessions_updated(
-    conn: Connection, keys: list[tuple[str, str]], now: datetime
+    conn: Connection, keys: list[tuple[str, str]], now: datetime, notify: bool = False
 ) -> list[tuple[Hashable, OrgChange]]:
     """(org channel, change) of a ``session.updated`` org change carrying each session's current
     row (gone ones skipped)."""
@@ -2275,7 +2299,21 @@ def _record_sessions_updated(
         if row is not None:
             change = _record_org_change(conn, org, "session.updated", session_id, now, session=row)
             recorded.append((org_channel(org), change))
+    if notify:
+        pg_fanout.notify(
+            conn, pg_fanout.newest_positions((channel, c.id) for channel, c in recorded)
+        )
     return recorded
+
+
+def _batch_positions(outcome: _AppendBatch) -> dict[Hashable, int]:
+    """Each channel's newest position written by a group commit."""
+    return pg_fanout.newest_positions(
+        [
+            *((channel, frames[-1].cursor) for channel, frames in outcome.frames if frames),
+            *((channel, change.id) for channel, change in outcome.changes),
+        ]
+    )
 
 
 def counted(conn: Connection) -> bool:

@@ -89,7 +89,7 @@ async def _follow(
     accept: Callable[[LiveFrame], bool] = lambda frame: True,
 ) -> AsyncIterator[bytes]:
     # Subscribe before reading the backlog: anything committed after the read is then queued.
-    subscription = broker.subscribe(channel)
+    subscription = await broker.subscribe_live(channel)
     try:
         # The opening frame carries an id too (the resume point), like every other frame.
         yield f"id: {after}\nretry: {settings.sse_retry_ms}\n\n".encode()
