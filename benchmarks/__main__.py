@@ -29,6 +29,7 @@ BENCHMARKS = {
     "events": "benchmarks.bench_events",
     "ingest": "benchmarks.bench_ingest",
     "server": "benchmarks.bench_server",
+    "postgres": "benchmarks.bench_postgres",
 }
 
 RunFunction = Callable[..., tuple[list[Metric], dict[str, Any]]]

@@ -90,8 +90,9 @@ class RunningServer:
 
 @contextlib.contextmanager
 def running_server(
-    db_path: Path, *, extra_args: list[str] | None = None, timeout: float = 60.0
+    db_path: Path | str, *, extra_args: list[str] | None = None, timeout: float = 60.0
 ) -> Iterator[RunningServer]:
+    """``db_path``: a SQLite file, or a PostgreSQL URL (its log then goes to out/db/)."""
     port = free_port()
     argv = [
         *sessionscope_command(),
@@ -106,7 +107,11 @@ def running_server(
         API_KEY,
         *(extra_args or []),
     ]
-    log_path = db_path.with_suffix(".log")
+    if isinstance(db_path, Path):
+        log_path = db_path.with_suffix(".log")
+    else:
+        (OUT_DIR / "db").mkdir(parents=True, exist_ok=True)
+        log_path = OUT_DIR / "db" / f"postgres-server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             argv,
@@ -132,7 +137,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not answer within {timeout}s")
             time.sleep(0.05)
-        yield RunningServer(url=url, api_key=API_KEY, process=process, db_path=db_path)
+        yield RunningServer(url=url, api_key=API_KEY, process=process, db_path=Path(db_path))
     finally:
         stop_process(process)
 

@@ -67,9 +67,17 @@ class LocalPostgres:
     ``durable=False`` (tests) turns off fsync and synchronous commit: the data is thrown away
     anyway and the tests are about behaviour, not crash safety."""
 
-    def __init__(self, *, durable: bool = False, max_connections: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        durable: bool = False,
+        max_connections: int = 200,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.durable = durable
         self.max_connections = max_connections
+        #: Further ``postgres -c`` settings, e.g. {"synchronous_commit": "off"}.
+        self.extra_settings = dict(settings or {})
         self.port = 0
         self.folder: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -130,6 +138,7 @@ class LocalPostgres:
         }
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        settings.update(self.extra_settings)
         for _attempt in range(5):
             self.port = _free_port()
             options = [f"-c{name}={value}" for name, value in settings.items()]
