@@ -24,10 +24,11 @@ What the platform gives, and how the console's interface is served from it:
 
 Options read from ``BackendConfig.options`` (all optional): ``retry_attempts``, ``retry_base``,
 ``retry_max``, ``max_retry_after`` (request retries, as every HTTP backend); ``reconnect_base``
-(0.5 s), ``reconnect_max`` (15 s); ``stream_read_timeout`` (60 s: a stream silent this long is
-re-opened, which also re-reads); ``poll`` (false: poll every ``poll_interval`` instead of
-streaming); ``list_cache_seconds`` (30 s: how long a listing's copy serves its later pages);
-``seed``.
+(0.5 s), ``reconnect_max`` (15 s); ``stream_read_timeout`` (300 s: an SSE stream silent this
+long is re-opened, which also re-reads; the documents promise no heartbeat, so an idle gateway's
+stream is quiet and this is kept long; the WebSocket pings every 20 s instead); ``poll``
+(false: poll every ``poll_interval`` instead of streaming); ``list_cache_seconds`` (30 s: how
+long a listing's copy serves its later pages); ``seed``.
 """
 
 from __future__ import annotations
@@ -479,7 +480,7 @@ class VibenBackend(Backend):
             cap=option(config, "reconnect_max", 15.0),
             rng=self._rng,
         )
-        self._stream_read_timeout = option(config, "stream_read_timeout", 60.0)
+        self._stream_read_timeout = option(config, "stream_read_timeout", 300.0)
         self._live = LiveWatch(
             display_name=self._display_name,
             reconnect=self._reconnect,
