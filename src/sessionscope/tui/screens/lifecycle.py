@@ -376,6 +376,8 @@ class SessionOperation(Generic[R]):
     #: Tell the operator what happened; returns what the flow returns.
     report: Callable[[App[Any], Session, R], Awaitable[Any]]
     refused: Any = None
+    #: What the platform adds to the question (``Backend.close_note``: "stops billing").
+    note: Callable[[Backend], str | None] | None = None
 
 
 async def run_session_operation(
@@ -387,12 +389,12 @@ async def run_session_operation(
     session = await _load_for_confirmation(app, session_id)
     if session is None:
         return operation.refused
+    question = operation.question.format(session=session_label(session))
+    note = operation.note(_backend(app)) if operation.note is not None else None
+    if note:
+        question += f"\n{note}"
     confirmed = await app.push_screen_wait(
-        ConfirmationModal(
-            operation.title,
-            operation.question.format(session=session_label(session)),
-            confirm_label=operation.confirm_label,
-        )
+        ConfirmationModal(operation.title, question, confirm_label=operation.confirm_label)
     )
     if not confirmed:
         return operation.refused
@@ -433,6 +435,7 @@ CLOSE = SessionOperation[CloseResult](
     failure_title="Could not close the session",
     run=lambda backend, session_id: backend.close_session(session_id),
     report=_report_closed,
+    note=lambda backend: backend.close_note,
 )
 COMPLETE = SessionOperation[Session](
     title="Complete session?",
