@@ -19,6 +19,7 @@ from sessionscope.backends.viben import VibenBackend
 from sessionscope.models import Session, SessionStatus
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.help import HelpScreen
 from sessionscope.tui.screens.lifecycle import CreateSessionScreen
 from sessionscope.tui.screens.session import SessionScreen
 from sessionscope.tui.widgets.timeline import Timeline
@@ -111,6 +112,15 @@ async def test_a_viben_session_paused_and_resumed(gateway: FakeViben) -> None:
             "the list's row active",
         )
 
+        # `?` lists both keys, offered.
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        listed = {item.binding_id: item for item in app.screen._keys}  # type: ignore[attr-defined]
+        assert listed["session.pause"].enabled and listed["session.resume"].enabled
+        assert listed["session.pause"].key == "P" and listed["session.resume"].key == "U"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back on the session")
+
         # The agent answers: the open session shows it at once.
         gateway.add_message(SESSION_ID, "Resumed; continuing with the migration.")
         await wait_for(pilot, lambda: screen.timeline.store.row_count == 4, "the live message")
@@ -137,6 +147,11 @@ async def test_pause_is_off_in_read_only_mode_or_without_the_capability(
             if active.binding.id in ("session.pause", "session.resume")
         }
         assert offered == {"session.pause": False, "session.resume": False}
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        notes = {item.binding_id: item.note for item in app.screen._keys}  # type: ignore[attr-defined]
+        expected = "read-only" if why == "read-only" else "not offered by viben"
+        assert notes["session.pause"] == notes["session.resume"] == expected
 
 
 async def test_a_viben_session_created_from_the_form(gateway: FakeViben) -> None:
