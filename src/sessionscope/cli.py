@@ -31,6 +31,11 @@ import click
 @click.option("--read-only", is_flag=True, help="Disable every key that changes something.")
 @click.option("--bell", is_flag=True, help="Ring the terminal bell on a new pending action.")
 @click.option(
+    "--notify",
+    is_flag=True,
+    help="Also send a desktop notification (OSC 9 / OSC 777) on a new pending action.",
+)
+@click.option(
     "--all-profiles", is_flag=True, help="Open every profile at once: one list, one inbox."
 )
 @click.option(
@@ -46,6 +51,7 @@ def main(
     profile: str | None,
     read_only: bool,
     bell: bool,
+    notify: bool,
     all_profiles: bool,
     profile_names: str | None,
 ) -> None:
@@ -62,6 +68,7 @@ def main(
             None if all_profiles else [n.strip() for n in (profile_names or "").split(",")],
             read_only=read_only,
             bell=bell,
+            notify=notify,
         )
         return
 
@@ -82,6 +89,7 @@ def main(
         backend_name=settings.backend,
         read_only=settings.read_only,
         bell=bell,
+        notify=notify or settings.notify,
         options=_with_profile(
             _with_key_note(settings.options, settings.key_note), settings.profile
         ),
@@ -123,6 +131,7 @@ def run_console(
     backend_name: str = "native",
     read_only: bool = False,
     bell: bool = False,
+    notify: bool = False,
     options: dict[str, Any] | None = None,
     timeout: float = 10.0,
     about: str | None = None,
@@ -160,6 +169,7 @@ def run_console(
         AuditedBackend(backend, AuditLog(), profile=profile),
         read_only=read_only,
         bell=bell,
+        notify_desktop=notify,
         about=about,
         loading_note=loading_note,
         keymap=keymap,
@@ -167,7 +177,11 @@ def run_console(
 
 
 def run_fleet_console(
-    names: list[str] | None, *, read_only: bool = False, bell: bool = False
+    names: list[str] | None,
+    *,
+    read_only: bool = False,
+    bell: bool = False,
+    notify: bool = False,
 ) -> None:
     """Open several profiles at once (``None``: every profile in the file)."""
     from sessionscope.tui import collector
@@ -212,7 +226,7 @@ def run_fleet_console(
         raise click.ClickException(str(error)) from None
     from sessionscope.tui.app import SessionScopeApp
 
-    SessionScopeApp(fleet, bell=bell).run()
+    SessionScopeApp(fleet, bell=bell, notify_desktop=notify or known.notify).run()
 
 
 @main.command("audit")

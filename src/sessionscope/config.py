@@ -89,6 +89,8 @@ class ProfileFile:
     current: str | None = None
     #: Binding id -> key(s), applied to the console (``App.set_keymap``).
     keymap: dict[str, str] = field(default_factory=dict)
+    #: ``notify = true``: a new waiting item also sends a desktop notification (``--notify``).
+    notify: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class ConsoleSettings:
     key_note: str | None = None
     #: The profile file's ``[keymap]``: binding id -> key(s).
     keymap: dict[str, str] = field(default_factory=dict)
+    #: The profile file's ``notify``.
+    notify: bool = False
 
 
 def config_dir() -> Path:
@@ -173,7 +177,10 @@ def load_profiles(path: Path | None = None) -> ProfileFile:
     if current is not None and not isinstance(current, str):
         raise ConfigError(f"{path}: 'current' must be a profile name")
     keymap = _keymap_from(raw.get("keymap"), path)
-    return ProfileFile(path=path, profiles=profiles, current=current, keymap=keymap)
+    notify = raw.get("notify", False)
+    if not isinstance(notify, bool):
+        raise ConfigError(f"{path}: 'notify' must be true or false")
+    return ProfileFile(path=path, profiles=profiles, current=current, keymap=keymap, notify=notify)
 
 
 def _keymap_from(raw: Any, path: Path) -> dict[str, str]:
@@ -228,6 +235,7 @@ def resolve(
         # Flags override the profile's options key by key.
         options={**(chosen.options if chosen else {}), **(options or {})},
         keymap=profile_file.keymap,
+        notify=profile_file.notify,
     )
 
 

@@ -119,6 +119,9 @@ class FleetBackend(Backend):
         self.member_health = {member.name: MemberHealth() for member in members}
         #: Called with the member's name whenever its health changes (the health strip).
         self.on_health: Callable[[str], None] | None = None
+        #: The one profile the session list shows (``:ctx NAME``), or None for every profile.
+        #: Session ids keep routing to every member either way.
+        self.shown_profile: str | None = None
         union: frozenset[Capability] = frozenset()
         for member in members:
             union |= member.backend.capabilities
@@ -196,7 +199,7 @@ class FleetBackend(Backend):
             # Per member: [its page cursor, rows of that page already listed, finished].
             state: dict[str, Any] = {
                 "limit": limit,
-                "m": {name: [None, 0, False] for name in self.members},
+                "m": {name: [None, 0, False] for name in self._listed()},
             }
         else:
             state = _decode(cursor)
@@ -254,9 +257,15 @@ class FleetBackend(Backend):
         total: int | None = None
         if cursor is None:
             totals = [page.total for page in pages.values() if page is not None]
-            if len(totals) == len(self.members) and all(t is not None for t in totals):
+            if len(totals) == len(positions) and all(t is not None for t in totals):
                 total = sum(t for t in totals if t is not None)
         return Page[Session](data=merged, next_cursor=_encode(state) if more else None, total=total)
+
+    def _listed(self) -> list[str]:
+        shown = self.shown_profile
+        if shown is not None and shown in self.members:
+            return [shown]
+        return list(self.members)
 
     async def get_session(self, session_id: str) -> Session:
         backend, raw = self._reader(session_id)

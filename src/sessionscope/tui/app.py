@@ -26,8 +26,9 @@ from sessionscope.backends import (
     ValidationFailed,
     WatchState,
 )
-from sessionscope.models import OrgChange, Session, SessionStatus
+from sessionscope.models import ActionStatus, EventType, OrgChange, Session, SessionStatus
 from sessionscope.tui import collector
+from sessionscope.tui.attention import BELL, desktop_notification
 from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.context import ConsoleContext
@@ -43,8 +44,10 @@ from sessionscope.tui.messages import (
 )
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.textual_compat import write_to_terminal
 
 if TYPE_CHECKING:
+    from sessionscope.backends.fleet import FleetBackend
     from sessionscope.tui.screens.sessions import FirstPage
 
 log = logging.getLogger("sessionscope.tui")
@@ -55,6 +58,9 @@ WARM_UP_MODULES = ("sessionscope.tui.screens.session",)
 #: Live changes are applied at most this often, each batch after waiting this long for the rest
 #: of its burst, so a burst becomes one repaint.
 FLUSH_INTERVAL = 0.15
+
+#: The fleet's waiting count is fetched again this often even when every stream is quiet.
+WAITING_REFRESH_SECONDS = 15.0
 
 #: The collector resumes this long after mount even if the first page has not painted by then
 #: (see ``collector``): a start stuck on a slow server must not run without it for long.
@@ -73,6 +79,7 @@ class SessionScopeApp(App[None]):
         *,
         read_only: bool = False,
         bell: bool = False,
+        notify_desktop: bool = False,
         watch: bool = True,
         about: str | None = None,
         loading_note: str | None = None,
@@ -94,6 +101,11 @@ class SessionScopeApp(App[None]):
         #: What the sessions list says until its first page arrives.
         self.console_context.loading_note = loading_note or "loading…"
         self.bell_on_pending = bell
+        #: Opt-in (``--notify`` or the profile file's ``notify = true``): a new waiting item also
+        #: writes a desktop notification (OSC 9 and OSC 777).
+        self.notify_on_pending = notify_desktop
+        #: The last item ``J`` opened: the next ``J`` opens the one after it.
+        self._last_jumped: str | None = None
         self._watch_enabled = watch
         self._watch_started = False
         #: Where the organisation watch resumes: the last change it delivered, or the position
@@ -148,6 +160,11 @@ class SessionScopeApp(App[None]):
         self.backend.set_retry_listener(self._request_retrying)
         if not self.read_only:
             self.learn_key_role()
+        fleet = self.console_context.fleet
+        if fleet is not None:
+            fleet.on_health = self.console_context.health_changed.publish
+            self.refresh_waiting()
+            self.set_interval(WAITING_REFRESH_SECONDS, self.refresh_waiting, name="fleet-waiting")
         # The organisation watch starts once the sessions list has its first page (see
         # ``follow_org_from``): started now, from "now", it could begin after the page's
         # snapshot and a change committed in between would never be shown.
@@ -237,6 +254,11 @@ class SessionScopeApp(App[None]):
             raise
 
     def _apply_changes(self, batch: list[OrgChange]) -> None:
+        if self.console_context.fleet is not None and any(
+            change.kind.startswith("action.") or change.kind == EventType.STREAM_RESET
+            for change in batch
+        ):
+            self.refresh_waiting()
         for change in batch:
             if change.session is not None:
                 self._titles[change.session_id] = change.session.title
@@ -265,7 +287,140 @@ class SessionScopeApp(App[None]):
             markup=False,
         )
         if self.bell_on_pending:
-            self.bell()
+            # Through the driver rather than ``App.bell`` (which writes nothing headless), so
+            # the sequence a terminal gets is the one a test captures.
+            write_to_terminal(self, BELL)
+        if self.notify_on_pending:
+            profile = getattr(action, "profile", None) if action else None
+            title = f"sessionscope: {profile}" if profile else "sessionscope"
+            write_to_terminal(
+                self, desktop_notification(title, f"{tool} waits for a decision in {where}")
+            )
+
+    # -- the fleet's waiting items -----------------------------------------------------------------
+    @work(exclusive=True, exit_on_error=False, group="fleet-waiting")
+    async def refresh_waiting(self) -> None:
+        """Every waiting item across the fleet, for the header's count and ``J``. A member that
+        fails is left out (its health row says why); the others are counted."""
+        try:
+            items = await self.backend.list_pending_actions()
+        except BackendError:
+            return
+        self.console_context.set_waiting(
+            [item for item in items if item.status is ActionStatus.PENDING]
+        )
+
+    def action_next_waiting(self) -> None:
+        self._jump_to_next_waiting()
+
+    @work(exclusive=True, exit_on_error=False, group="next-waiting")
+    async def _jump_to_next_waiting(self) -> None:
+        """``J``: the item after the one ``J`` opened last, soonest deadline first."""
+        try:
+            items = await self.backend.list_pending_actions()
+        except BackendError as error:
+            self.notify(one_line(error.message, 200), severity="error", markup=False)
+            return
+        waiting = [i for i in items if i.status is ActionStatus.PENDING and i.decidable]
+        if self.console_context.fleet is not None:
+            self.console_context.set_waiting(waiting)
+        if not waiting:
+            self.notify("Nothing waits for a decision.", timeout=3)
+            return
+        ids = [item.id for item in waiting]
+        after = ids.index(self._last_jumped) + 1 if self._last_jumped in ids else 0
+        chosen = waiting[after % len(waiting)]
+        self._last_jumped = chosen.id
+        self.open_action(chosen.session_id, chosen.id)
+
+    # -- the command line (``:``) ------------------------------------------------------------------
+    def action_command_line(self) -> None:
+        from sessionscope.tui.screens.command_line import CommandLine
+
+        if isinstance(self.screen, CommandLine):
+            return
+        self.push_screen(CommandLine(), self._command_entered)
+
+    def _command_entered(self, line: str | None) -> None:
+        if line:
+            self.run_command(line)
+
+    def run_command(self, line: str) -> None:
+        """``ctx [NAME|all]``, ``inbox``, ``sessions [status=S]``; anything else says so."""
+        from sessionscope.tui.screens.command_line import COMMANDS_HELP
+
+        words = line.strip().lstrip(":").split()
+        if not words:
+            return
+        command, arguments = words[0].lower(), words[1:]
+        if command in ("ctx", "context"):
+            self._command_ctx(arguments)
+        elif command in ("inbox", "actions") and not arguments:
+            self.open_inbox()
+        elif command in ("sessions", "ses", "s"):
+            self._command_sessions(arguments)
+        else:
+            self.notify(
+                one_line(f"Unknown command: {line.strip()} (try {COMMANDS_HELP})", 200),
+                severity="warning",
+                timeout=4,
+                markup=False,
+            )
+
+    def _command_sessions(self, arguments: list[str]) -> None:
+        status: SessionStatus | None = None
+        for argument in arguments:
+            key, _, value = argument.partition("=")
+            if key != "status":
+                self.notify(
+                    one_line(f"sessions takes status=STATUS, not {argument}", 200),
+                    severity="warning",
+                    markup=False,
+                )
+                return
+            if value in ("", "all"):
+                continue
+            try:
+                status = SessionStatus(value)
+            except ValueError:
+                known = ", ".join(s.value for s in SessionStatus)
+                self.notify(
+                    one_line(f"No status {value!r}: one of {known}, or all", 200),
+                    severity="warning",
+                    markup=False,
+                )
+                return
+        self.action_status_filter(status)
+
+    def _command_ctx(self, arguments: list[str]) -> None:
+        """Switching a profile filters the one list (and keeps the inbox, the header count and
+        every live stream on the whole fleet): nothing reconnects, and ``:ctx all`` is instant."""
+        fleet = self.console_context.fleet
+        if fleet is None:
+            self.notify(
+                "One profile is open: start with --all-profiles or --profiles a,b for :ctx.",
+                timeout=4,
+            )
+            return
+        if not arguments:
+            from sessionscope.tui.screens.confirm import InfoModal
+
+            self.push_screen(InfoModal("Profiles", describe_fleet(fleet)))
+            return
+        name = arguments[0]
+        if name in ("all", "*", "-"):
+            fleet.shown_profile = None
+        elif name in fleet.members:
+            fleet.shown_profile = name
+        else:
+            self.notify(
+                one_line(f"No profile {name!r} here: " + ", ".join(fleet.members), 200),
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.action_home()
+        self.sessions_screen.refresh_list()
 
     def on_key(self, event: events.Key) -> None:
         """A key that reached the app unhandled: if it is a mutating key that read-only mode
@@ -394,6 +549,25 @@ class SessionScopeApp(App[None]):
     def iter_mutating(self) -> Iterable[str]:
         """The ids of the bindings that change something on the server."""
         return sorted(MUTATING_BINDING_IDS)
+
+
+def describe_fleet(fleet: FleetBackend) -> str:
+    """``:ctx``: one line per profile (its platform, state and any error), the shown one
+    starred. Server text: shown with ``safe.plain``."""
+    lines = []
+    for name, member in fleet.members.items():
+        health = fleet.member_health[name]
+        platform = member.backend.platform_label or member.backend.name
+        shown = "*" if fleet.shown_profile == name else " "
+        line = f"{shown} {name}  {platform}  {health.state.value}"
+        if member.read_only:
+            line += "  read-only"
+        if health.error or health.detail:
+            line += f"  {one_line(health.error or health.detail, 120)}"
+        lines.append(line)
+    lines.append("")
+    lines.append(":ctx NAME shows one profile's sessions; :ctx all shows every profile.")
+    return "\n".join(lines)
 
 
 def _import_quietly() -> None:

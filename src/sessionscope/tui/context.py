@@ -17,7 +17,8 @@ from textual.dom import DOMNode
 from textual.signal import Signal
 
 from sessionscope.backends import Backend, Capability, WatchState
-from sessionscope.models import OrgChange, Session
+from sessionscope.backends.fleet import FleetBackend
+from sessionscope.models import OrgChange, PendingAction, Session
 
 
 class LoadedSessions(Protocol):
@@ -39,6 +40,10 @@ class ConsoleContext:
     org_changes: Signal[list[OrgChange]]
     #: Published (with no data) whenever ``connection_state`` or ``connection_detail`` change.
     connection_changed: Signal[None]
+    #: Published (with no data) whenever ``waiting`` changes (the fleet's header count).
+    waiting_changed: Signal[None]
+    #: Published with a profile's name whenever its health changes (the fleet's health strip).
+    health_changed: Signal[str]
     #: Whether the host follows the organisation stream and so has a connection to show (an app
     #: hosting one screen on its own has none: its header shows no indicator).
     has_connection: bool = False
@@ -48,6 +53,9 @@ class ConsoleContext:
     loading_note: str = "loading…"
     #: Set by the sessions list once it has its paging model; never fetches.
     sessions: LoadedSessions | None = field(default=None)
+    #: Every item that waits for a decision across the fleet, soonest deadline first (kept by
+    #: the app in fleet mode only; empty otherwise).
+    waiting: list[PendingAction] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -63,6 +71,8 @@ class ConsoleContext:
             read_only,
             Signal(app, "org-changes"),
             Signal(app, "connection"),
+            Signal(app, "waiting"),
+            Signal(app, "health"),
             has_connection=has_connection,
         )
 
@@ -74,6 +84,15 @@ class ConsoleContext:
         self.connection_state = state
         self.connection_detail = detail
         self.connection_changed.publish(None)
+
+    @property
+    def fleet(self) -> FleetBackend | None:
+        """The backend when it is several profiles at once (``--all-profiles``), else None."""
+        return self.backend if isinstance(self.backend, FleetBackend) else None
+
+    def set_waiting(self, items: list[PendingAction]) -> None:
+        self.waiting = items
+        self.waiting_changed.publish(None)
 
     @property
     def platform(self) -> str:

@@ -72,6 +72,31 @@ KEYS: dict[str, tuple[Key, ...]] = {
             "Switch between dark and light themes",
             show=False,
         ),
+        Key(
+            "app.command_line",
+            "colon",
+            "command_line",
+            "Command",
+            "A command: ctx [NAME], inbox, sessions [status=S]",
+            show=False,
+        ),
+        Key(
+            "app.next_waiting",
+            "J",
+            "next_waiting",
+            "Next waiting",
+            "Open the next item that waits for a decision (soonest deadline first)",
+            show=False,
+        ),
+    ),
+    # CommandLine (screens.command_line)
+    "command_line": (
+        Key("command_line.close", "escape", "close", "Close", "Close the command line"),
+    ),
+    # BatchDecisionModal (screens.batch)
+    "batch": (
+        Key("batch.send", "ctrl+s", "send", "Send", "Send every decision listed", mutates=True),
+        Key("batch.cancel", "escape", "refuse", "Don't send", "Close without sending"),
     ),
     # HelpScreen (help)
     "help": (Key("help.close", "escape,question_mark,q", "dismiss", "Close", "Close"),),
@@ -148,6 +173,25 @@ KEYS: dict[str, tuple[Key, ...]] = {
         Key("inbox.back", "escape", "back", "Back", "Return to the previous screen"),
         Key("inbox.open", "enter", "open", "Decide", "Open the selected action", priority=True),
         Key("inbox.refresh", "r", "reload", "Refresh", "Fetch the inbox again"),
+        Key("inbox.mark", "space", "toggle_mark", "Mark", "Mark or unmark the row (its group too)"),
+        Key("inbox.mark_all", "asterisk", "mark_all", "Mark all", "Mark every row shown"),
+        Key(
+            "inbox.confirm_marked",
+            "y",
+            "decide_marked(True)",
+            "Confirm marked",
+            "Confirm the marked items (or the selected one), asking once",
+            mutates=True,
+        ),
+        Key(
+            "inbox.cancel_marked",
+            "n",
+            "decide_marked(False)",
+            "Cancel marked",
+            "Refuse the marked items (or the selected one), asking once",
+            mutates=True,
+        ),
+        Key("inbox.filter", "slash", "filter", "Filter", "Filter by profile, tool or session"),
     ),
     # CreateSessionScreen (screens.lifecycle)
     "create": (

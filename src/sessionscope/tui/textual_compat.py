@@ -57,6 +57,15 @@ def start_footer_key_like_footer(footer: Footer, widget: Widget) -> None:
     widget.set_class(footer.compact, "-compact", update=False)
 
 
+def write_to_terminal(app: Any, data: str) -> None:
+    """Raw bytes to the terminal through the app's driver (``App.bell`` uses the same private
+    driver, but writes nothing when headless; the console's attention sequences are written
+    either way, so a test captures them from the driver). Nothing without a driver."""
+    driver = getattr(app, "_driver", None)
+    if driver is not None:
+        driver.write(data)
+
+
 def custom_vertical_scrollbar(view: ScrollView, make: Callable[[], ScrollBar]) -> ScrollBar:
     """For a view's ``vertical_scrollbar`` property: Textual's own (8.2: created on first use,
     kept in ``_vertical_scrollbar`` and started with ``App._start_widget``), except that the

@@ -24,6 +24,7 @@ from sessionscope.backends import (
     SessionQuery,
     Unsupported,
 )
+from sessionscope.backends.fleet import SEPARATOR
 from sessionscope.models import EventType, OrgChange, Page, Session, SessionStatus
 from sessionscope.tui import clock, collector
 from sessionscope.tui.context import ConsoleContext, console_of
@@ -32,6 +33,7 @@ from sessionscope.tui.messages import FirstPageShown, ListStarted, OpenInbox, Op
 from sessionscope.tui.safe import plain_line
 from sessionscope.tui.session_rates import SessionRates
 from sessionscope.tui.state.session_pages import SortOrder, matches
+from sessionscope.tui.widgets.fleet_health import FleetHealth
 from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.rate_column import RateColumn
 from sessionscope.tui.widgets.session_table import SessionTable
@@ -202,11 +204,19 @@ class SessionsScreen(GatedKeys, Screen[None]):
             yield Input(
                 placeholder="filter: title or preview (enter applies)", id="sessions-filter"
             )
+        fleet = self.console.fleet
+        if fleet is not None:
+            yield FleetHealth(fleet, id="sessions-health")
         yield Static(id="sessions-message")
         with Horizontal(id="sessions-body"):
             backend = cast(Backend, _ListingBackend(self.console.backend, self._first_page, self))
             self._first_page = None
-            table = SessionTable(backend, page_size=PAGE_SIZE, id="sessions-table")
+            table = SessionTable(
+                backend,
+                page_size=PAGE_SIZE,
+                id="sessions-table",
+                profile_column=fleet is not None,
+            )
             self._table = table
             self.console.sessions = table.pages
             yield table
@@ -256,6 +266,10 @@ class SessionsScreen(GatedKeys, Screen[None]):
             text.append(self.console.loading_note, style="italic")
         text.append(f"  status: {self.status_filter.value if self.status_filter else 'all'}")
         text.append(f"  order: {table.sort.label}")
+        fleet = self.console.fleet
+        if fleet is not None:
+            text.append("  profile: ")
+            text.append_text(plain_line(fleet.shown_profile or "all", limit=30))
         if self.text_filter:
             text.append("  filter: ")
             text.append_text(plain_line(self.text_filter, limit=40))
@@ -457,6 +471,11 @@ class SessionsScreen(GatedKeys, Screen[None]):
         anchor = table.cursor_session
         old_row = table.cursor_row
         query = self._query()
+        fleet = self.console.fleet
+        if fleet is not None and fleet.shown_profile is not None:
+            # ``:ctx NAME`` shows one profile: the others' changes stay out of the list.
+            prefix = f"{fleet.shown_profile}{SEPARATOR}"
+            changes = [change for change in changes if change.session_id.startswith(prefix)]
         changed = False
         for change in changes:
             session = change.session

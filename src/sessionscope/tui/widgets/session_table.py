@@ -75,6 +75,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("events", "EVENTS", 7, "right"),
     Column("pending", "PENDING", 7, "right"),
 )
+#: With several profiles at once: which profile a row belongs to, after its status.
+PROFILE_COLUMN = Column("profile", "PROFILE", 12)
+FLEET_COLUMNS: tuple[Column, ...] = (COLUMNS[0], PROFILE_COLUMN, *COLUMNS[1:])
 _GAP = 1
 MIN_TITLE = 12
 
@@ -90,9 +93,9 @@ STATUS_GLYPH: dict[SessionStatus, str] = {
 }
 
 
-def column_widths(width: int) -> list[int]:
-    fixed = sum(c.width for c in COLUMNS) + _GAP * (len(COLUMNS) - 1) + 2
-    return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in COLUMNS]
+def column_widths(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[int]:
+    fixed = sum(c.width for c in columns) + _GAP * (len(columns) - 1) + 2
+    return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in columns]
 
 
 #: Drawing ahead waits this long after a frame: started at once, it held the interpreter lock
@@ -136,9 +139,11 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
+        profile_column: bool = False,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.backend = backend
+        self.columns = FLEET_COLUMNS if profile_column else COLUMNS
         self.pages = SessionPages(
             page_size=page_size,
             max_loaded=max_loaded,
@@ -558,7 +563,7 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _build_header(self, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("session-table--header")
         text = Text(" ", end="")
-        for column, size in zip(COLUMNS, column_widths(width), strict=True):
+        for column, size in zip(self.columns, column_widths(width, self.columns), strict=True):
             label = column.label
             if column.key == "title" and self.sort is not SortOrder.NEWEST:
                 label = f"{label} (by {self.sort.value})"
@@ -592,7 +597,9 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             pending_style = (
                 self._foreground("session-table--pending") if session.pending_action_count else dim
             )
-        widths = column_widths(width)
+        widths = column_widths(width, self.columns)
+        # The profile cell sits after the status; the rest is laid out as without it.
+        profile_width = widths.pop(1) if self.columns is FLEET_COLUMNS else 0
         glyph = STATUS_GLYPH.get(session.status, "?")
         pending = session.pending_action_count
         gap = " " * _GAP
@@ -607,6 +614,17 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             RichSegment(" ", row_style),
             RichSegment(
                 _fit(f"{glyph} {session.status.value}", widths[0]), row_style + status_style
+            ),
+            *(
+                [
+                    RichSegment(
+                        gap
+                        + _fit(one_line(str(getattr(session, "profile", "")), 24), profile_width),
+                        row_style + dim,
+                    )
+                ]
+                if profile_width
+                else []
             ),
             RichSegment(gap + _fit(title, widths[1]) + gap, row_style),
             RichSegment(_fit(agent, widths[2]), row_style + dim),
@@ -627,6 +645,8 @@ class SessionTable(ScrollView, can_focus=True, inherit_bindings=False):
             RichSegment(gap, row_style),
         ]
         length = 1 + sum(widths) + _GAP * len(widths)
+        if profile_width:
+            length += _GAP + profile_width
         strip = Strip(segments, length)
         return strip if length == width else strip.crop_extend(0, width, row_style)
 

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from sessionscope.backends import WatchState
 from sessionscope.tui.context import console_of, find_console
 from sessionscope.tui.safe import plain_line
+from sessionscope.tui.widgets.countdown import format_time_left
 
 STATE_LABEL: dict[WatchState, tuple[str, str]] = {
     WatchState.CONNECTING: ("◌", "connecting"),
@@ -52,6 +53,30 @@ class ConnectionIndicator(Static):
         self.tooltip = plain_line(console.connection_detail or label, limit=300)
 
 
+class FleetWaiting(Static):
+    """Several profiles at once: how many items wait across the fleet, and the soonest
+    deadline (``⚑ 3 waiting · next 4m 05s``), from the app's count (``ConsoleContext.waiting``)."""
+
+    def on_mount(self) -> None:
+        console = console_of(self)
+        console.waiting_changed.subscribe(self, self._show, immediate=True)
+        self.set_interval(1.0, self._show, name="fleet-waiting-clock")
+        self._show()
+
+    def _show(self, _value: object = None) -> None:
+        waiting = console_of(self).waiting
+        if not waiting:
+            self.update(Text("⚑ 0 waiting", end=""))
+            self.set_class(False, "-waiting")
+            return
+        deadlines = [item.expires_at for item in waiting if item.expires_at is not None]
+        text = f"⚑ {len(waiting)} waiting"
+        if deadlines:
+            text += f" · next {format_time_left(min(deadlines))}"
+        self.update(Text(text, end=""))
+        self.set_class(True, "-waiting")
+
+
 class AppHeader(Horizontal):
     """One line: ``sessionscope  host:port  [screen]  ● live  READ-ONLY``."""
 
@@ -72,6 +97,8 @@ class AppHeader(Horizontal):
         yield Static("sessionscope", classes="app-header--name")
         yield Static(plain_line(server, limit=80), classes="app-header--server")
         yield Static(Text(self._screen_title, end=""), classes="app-header--screen")
+        if console is not None and console.fleet is not None:
+            yield FleetWaiting(classes="app-header--waiting")
         if console is not None and console.read_only:
             yield Static("READ-ONLY", classes="app-header--read-only")
         yield ConnectionIndicator(classes="app-header--connection")
