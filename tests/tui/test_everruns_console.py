@@ -88,11 +88,12 @@ async def test_sessions_listed_and_a_timeline_followed_live(fake: FakeEverruns) 
         await wait_for(pilot, lambda: "polling every 0.05 s" in screen_text(app), "the mode")
         screen = await open_session(pilot, session_id)
         await wait_for(pilot, lambda: "status started" in screen_text(app), "the platform status")
-        # Rows follow the platform's sequences; the ephemeral deltas' numbers stay empty.
-        await wait_for(pilot, lambda: screen.timeline.store.row_count == 5, "the timeline")
+        # One row per event: the ephemeral deltas' sequence numbers leave no empty rows.
+        await wait_for(pilot, lambda: screen.timeline.store.row_count == 3, "the timeline")
         await wait_for(pilot, lambda: screen.watch_state is WatchState.LIVE, "the live stream")
         fake.agent_says(session_id, 2)
-        await wait_for(pilot, lambda: screen.timeline.store.row_count == 9, "live events")
+        await wait_for(pilot, lambda: screen.timeline.store.row_count == 5, "live events")
+        assert "(no event)" not in screen_text(app)
         assert fake.stream_queries, "the timeline followed the SSE stream"
         assert "output.message.delta" not in screen_text(app)
         # The gate holds two calls: the live event brings them to the session's pending items.
@@ -183,10 +184,11 @@ def test_everruns_session_screen_snapshot(snapshot_fake: FakeEverruns, snap_comp
         await wait_for(
             pilot,
             lambda: (
-                screen.timeline.store.row_count == 5
+                screen.timeline.store.row_count == 3
                 and screen.watch_state is WatchState.LIVE
                 and "polling every 2 s" in screen_text(app)
                 and "events 5" in screen_text(app)
+                and "3 rows " in screen_text(app)
                 # the loaded events counted in the rate sparkline (drawn once a second)
                 and "peak 3" in screen_text(app)
                 and "loading…" not in screen_text(app)

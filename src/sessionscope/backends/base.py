@@ -201,6 +201,10 @@ class Backend(abc.ABC):
     header_details: frozenset[str] = frozenset(
         {"agent", "model", "tokens", "cost", "variables", "events", "pending"}
     )
+    #: Every sequence number up to a session's last holds an event. False where the platform
+    #: numbers things it does not list (Everruns' ephemeral deltas): the timeline then lists
+    #: the events there are instead of a row per number.
+    dense_sequences: bool = True
     #: A session starts with its first message (AG2Trust's pool endpoint): the form asks for it.
     prompt_required: bool = False
 

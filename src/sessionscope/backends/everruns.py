@@ -43,6 +43,7 @@ from sessionscope.backends._http import Backoff, HttpClient, neutralise_detail, 
 from sessionscope.backends.base import (
     Backend,
     BackendConfig,
+    BackendError,
     Capability,
     Conflict,
     NotFound,
@@ -379,6 +380,8 @@ class EverrunsBackend(Backend):
     )
     platform_label = "Everruns"
     decides_in_batches = True
+    #: Deltas take sequence numbers too, and are never listed.
+    dense_sequences = False
     #: everruns-create-session.txt: agent_id (required), title, tags, model_id, capabilities.
     create_fields = frozenset({"agent_id", "title", "tags", "model_id", "capabilities"})
     #: No context variables on Everruns; its own status word instead.
@@ -456,7 +459,27 @@ class EverrunsBackend(Backend):
 
     async def get_session(self, session_id: str) -> Session:
         wire = await self._json(_Session, "GET", f"/v1/sessions/{_seg(session_id)}")
-        return to_session(wire)
+        session = to_session(wire)
+        await self._add_event_position(session)
+        return session
+
+    async def _add_event_position(self, session: Session) -> None:
+        """The session's newest event and its count (the list's ``X-Total-Count``, non-delta
+        events), from one event: the console starts its live stream after it. Best effort: a
+        session without them still opens (from the start)."""
+        path = f"/v1/sessions/{_seg(session.id)}/events"
+        params = {"limit": 1, "exclude": list(DELTA_TYPES)}
+        try:
+            response, body = await self._http.request("GET", path, params=params)
+            page = _parse(_EventList, body, f"GET {path}")
+        except BackendError:
+            return
+        sequences = [wire.sequence for wire in page.data if wire.sequence is not None]
+        if sequences:
+            session.last_sequence = max(0, max(sequences))
+        total = response.headers.get("x-total-count", "")
+        if total.isdigit():
+            session.event_count = int(total)
 
     async def session_stats(self) -> dict[str, int]:
         """Counts by platform status (``GET /v1/sessions/stats``): total, started, active, idle,

@@ -172,10 +172,12 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         if not sheet.has_source(str(SESSION_STYLESHEET), ""):
             sheet.read(SESSION_STYLESHEET)
 
-    def _first_store(self) -> SequenceStore:
+    def _first_store(self) -> EventStore:
         """The timeline's store, its newest page requested right away when the sessions list
         says how many events there are (the request then overlaps mounting the screen)."""
         self._known = self._known_session()
+        if not self.backend.dense_sequences:
+            return FilteredStore(self.backend, self.session_id)
         if self._known is None:
             return SequenceStore(self.backend, self.session_id, 0)
         store = SequenceStore(self.backend, self.session_id, _last_sequence_of(self._known))
@@ -244,6 +246,8 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
     @on(Timeline.FirstRowsShown)
     def _timeline_shown(self) -> None:
         self._mount_deferred()
+        # A store that discovers its rows (a type filter, sparse sequences) knows its count now.
+        self._render_status()
 
     def _mount_deferred(self) -> None:
         if not self._deferred_mounted:
@@ -332,11 +336,11 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         self._render_rate()
 
     def _new_store(self) -> EventStore:
-        if self.type_filter:
+        if self.type_filter or not self.backend.dense_sequences:
             return FilteredStore(
                 self.backend,
                 self.session_id,
-                types=[self.type_filter],
+                types=[self.type_filter] if self.type_filter else None,
                 include_hidden=self.timeline.show_hidden,
             )
         return SequenceStore(self.backend, self.session_id, self._last_seen)

@@ -334,8 +334,8 @@ class FilteredStore(EventStore):
             return 0
         before = self._count
         for event in events:
-            if not self.accepts(event):
-                continue
+            if not self.accepts(event) or event.sequence <= self._newest_sequence():
+                continue  # filtered out, or already listed (a page read after it was sent)
             index, slot = divmod(self._count, self.page_size)
             if slot == 0 and index > 0:
                 previous = self._pages.get(index - 1)
@@ -356,6 +356,12 @@ class FilteredStore(EventStore):
             page.append(event)
             self._count += 1
         return self._count - before
+
+    def _newest_sequence(self) -> int:
+        if self._count == 0:
+            return 0
+        page = self._pages.peek((self._count - 1) // self.page_size)
+        return page[-1].sequence if page else 0
 
     def apply_visibility(self, sequence: int, event_id: str, hidden: bool | None) -> bool:
         # Page j holds matches after boundaries[j] up to boundaries[j + 1]: one page can hold it.
