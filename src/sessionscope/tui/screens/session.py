@@ -39,7 +39,7 @@ from sessionscope.models import (
     SessionStatus,
     SessionUpdate,
 )
-from sessionscope.tui import clock, event_summary
+from sessionscope.tui import clock
 from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.context import console_of
 from sessionscope.tui.event_rate import EventRate
@@ -49,6 +49,7 @@ from sessionscope.tui.safe import one_line, plain_line
 from sessionscope.tui.screens.dialogs import HostsDialogs
 from sessionscope.tui.state.event_store import EventStore, FilteredStore, SequenceStore
 from sessionscope.tui.state.live_batch import classify
+from sessionscope.tui.state.search import SearchMatches
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.countdown import format_time_left
 from sessionscope.tui.widgets.footer import AppFooter
@@ -148,6 +149,7 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         self._meta_stale = False
         self._seen_types: set[str] = set()
         self._search_status = ""
+        self._search_matches: SearchMatches | None = None
         self._rate_label_cells = 0
         self._actions: list[PendingAction] = []
         self.rate = EventRate()
@@ -696,8 +698,11 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         submitted.input.display = False
         self.timeline.focus()
         self.timeline.search_term = submitted.value.strip()
+        self._search_status = ""
         if self.timeline.search_term:
-            self._search(forward=True, from_row=self.timeline.cursor_row)
+            # Following, the rows in view are the newest: the nearest match is above the cursor.
+            following = self.timeline.follow
+            self._search(forward=not following, from_row=self.timeline.cursor_row)
         self._render_status()
 
     def action_search_next(self) -> None:
@@ -710,32 +715,22 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="timeline-search")
     async def _search(self, *, forward: bool, from_row: int) -> None:
-        """Client-side scan: walk the timeline page by page from the cursor (fetching pages the
-        window does not hold) until an event's type or payload contains the term."""
+        """Client-side scan: find the rows whose event's type or payload contains the term
+        (fetching pages the window does not hold; once per term, then only new rows), then move
+        to the nearest match from ``from_row``, wrapping at either end."""
         timeline = self.timeline
         store = timeline.store
         needle = timeline.search_term
-        row = max(0, from_row)
-        step = 1 if forward else -1
-        scanned = 0
+        found = self._search_matches
+        if found is None or not found.is_for(store, needle):
+            found = self._search_matches = SearchMatches(store, needle)
+
+        def progress(scanned: int, total: int) -> None:
+            self._search_status = f"searching… row {scanned:,} of {total:,}"
+            self._render_status()
+
         try:
-            while 0 <= row and (row < store.row_count or (forward and store.wants_more())):
-                if row >= store.row_count:
-                    await store.load_page(store.frontier_page())
-                    if row >= store.row_count:
-                        break
-                found = await store.ensure(row)
-                if isinstance(found, Event) and event_summary.matches(found, needle):
-                    timeline.follow = False
-                    timeline.move_cursor(row)
-                    self._search_status = ""
-                    self._render_status()
-                    return
-                scanned += 1
-                if scanned % store.page_size == 0:
-                    self._search_status = f"searching… row {row + 1:,} of {store.row_count:,}"
-                    self._render_status()
-                row += step
+            await found.scan(progress)
         except BackendError as error:
             self._search_status = ""
             self.notify(f"Search stopped: {error}", severity="error", markup=False)
@@ -743,9 +738,19 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         finally:
             if store is timeline.store:
                 timeline.refresh()
-        self._search_status = ""
+        hit = found.next_hit(max(0, from_row), forward=forward)
+        if hit is None:
+            self._search_status = "no match"
+            self._render_status()
+            self.notify(f"No match for “{one_line(needle, 60)}”.", markup=False, timeout=3)
+            return
+        timeline.follow = False
+        timeline.move_cursor(hit.row)
+        wrapped = ""
+        if hit.wrapped:
+            wrapped = " (from the top)" if forward else " (from the bottom)"
+        self._search_status = f"match {hit.counter}{wrapped}"
         self._render_status()
-        self.notify(f"No match for “{one_line(needle, 60)}”.", markup=False, timeout=3)
 
     # -- the selected event ---------------------------------------------------------------------
     def action_event_visibility(self) -> None:

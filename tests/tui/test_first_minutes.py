@@ -1,0 +1,61 @@
+"""What a new operator tripped over in the session screen (issue 19), against the reference
+server on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from session_support import (
+    SIZE,
+    agent_client,
+    create_session,
+    make_app,
+    post_event,
+    post_messages,
+    screen_text,
+    wait_for,
+)
+from test_session_screen import open_session
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from sessionscope.tui.app import SessionScopeApp
+
+
+def status_line(app: SessionScopeApp) -> str:
+    return str(app.screen.query_one("#timeline-status", Static).render())
+
+
+async def wait_status(pilot: Pilot[Any], app: SessionScopeApp, text: str) -> None:
+    await wait_for(pilot, lambda: text in status_line(app), f"status {text!r}")
+
+
+async def test_search_from_follow_mode_finds_visible_rows_and_wraps(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Search while following")
+        await post_messages(client, session_id, 3, "noise")
+        await post_event(client, session_id, "tool.started", {"tool": "needle-one"})
+        await post_messages(client, session_id, 4, "noise")
+        await post_event(client, session_id, "tool.started", {"tool": "needle-two"})
+        await post_messages(client, session_id, 2, "tail")
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            timeline = await open_session(pilot, session_id, 12)
+            assert timeline.follow and timeline.cursor_row == 11
+            await pilot.press("/", *"needle", "enter")
+            # Following, the nearest match is the newest one, above the cursor.
+            await wait_for(pilot, lambda: timeline.cursor_row == 9, "the newest match")
+            await wait_status(pilot, app, "match 2/2")
+            assert "No match" not in screen_text(app)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: timeline.cursor_row == 4, "n wraps to the top")
+            await wait_status(pilot, app, "match 1/2 (from the top)")
+            await pilot.press("N")
+            await wait_for(pilot, lambda: timeline.cursor_row == 9, "N wraps to the bottom")
+            await wait_status(pilot, app, "match 2/2 (from the bottom)")
+            # A live match joins the count without a rescan of the rows already seen.
+            await post_event(client, session_id, "tool.started", {"tool": "needle-three"})
+            await wait_for(pilot, lambda: timeline.store.row_count == 13, "the live row")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: timeline.cursor_row == 12, "the live match")
+            await wait_status(pilot, app, "match 3/3")
