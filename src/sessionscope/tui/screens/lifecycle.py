@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -30,6 +31,7 @@ from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import one_line, plain
 from sessionscope.tui.screens.confirm import ConfirmationModal, InfoModal
+from sessionscope.tui.screens.forms import FormScreen
 from sessionscope.tui.styles import stylesheet
 
 T = TypeVar("T")
@@ -65,62 +67,12 @@ def parse_metadata(area: TextArea, error_line: Static) -> dict[str, Any] | None:
     return value
 
 
-class _FormScreen(ModalScreen[T]):
-    """Shared behaviour: a status line for the server's answer, read-only refusal, and one
-    submission at a time."""
-
-    CSS_PATH: ClassVar = [stylesheet("forms.tcss")]
-    mutating: ClassVar[bool] = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._submitting = False
-
-    def read_only_notice(self) -> Static:
-        notice = Static(READ_ONLY_MESSAGE, classes="read-only-notice", id="read-only-notice")
-        notice.display = self.mutating and console_of(self).read_only
-        return notice
-
-    def status_line(self) -> Static:
-        return Static("", id="form-status", classes="form-status")
-
-    def show_status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#form-status", Static)
-        status.update(plain(text))
-        status.set_class(error, "-error")
-
-    def refuse_if_read_only(self) -> bool:
-        if self.mutating and console_of(self).read_only:
-            self.show_status(READ_ONLY_MESSAGE, error=True)
-            return True
-        return False
-
-    @property
-    def backend(self) -> Backend:
-        return _backend(self.app)
-
-    def submit(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self._submitting or self.refuse_if_read_only():
-            return
-        self._submitting = True
-
-        async def guarded() -> None:
-            try:
-                await work()
-            except Exception as error:  # every failure becomes words, never a traceback
-                self.show_status(describe_error(error), error=True)
-            finally:
-                self._submitting = False
-
-        self.run_worker(guarded(), group="submit", exclusive=False)
-
-
 # ---------------------------------------------------------------------------------------------
 # Create
 # ---------------------------------------------------------------------------------------------
 
 
-class CreateSessionScreen(_FormScreen[Session | None]):
+class CreateSessionScreen(FormScreen[Session | None]):
     """``n`` on the sessions screen. Dismisses with the new session."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("create")
@@ -242,12 +194,15 @@ class CreateSessionScreen(_FormScreen[Session | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "create-submit":
-            self.action_create()
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#create-submit")
+    def _submit_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_create()
+
+    @on(Button.Pressed, "#create-cancel")
+    def _cancel_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_cancel()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +210,7 @@ class CreateSessionScreen(_FormScreen[Session | None]):
 # ---------------------------------------------------------------------------------------------
 
 
-class EditSessionScreen(_FormScreen[Session | None]):
+class EditSessionScreen(FormScreen[Session | None]):
     """Edit title, tags and metadata (a JSON object). Dismisses with the updated session."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("edit")
@@ -281,23 +236,17 @@ class EditSessionScreen(_FormScreen[Session | None]):
                 yield Button("Save (ctrl+s)", id="edit-save", variant="primary")
                 yield Button("Cancel (esc)", id="edit-cancel")
 
-    def on_mount(self) -> None:
-        self.show_status("Loading…")
-        self.run_worker(self._load(), group="load", exclusive=True)
+    async def load(self) -> Session:
+        return await self.backend.get_session(self.session_id)
 
-    async def _load(self) -> None:
-        try:
-            session = await self.backend.get_session(self.session_id)
-        except Exception as error:
-            self.show_status(describe_error(error), error=True)
-            return
+    async def fill(self, loaded: Any) -> None:
+        session: Session = loaded
         self.session = session
         self.query_one("#edit-title", Input).value = session.title
         self.query_one("#edit-tags", Input).value = ", ".join(session.tags)
         self.query_one("#edit-metadata", TextArea).text = json.dumps(
             session.metadata, indent=2, ensure_ascii=False
         )
-        self.show_status("")
         self.query_one("#edit-title", Input).focus()
 
     def metadata(self) -> dict[str, Any] | None:
@@ -331,12 +280,15 @@ class EditSessionScreen(_FormScreen[Session | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "edit-save":
-            self.action_save()
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#edit-save")
+    def _save_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_save()
+
+    @on(Button.Pressed, "#edit-cancel")
+    def _cancel_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_cancel()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -15,10 +16,10 @@ from sessionscope.models import Event
 from sessionscope.tui.feedback import notify_plain
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.lifecycle import _FormScreen
+from sessionscope.tui.screens.forms import FormScreen
 
 
-class MessageScreen(_FormScreen[Event | None]):
+class MessageScreen(FormScreen[Event | None]):
     """Dismisses with the ``message.user`` event the server recorded, or ``None``."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("message")
@@ -73,11 +74,17 @@ class MessageScreen(_FormScreen[Event | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "message-send":
-            self.action_send()
-        elif event.button.id == "message-interrupt":
-            self.action_interrupt()
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#message-send")
+    def _send_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_send()
+
+    @on(Button.Pressed, "#message-interrupt")
+    def _interrupt_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_interrupt()
+
+    @on(Button.Pressed, "#message-cancel")
+    def _cancel_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_cancel()

@@ -8,6 +8,7 @@ import uuid
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -17,12 +18,12 @@ from sessionscope.models import ToolCall, ToolResult
 from sessionscope.tui.feedback import notify_plain
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain_line
-from sessionscope.tui.screens.lifecycle import _FormScreen
+from sessionscope.tui.screens.forms import FormScreen
 from sessionscope.tui.widgets.reveal import TimedReveal
 from sessionscope.tui.widgets.tool_calls import render_arguments
 
 
-class ToolResultScreen(TimedReveal, _FormScreen[ToolCall | None]):
+class ToolResultScreen(TimedReveal, FormScreen[ToolCall | None]):
     """Dismisses with the tool call as the server has it after the submission."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("tool_result")
@@ -116,11 +117,17 @@ class ToolResultScreen(TimedReveal, _FormScreen[ToolCall | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "tool-submit-result":
-            self.action_submit_result()
-        elif event.button.id == "tool-submit-error":
-            self.action_submit_error()
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#tool-submit-result")
+    def _result_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_submit_result()
+
+    @on(Button.Pressed, "#tool-submit-error")
+    def _error_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_submit_error()
+
+    @on(Button.Pressed, "#tool-cancel")
+    def _cancel_pressed(self, pressed: Button.Pressed) -> None:
+        pressed.stop()
+        self.action_cancel()

@@ -4,7 +4,7 @@ invalid set is never sent; the server's answer is shown as it came."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,13 +16,14 @@ from sessionscope.models import (
     MAX_CONTEXT_VARIABLES,
     MAX_CONTEXT_VARIABLES_BYTES,
     VARIABLE_KEY_PATTERN,
+    Session,
     SessionUpdate,
     validate_context_variables,
 )
-from sessionscope.tui.feedback import describe_error, notify_plain
+from sessionscope.tui.feedback import notify_plain
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
-from sessionscope.tui.screens.lifecycle import _FormScreen
+from sessionscope.tui.screens.forms import FormScreen
 
 
 class VariableRow(Horizontal):
@@ -45,7 +46,7 @@ class VariableRow(Horizontal):
         return self.query_one(".variable-value", Input)
 
 
-class VariablesScreen(_FormScreen[dict[str, str] | None]):
+class VariablesScreen(FormScreen[dict[str, str] | None]):
     """Dismisses with the saved variables, or ``None`` when closed without saving."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("variables")
@@ -73,16 +74,11 @@ class VariablesScreen(_FormScreen[dict[str, str] | None]):
                 yield Button("Save (ctrl+s)", id="variables-save", variant="primary")
                 yield Button("Close (esc)", id="variables-close")
 
-    def on_mount(self) -> None:
-        self.show_status("Loading…")
-        self.run_worker(self._load(), group="load", exclusive=True)
+    async def load(self) -> Session:
+        return await self.backend.get_session(self.session_id)
 
-    async def _load(self) -> None:
-        try:
-            session = await self.backend.get_session(self.session_id)
-        except Exception as error:
-            self.show_status(describe_error(error), error=True)
-            return
+    async def fill(self, loaded: Any) -> None:
+        session: Session = loaded
         # Names the agent asked for (AG2Trust's requested_variables) come as rows to fill in.
         requested = [
             str(name)
