@@ -26,6 +26,7 @@ BENCHMARKS = {
     "imports": "benchmarks.bench_imports",
     "startup": "benchmarks.bench_startup",
     "sessions": "benchmarks.bench_sessions",
+    "fleet": "benchmarks.bench_fleet",
     "events": "benchmarks.bench_events",
     "ingest": "benchmarks.bench_ingest",
     "server": "benchmarks.bench_server",

@@ -457,7 +457,7 @@ class SessionScopeApp(App[None]):
         self.push_screen(SessionScreen(session_id))
 
     def open_action(self, session_id: str, action_id: str) -> None:
-        if self.backend.decides_in_batches:
+        if self._decides_in_batches(session_id):
             from sessionscope.tui.screens.decision import DecisionScreen
 
             self.push_screen(DecisionScreen(session_id, action_id))
@@ -465,6 +465,18 @@ class SessionScopeApp(App[None]):
         from sessionscope.tui.screens.action import ActionModal
 
         self.push_screen(ActionModal(session_id, action_id))
+
+    def _decides_in_batches(self, session_id: str) -> bool:
+        """In a fleet, the platform that owns the session decides (a native item of a fleet that
+        also holds Everruns gets the native modal)."""
+        fleet = self.console_context.fleet
+        if fleet is None:
+            return self.backend.decides_in_batches
+        try:
+            member, _ = fleet.member_of(session_id)
+        except NotFound:
+            return self.backend.decides_in_batches
+        return member.backend.decides_in_batches
 
     def open_inbox(self) -> None:
         from sessionscope.tui.screens.inbox import InboxScreen
