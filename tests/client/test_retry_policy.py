@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
+import pytest
 from rawserver import RawRequest, RawServer, json_response
 
 from sessionscope.backends import WatchState
@@ -81,3 +82,14 @@ async def test_a_request_retried_after_a_429_tells_its_listener(
     backend._http.on_retry = notices.append
     assert await backend.health() == {"status": "ok"}
     assert notices == ["rate limited, retrying in 1 s"]
+
+
+@pytest.mark.parametrize(
+    ("value", "polls"),
+    [("false", False), ("0", False), ("no", False), (False, False), ("true", True), (True, True)],
+)
+def test_an_on_off_option_given_as_text_means_what_it_says(value: object, polls: bool) -> None:
+    from sessionscope.backends._http import flag_option
+    from sessionscope.backends.base import BackendConfig
+
+    assert flag_option(BackendConfig(options={"poll": value}), "poll") is polls

@@ -91,6 +91,15 @@ class _Redactor:
         return "_Redactor()"
 
 
+def flag_option(config: BackendConfig, name: str, default: bool = False) -> bool:
+    """An on/off option from a profile (a TOML boolean) or ``--option`` (a string: "false"
+    must not read as true)."""
+    value = config.options.get(name, default)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def option(config: BackendConfig, name: str, default: float) -> float:
     value = config.options.get(name, default)
     try:
@@ -354,7 +363,7 @@ class HttpClient:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if config.api_key:
             headers[auth_header] = f"{auth_scheme} {config.api_key}".lstrip()
-        trust_env = bool(config.options.get("trust_env", False))
+        trust_env = flag_option(config, "trust_env")
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,

@@ -39,7 +39,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from sessionscope.backends._http import Backoff, HttpClient, neutralise_detail, option
+from sessionscope.backends._http import (
+    Backoff,
+    HttpClient,
+    flag_option,
+    neutralise_detail,
+    option,
+)
 from sessionscope.backends.base import (
     Backend,
     BackendConfig,
@@ -410,7 +416,7 @@ class EverrunsBackend(Backend):
             ),
             poll_interval=config.poll_interval,
             redact=self._http.redact,
-            force_poll=bool(config.options.get("poll", False)),
+            force_poll=flag_option(config, "poll"),
         )
         #: Decisions already applied, by idempotency key: a repeat returns the first answer
         #: instead of answering the pause twice (the platform takes no idempotency key).

@@ -34,6 +34,7 @@ from sessionscope.backends._http import (
     Backoff,
     HttpClient,
     error_from_transport,
+    flag_option,
     neutralise_detail,
     option,
     parse_json_as,
@@ -164,7 +165,7 @@ class NativeBackend(Backend):
             reconnect=self._reconnect,
             poll_interval=config.poll_interval,
             redact=self._http.redact,
-            force_poll=bool(config.options.get("poll", False)),
+            force_poll=flag_option(config, "poll"),
             poll_page=_MAX_EVENT_PAGE,
         )
 

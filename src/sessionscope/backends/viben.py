@@ -57,6 +57,7 @@ from sessionscope.backends._http import (
     Backoff,
     HttpClient,
     error_from_response,
+    flag_option,
     neutralise_detail,
     option,
 )
@@ -486,7 +487,7 @@ class VibenBackend(Backend):
             reconnect=self._reconnect,
             poll_interval=config.poll_interval,
             redact=self._http.redact,
-            force_poll=_flag(config.options.get("poll", False)),
+            force_poll=flag_option(config, "poll"),
         )
         self._list_cache_seconds = option(config, "list_cache_seconds", 30.0)
         #: The gateway refused the SSE stream once: its ``/ws`` subscription is used instead.
@@ -1050,13 +1051,6 @@ class VibenBackend(Backend):
         except (OSError, TimeoutError) as exc:
             text = self._http.redact(neutralise_detail(str(exc) or type(exc).__name__, 160))
             raise ConnectError(f"Cannot reach the gateway: {text} ({where})") from None
-
-
-def _flag(value: Any) -> bool:
-    """An on/off option from a profile (a TOML boolean) or ``--option`` (a string)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _session_body(body: Any, where: str) -> dict[str, Any]:
