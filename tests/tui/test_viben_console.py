@@ -150,7 +150,7 @@ async def test_pause_is_off_in_read_only_mode_or_without_the_capability(
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         notes = {item.binding_id: item.note for item in app.screen._keys}  # type: ignore[attr-defined]
-        expected = "read-only" if why == "read-only" else "not offered by viben"
+        expected = "read-only" if why == "read-only" else "not offered by Viben"
         assert notes["session.pause"] == notes["session.resume"] == expected
 
 

@@ -96,8 +96,9 @@ class ConsoleContext:
 
     @property
     def platform(self) -> str:
-        """The backend's name, as the operator is told what a platform does not offer."""
-        return self.backend.name
+        """The platform's name, as the operator is told what it does not offer ("Viben", not the
+        dialect's "viben"; the reference server has no label and keeps its dialect name)."""
+        return self.backend.platform_label or self.backend.name
 
     def supports(self, capability: Capability) -> bool:
         return self.backend.supports(capability)
