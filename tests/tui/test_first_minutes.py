@@ -17,9 +17,12 @@ from session_support import (
 )
 from test_session_screen import open_session
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 
+from sessionscope.models import Event
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
+from sessionscope.tui.state.event_store import FilteredStore
 
 
 def status_line(app: SessionScopeApp) -> str:
@@ -59,3 +62,35 @@ async def test_search_from_follow_mode_finds_visible_rows_and_wraps(server: Any)
             await pilot.press("n")
             await wait_for(pilot, lambda: timeline.cursor_row == 12, "the live match")
             await wait_status(pilot, app, "match 3/3")
+
+
+async def test_type_filter_lists_types_seen_and_counts_its_rows(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Type filter")
+        await post_messages(client, session_id, 3, "noise")
+        await post_event(client, session_id, "tool.started", {"tool": "one"})
+        await post_event(client, session_id, "tool.started", {"tool": "two"})
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            timeline = await open_session(pilot, session_id, 6)
+            seen = {
+                event.type
+                for row in range(timeline.store.row_count)
+                if isinstance(event := timeline.store.lookup(row), Event)
+            }
+            await pilot.press("t")
+            await wait_for(pilot, lambda: isinstance(app.screen, TypeFilterModal), "type picker")
+            options = app.screen.query_one("#type-filter-options", OptionList)
+            listed = {options.get_option_at_index(i).id for i in range(options.option_count)}
+            assert listed == {ALL_TYPES, *seen}, "only the types the session had"
+            assert "tool.started" in listed and "action.requested" not in listed
+            options.highlighted = options.get_option_index("tool.started")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(timeline.store, FilteredStore), "the filter")
+            await wait_for(
+                pilot,
+                lambda: timeline.store.row_count == 2 and not timeline.store.wants_more(),
+                "the filtered rows",
+            )
+            await wait_status(pilot, app, "2 rows  ·")
+            assert "0 rows" not in status_line(app)

@@ -245,6 +245,10 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
                 self.tabs.disable_tab(tab_id)
                 self.tabs.get_tab(tab_id).tooltip = self._unsupported_text(capability)
 
+    @on(Timeline.RowCountChanged)
+    def _row_count_changed(self) -> None:
+        self._render_status()
+
     @on(Timeline.FirstRowsShown)
     def _timeline_shown(self) -> None:
         self._mount_deferred()
@@ -675,13 +679,17 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
             self._refresh_meta()
 
     def action_filter_type(self) -> None:
-        kinds = {*(kind.value for kind in EventType), *self._seen_types}
+        # Only the types this session had (in the pages read or live): an empty filter helps nobody.
+        kinds = self._seen_types | self.timeline.store.types_seen
+        if self.type_filter:
+            kinds.add(self.type_filter)
         types = sorted(kinds - NOT_TIMELINE_TYPES)
 
         def chosen(choice: str | None) -> None:
             if choice is None:
                 return
             self.type_filter = None if choice == ALL_TYPES else choice
+            self._seen_types |= self.timeline.store.types_seen
             self.timeline.set_store(self._new_store())
             self._render_status()
 

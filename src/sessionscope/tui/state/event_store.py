@@ -69,6 +69,8 @@ class EventStore(abc.ABC):
         self.max_pages = max_pages
         #: Bumped whenever rows change meaning, so rendered-line caches keyed on it go stale.
         self.generation = 0
+        #: The event types of every page fetched (the type picker lists only types the session had).
+        self.types_seen: set[str] = set()
 
     @property
     @abc.abstractmethod
@@ -213,6 +215,7 @@ class SequenceStore(EventStore):
             self.session_id, after=start, limit=self.page_size, include_hidden=True
         )
         target = self._page(page)
+        self.types_seen.update(event.type for event in result.data)
         highest = 0
         for event in result.data:
             highest = max(highest, event.sequence)
@@ -316,6 +319,7 @@ class FilteredStore(EventStore):
         )
         # A backend that ignores the filter must not corrupt the view.
         events = [event for event in result.data if self.accepts(event)][: self.page_size]
+        self.types_seen.update(event.type for event in events)
         self._pages[page] = events
         if page == len(self._boundaries) - 1 and not self._exhausted:
             if len(result.data) >= self.page_size and result.next_cursor and events:

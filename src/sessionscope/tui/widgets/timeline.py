@@ -98,6 +98,9 @@ class Timeline(ScrollView, can_focus=True):
             super().__init__()
             self.reason = reason
 
+    class RowCountChanged(Message):
+        """Loading pages changed the row count (a store that discovers its rows)."""
+
     class FirstRowsShown(Message):
         """Posted once, after the first frame that shows rows of a store (or shows that it has
         none, or that they could not be loaded): the screen's less urgent work waits for it."""
@@ -321,6 +324,7 @@ class Timeline(ScrollView, can_focus=True):
 
     async def _fetch(self, pages: list[int], *, visible: bool) -> None:
         store = self.store
+        count_before = (store.row_count, store.wants_more())
         results = await asyncio.gather(
             *(store.load_page(page) for page in pages), return_exceptions=True
         )
@@ -337,6 +341,8 @@ class Timeline(ScrollView, can_focus=True):
                 self._failed_pages.pop(page, None)
         if visible:
             self._pages_arrived()
+        if (store.row_count, store.wants_more()) != count_before:
+            self.post_message(self.RowCountChanged())
 
     def _pages_arrived(self) -> None:
         """Pages under the view were loaded: show them (following: the newest row)."""
