@@ -103,3 +103,15 @@ def test_config_list_tells_a_set_variable_from_an_unset_one(profile_file: Path) 
     assert profiles.profiles["prod"].key_summary({}) == "NO KEY: $PROD_KEY is not set"
     assert profiles.profiles["prod"].key_summary({"PROD_KEY": "x"}) == "key set from $PROD_KEY"
     assert profiles.profiles["local"].key_summary({}) == "key set"
+
+
+def test_notify_is_read_from_the_top_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('notify = true\n[profiles.a]\nurl = "http://127.0.0.1:1"\n')
+    assert load_profiles(path).notify is True
+    assert resolve(profile="a", path=path, environ={}).notify is True
+    path.write_text('notify = "yes"\n')
+    with pytest.raises(ConfigError, match="'notify' must be true or false"):
+        load_profiles(path)
+    path.write_text("")
+    assert load_profiles(path).notify is False
