@@ -62,6 +62,11 @@ async def test_confirm_shows_processing_then_outcome(server: Any) -> None:
             await pilot.press("y")
             await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
             await wait_for(pilot, lambda: "Completed" in screen_text(app), "Completed")
+            # Decided: the outcome shows, with nothing left to race or press.
+            assert "expires in" not in screen_text(app)
+            assert not modal.query_one("#action-confirm", Button).display
+            assert not modal.query_one("#action-cancel", Button).display
+            assert app.focused is modal.query_one("#action-close", Button)
             body = await get_action(client, session_id, action["id"])
             assert body["status"] == "completed"
 
@@ -156,11 +161,15 @@ async def test_already_decided_says_so(server: Any) -> None:
             await wait_for(
                 pilot, lambda: modal.state is ModalState.DECIDED_ELSEWHERE, "the conflict"
             )
+            # Whether the organisation stream tells first ("just decided elsewhere") or the
+            # refused decision does ("already decided elsewhere"), the operator learns that
+            # someone else decided, and what; this console sent nothing that took effect.
             await wait_for(
                 pilot,
-                lambda: "already decided: cancelled" in screen_text(app),
-                "already decided: cancelled",
+                lambda: "decided elsewhere: cancelled" in screen_text(app),
+                "decided elsewhere: cancelled",
             )
+            assert not modal.query_one("#action-confirm", Button).display
             # Opening it again says so straight away.
             await pilot.press("escape")
             modal = await open_modal(pilot, session_id, action["id"])

@@ -177,6 +177,7 @@ class ActionModal(ModalScreen[None]):
             self._finish(ModalState.EXPIRED, "This action has expired; it can no longer run.")
         elif action.status is ActionStatus.PROCESSING:
             self.state = ModalState.PROCESSING
+            self._drop_decision_controls()
             self._status("Confirmed; processing…")
             self._await_outcome()
         else:
@@ -255,6 +256,14 @@ class ActionModal(ModalScreen[None]):
         self.query_one("#action-cancel", Button).disabled = not allowed
         self.refresh_bindings()
 
+    def _drop_decision_controls(self, *, keep_countdown: bool = False) -> None:
+        """Decided (here or elsewhere), the modal shows the outcome: no countdown to race, no
+        Confirm/Cancel to press; Close keeps the focus."""
+        self.query_one("#action-confirm", Button).display = False
+        self.query_one("#action-cancel", Button).display = False
+        self.query_one(Countdown).display = keep_countdown
+        self.query_one("#action-close", Button).focus()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("confirm", "cancel_action"):
             if self.action is not None and not self.action.decidable:
@@ -332,6 +341,7 @@ class ActionModal(ModalScreen[None]):
             self._finish(ModalState.DONE, "Cancelled: the agent will not do this.")
         elif status is ActionStatus.PROCESSING or status is ActionStatus.PENDING:
             self.state = ModalState.PROCESSING
+            self._drop_decision_controls()
             self._status("Confirmed; processing…")
             self._await_outcome()
         else:
@@ -340,7 +350,8 @@ class ActionModal(ModalScreen[None]):
     async def _explain_conflict(self, error: BackendError) -> None:
         try:
             action = await self.backend.get_action(self.session_id, self.action_id)
-            detail = f"already decided: {action.status.value}"
+            # This console did not decide it: the same words as when the stream tells first.
+            detail = f"already decided elsewhere: {action.status.value}"
         except BackendError:
             detail = str(error)
         self._finish(ModalState.DECIDED_ELSEWHERE, f"This action was {detail}.")
@@ -411,11 +422,14 @@ class ActionModal(ModalScreen[None]):
             )
         self.state = ModalState.DONE
         self._set_buttons(enabled=False)
+        self._drop_decision_controls()
         self._status(message, error=status is ActionStatus.FAILED)
 
     def _finish(self, state: ModalState, message: str) -> None:
         self.state = state
         self._set_buttons(enabled=False)
+        # Expired, the countdown's "expired" is the outcome.
+        self._drop_decision_controls(keep_countdown=state is ModalState.EXPIRED)
         self._status(message, error=state is not ModalState.DONE)
         if state is ModalState.EXPIRED:
             countdown = self.query_one(Countdown)
