@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
+from sessionscope.audit import FAILED
 from sessionscope.backends import Backend, BackendError
 from sessionscope.backends.fleet import (
     DecisionRequest,
@@ -202,7 +203,7 @@ class InboxScreen(Screen[None]):
         marked = f", {len(self.marked)} marked" if self.marked else ""
         return (
             f"{shown} waiting across the fleet, soonest deadline first{marked}. "
-            "enter decides one; space marks, * marks all shown; y/n decide the marked."
+            "space marks, * all shown, y/n decide the marked."
         )
 
     def _cells(self, action: PendingAction) -> tuple[Text | str, ...]:
@@ -409,8 +410,8 @@ class InboxScreen(Screen[None]):
     async def _send_batch(self, requests: list[DecisionRequest], reason: str | None) -> None:
         self._set_status(f"Sending {len(requests)} decisions…")
         outcomes = await decide_many(self.backend, requests, reason=reason)
-        sent = {outcome.request.action.id for outcome in outcomes}
-        self.marked -= sent
+        # A failed send stays marked, so that trying again is one key away.
+        self.marked -= {o.request.action.id for o in outcomes if o.outcome != FAILED}
         summary = InfoModal(f"Batch: {summarise(outcomes)}", describe_outcomes(outcomes))
         self.app.push_screen(summary)
         self.action_reload()
