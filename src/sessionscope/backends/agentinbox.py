@@ -36,7 +36,7 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -58,7 +58,7 @@ from sessionscope.backends.base import (
     ValidationFailed,
     WatchStateCallback,
 )
-from sessionscope.backends.live import LiveWatch, Resume, StateReporter, StreamMissing
+from sessionscope.backends.live import LiveWatch
 from sessionscope.backends.registry import DEFAULT_URLS
 from sessionscope.models import (
     ActionDecisionResult,
@@ -649,18 +649,8 @@ class AgentInboxBackend(Backend):
         self, *, after: int | None = None, on_state: WatchStateCallback | None = None
     ) -> AsyncIterator[OrgChange]:
         poller = _SessionsPoller(self)
-
-        async def nothing() -> None:
-            return None
-
-        watch = self._live.watch(
-            open_stream=_no_stream,
-            position=lambda change: change.id,
-            after=after,
-            on_state=on_state,
-            poll=poller.poll,
-            stream_missing=nothing,
-            where="GET /sessions",
+        watch = self._live.polled(
+            poll=poller.poll, position=lambda change: change.id, after=after, on_state=on_state
         )
         async with aclosing(watch):
             async for change in watch:
@@ -677,17 +667,8 @@ class AgentInboxBackend(Backend):
             events = await self._timeline_events(session_id)
             return [event for event in events if event.sequence > (last or 0)]
 
-        async def stream_missing() -> None:
-            return None
-
-        watch = self._live.watch(
-            open_stream=_no_stream,
-            position=lambda event: event.sequence,
-            after=after,
-            on_state=on_state,
-            poll=poll,
-            stream_missing=stream_missing,
-            where=f"GET /sessions/{_seg(session_id)}/timeline",
+        watch = self._live.polled(
+            poll=poll, position=lambda event: event.sequence, after=after, on_state=on_state
         )
         async with aclosing(watch):
             async for event in watch:
@@ -725,12 +706,6 @@ class _SessionsPoller:
                 )
         self._known = current
         return changes
-
-
-async def _no_stream(resume: Resume[Any], state: StateReporter) -> AsyncGenerator[Any]:
-    """Never opened (every watch polls); ``LiveWatch`` asks for one all the same."""
-    raise StreamMissing
-    yield  # pragma: no cover - makes this a generator
 
 
 def _item_id(item: str | dict[str, Any]) -> str:

@@ -63,7 +63,6 @@ from sessionscope.backends.live import (
     Resume,
     RetryHint,
     StateReporter,
-    StreamMissing,
     sse_events,
 )
 from sessionscope.models import (
@@ -656,24 +655,8 @@ class EverrunsBackend(Backend):
         """Everruns has no organisation stream: the newest sessions and the calls held by the
         waiting ones are compared between polls (every ``poll_interval``)."""
         poller = _OrgPoller(self)
-
-        async def no_stream(
-            resume: Resume[OrgChange], state: StateReporter
-        ) -> AsyncGenerator[OrgChange | RetryHint, None]:
-            raise StreamMissing
-            yield  # pragma: no cover - makes this a generator
-
-        async def nothing() -> None:
-            return None
-
-        watch = self._live.watch(
-            open_stream=no_stream,
-            position=lambda change: change.id,
-            after=after,
-            on_state=on_state,
-            poll=poller.poll,
-            stream_missing=nothing,
-            where="GET /v1/sessions",
+        watch = self._live.polled(
+            poll=poller.poll, position=lambda change: change.id, after=after, on_state=on_state
         )
         async with aclosing(watch):
             async for change in watch:

@@ -124,6 +124,23 @@ class LiveWatch:
         self.force_poll = force_poll
         self.poll_page = poll_page
 
+    async def polled(
+        self,
+        *,
+        poll: Poll[T],
+        position: Callable[[T], int],
+        after: int | None,
+        on_state: WatchStateCallback | None,
+    ) -> AsyncGenerator[T, None]:
+        """``watch`` for a platform with no stream at all: poll every ``poll_interval``, each
+        item once, in order, forever, with the same state reports and backoff."""
+        state = StateReporter(on_state, self.redact)
+        state(WatchState.CONNECTING, f"connecting to {self.display_name}")
+        polled = self._poll(poll, position, after, state)
+        async with aclosing(polled):
+            async for item in polled:
+                yield item
+
     async def watch(
         self,
         *,

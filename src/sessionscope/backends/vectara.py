@@ -60,7 +60,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,9 +95,6 @@ from sessionscope.backends.base import (
 from sessionscope.backends.live import (
     POLL_PAGE,
     LiveWatch,
-    Resume,
-    StateReporter,
-    StreamMissing,
 )
 from sessionscope.models import (
     Artifact,
@@ -1133,24 +1130,8 @@ class VectaraBackend(Backend):
     ) -> AsyncIterator[OrgChange]:
         """Sessions created or changed, by polling the newest sessions (no stream exists)."""
         poller = _SessionsPoller(self)
-
-        async def no_stream(
-            resume: Resume[OrgChange], state: StateReporter
-        ) -> AsyncGenerator[OrgChange]:
-            raise StreamMissing
-            yield  # pragma: no cover - makes this a generator
-
-        async def stream_missing() -> None:
-            return None
-
-        watch = self._live.watch(
-            open_stream=no_stream,
-            position=lambda change: change.id,
-            after=after,
-            on_state=on_state,
-            poll=poller.poll,
-            stream_missing=stream_missing,
-            where="GET /v2/agents/…/sessions",
+        watch = self._live.polled(
+            poll=poller.poll, position=lambda change: change.id, after=after, on_state=on_state
         )
         async with aclosing(watch):
             async for change in watch:
@@ -1172,21 +1153,8 @@ class VectaraBackend(Backend):
             )
             return page.data
 
-        async def no_stream(resume: Resume[Event], state: StateReporter) -> AsyncGenerator[Event]:
-            raise StreamMissing
-            yield  # pragma: no cover - makes this a generator
-
-        async def stream_missing() -> None:
-            return None
-
-        watch = self._live.watch(
-            open_stream=no_stream,
-            position=lambda event: event.sequence,
-            after=after,
-            on_state=on_state,
-            poll=poll,
-            stream_missing=stream_missing,
-            where=f"GET {self._events_path(session_id)}",
+        watch = self._live.polled(
+            poll=poll, position=lambda event: event.sequence, after=after, on_state=on_state
         )
         async with aclosing(watch):
             async for event in watch:
