@@ -223,3 +223,32 @@ def test_the_audited_wrapper_answers_every_interface_question_as_the_backend_doe
     inner.set_retry_listener = heard.append  # type: ignore[method-assign]
     wrapped.set_retry_listener("listener")  # type: ignore[arg-type]
     assert heard == ["listener"]
+
+
+async def test_the_rest_of_a_partly_merged_page_is_not_asked_for_again(
+    two_servers: tuple[Any, Any],
+) -> None:
+    first, second = two_servers
+    for n in range(6):
+        create_session(first, f"a{n}")
+        create_session(second, f"b{n}")
+    members = [member("a", first), member("b", second)]
+    asked: list[tuple[str, str | None]] = []
+    for fleet_member in members:
+        inner = fleet_member.backend.list_sessions
+
+        async def counted(
+            *args: Any, _inner: Any = inner, _name: str = fleet_member.name, **kwargs: Any
+        ) -> Any:
+            asked.append((_name, kwargs.get("cursor")))
+            return await _inner(*args, **kwargs)
+
+        fleet_member.backend.list_sessions = counted  # type: ignore[method-assign]
+    fleet = FleetBackend(members)
+    async with fleet:
+        listed = [session async for session in fleet.iter_sessions(page_size=4)]
+    assert len({session.id for session in listed}) == 12
+    times = [session.created_at for session in listed]
+    assert times == sorted(times, reverse=True)
+    # Each member page of 4 rows is fetched once, though each merged page uses only part of it.
+    assert len(asked) == len(set(asked)), asked

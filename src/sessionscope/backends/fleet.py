@@ -63,6 +63,8 @@ SEPARATOR = ":"
 #: Capabilities that need a member chosen first (a new session belongs to one profile).
 _NOT_FOR_THE_FLEET = frozenset({Capability.CREATE_SESSION, Capability.OLDEST_FIRST})
 _LATEST = datetime.max
+#: Partly merged member pages kept per member (the list's way down, and a page ahead).
+_PARTIAL_PAGES_PER_MEMBER = 4
 
 
 class ReadOnlyProfile(BackendError):
@@ -122,6 +124,9 @@ class FleetBackend(Backend):
         #: The one profile the session list shows (``:ctx NAME``), or None for every profile.
         #: Session ids keep routing to every member either way.
         self.shown_profile: str | None = None
+        #: Member pages only partly merged so far, by (member, cursor, query, size): the next
+        #: merged page takes their remaining rows from here.
+        self._partial_pages: dict[tuple[str, str | None, str, int], Page[Session]] = {}
         union: frozenset[Capability] = frozenset()
         for member in members:
             union |= member.backend.capabilities
@@ -208,7 +213,15 @@ class FleetBackend(Backend):
         live = [name for name, (_, _, done) in positions.items() if not done]
 
         async def fetch(name: str) -> Page[Session] | None:
-            member_cursor = positions[name][0]
+            member_cursor, used = positions[name][0], positions[name][1]
+            key = (name, member_cursor, repr(query), page_size)
+            if used or member_cursor is not None:
+                # The rest of a page the previous merged page was cut from (or stopped before):
+                # the same rows, not a second request for them. A first page (no cursor, none
+                # used) is always asked for afresh: it starts a list.
+                kept = self._partial_pages.get(key)
+                if kept is not None:
+                    return kept
             try:
                 page = await self.members[name].backend.list_sessions(
                     query, cursor=member_cursor, limit=page_size
@@ -253,6 +266,7 @@ class FleetBackend(Backend):
                 positions[name] = [page.next_cursor, 0, page.next_cursor is None]
             else:
                 positions[name] = [positions[name][0], used, False]
+                self._keep_partial((name, positions[name][0], repr(query), page_size), page)
         more = any(not done for _, _, done in positions.values())
         total: int | None = None
         if cursor is None:
@@ -260,6 +274,12 @@ class FleetBackend(Backend):
             if len(totals) == len(positions) and all(t is not None for t in totals):
                 total = sum(t for t in totals if t is not None)
         return Page[Session](data=merged, next_cursor=_encode(state) if more else None, total=total)
+
+    def _keep_partial(self, key: tuple[str, str | None, str, int], page: Page[Session]) -> None:
+        self._partial_pages.pop(key, None)
+        self._partial_pages[key] = page
+        while len(self._partial_pages) > _PARTIAL_PAGES_PER_MEMBER * len(self.members):
+            del self._partial_pages[next(iter(self._partial_pages))]
 
     def _listed(self) -> list[str]:
         shown = self.shown_profile
