@@ -8,6 +8,7 @@ from typing import Any
 from session_support import (
     SIZE,
     agent_client,
+    create_action,
     create_session,
     make_app,
     post_event,
@@ -17,10 +18,12 @@ from session_support import (
 )
 from test_session_screen import open_session
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Static
+from textual.widgets import Button, OptionList, Static
 
+from sessionscope.backends import WatchState
 from sessionscope.models import Event
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
 from sessionscope.tui.state.event_store import FilteredStore
 
@@ -94,3 +97,64 @@ async def test_type_filter_lists_types_seen_and_counts_its_rows(server: Any) -> 
             )
             await wait_status(pilot, app, "2 rows  ·")
             assert "0 rows" not in status_line(app)
+
+
+def toast_texts(app: SessionScopeApp) -> list[str]:
+    """The toasts mounted on the screen shown now (the ones a rule hides included)."""
+    return [str(toast.render()) for toast in app.screen.query("Toast")]
+
+
+async def test_repeated_notices_fold_into_one_toast_with_a_count(server: Any) -> None:
+    app = make_app(server, watch=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        for _ in range(3):
+            app.notify("Select an event first.", timeout=30)
+        app.notify("Something else.", timeout=30)
+        await wait_for(pilot, lambda: len(toast_texts(app)) == 2, "two toasts")
+        texts = toast_texts(app)
+        assert any("Select an event first. (3 times)" in text for text in texts), texts
+        assert any(text.endswith("Something else.") for text in texts), texts
+
+
+async def test_toasts_over_the_action_modal_leave_its_buttons_visible(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Small terminal")
+        action = await create_action(client, session_id, tool="deploy")
+    app = make_app(server, watch=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app.open_action(session_id, action["id"])
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionModal), "the modal")
+        modal = app.screen
+        assert isinstance(modal, ActionModal)
+        await wait_for(pilot, lambda: modal.state is ModalState.READY, "ready")
+        for n in range(4):
+            app.notify(f"Notice number {n} with a few words to wrap.", title="Note", timeout=30)
+        await wait_for(pilot, lambda: len(toast_texts(app)) == 4, "the toasts")
+        await pilot.pause()
+        buttons = [modal.query_one(f"#action-{name}", Button) for name in ("confirm", "cancel")]
+        shown = [toast for toast in modal.query("Toast") if toast.region.area]
+        assert len(shown) == 1 and "Notice number 3" in str(shown[0].render())
+        for toast in shown:
+            for button in buttons:
+                assert not toast.region.overlaps(button.region), (toast.region, button.region)
+
+
+async def test_pending_toast_names_the_inbox_key_only_where_it_works(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Where to decide")
+        app = make_app(server)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            await create_action(client, session_id, tool="first_tool")
+            await wait_for(
+                pilot, lambda: any("first_tool" in t for t in toast_texts(app)), "the toast"
+            )
+            assert any("Press a for the inbox." in t for t in toast_texts(app))
+            timeline = await open_session(pilot, session_id, 1)
+            assert timeline.is_mounted
+            await create_action(client, session_id, tool="second_tool")
+            await wait_for(
+                pilot, lambda: any("second_tool" in t for t in toast_texts(app)), "the toast"
+            )
+            second = next(t for t in toast_texts(app) if "second_tool" in t)
+            assert "for the inbox" not in second, second

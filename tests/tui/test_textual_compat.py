@@ -25,6 +25,9 @@ def test_every_private_name_reached_exists() -> None:
     assert hasattr(textual_compat.FOOTER_KEY, "compact")
     assert hasattr(Footer, "_bindings_ready")
     assert hasattr(App, "_start_widget")
+    assert hasattr(App, "_unnotify")
+    assert hasattr(App, "_refresh_notifications")
+    assert hasattr(App(), "_notifications") and hasattr(App(), "_thread_id")
 
 
 class _LineView(ScrollView):

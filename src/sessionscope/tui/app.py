@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import events, on, work
 from textual.app import App
 from textual.binding import BindingType
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from sessionscope.backends import (
@@ -44,7 +45,12 @@ from sessionscope.tui.messages import (
 )
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
-from sessionscope.tui.textual_compat import write_to_terminal
+from sessionscope.tui.textual_compat import (
+    drop_notification,
+    notification_showing,
+    show_notification_now,
+    write_to_terminal,
+)
 
 if TYPE_CHECKING:
     from sessionscope.backends.fleet import FleetBackend
@@ -65,6 +71,9 @@ WAITING_REFRESH_SECONDS = 15.0
 #: The collector resumes this long after mount even if the first page has not painted by then
 #: (see ``collector``): a start stuck on a slow server must not run without it for long.
 STARTUP_COLLECTOR_LIMIT = 3.0
+
+#: Past this many notices remembered, those whose toast is gone are forgotten.
+MAX_TRACKED_NOTICES = 64
 
 
 class SessionScopeApp(App[None]):
@@ -104,6 +113,8 @@ class SessionScopeApp(App[None]):
         #: Opt-in (``--notify`` or the profile file's ``notify = true``): a new waiting item also
         #: writes a desktop notification (OSC 9 and OSC 777).
         self.notify_on_pending = notify_desktop
+        #: Each notice's toast and how many times it was given while up (see ``notify``).
+        self._notices: dict[tuple[str, str, str, bool], tuple[Notification, int]] = {}
         #: The last item ``J`` opened: the next ``J`` opens the one after it.
         self._last_jumped: str | None = None
         self._watch_enabled = watch
@@ -267,6 +278,47 @@ class SessionScopeApp(App[None]):
         with self.batch_update():
             self.console_context.org_changes.publish(batch)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Textual's toast, except that a notice given again while its toast is up folds into
+        it with a count ("… (3 times)") instead of stacking another toast over the screen."""
+        key = (message, title, severity, markup)
+        count = 1
+        shown = self._notices.get(key)
+        if shown is not None and notification_showing(self, shown[0]):
+            count = shown[1] + 1
+            drop_notification(self, shown[0])
+        if len(self._notices) > MAX_TRACKED_NOTICES:
+            self._notices = {
+                known: entry
+                for known, entry in self._notices.items()
+                if notification_showing(self, entry[0])
+            }
+        notification = Notification(
+            message if count == 1 else f"{message} ({count} times)",
+            title,
+            severity,
+            self.NOTIFICATION_TIMEOUT if timeout is None else timeout,
+            markup=markup,
+        )
+        self._notices[key] = (notification, count)
+        if not show_notification_now(self, notification):
+            self.post_message(Notify(notification))
+
+    def _inbox_key(self) -> str | None:
+        """The key that opens the inbox on the screen shown now, if any does."""
+        for key, active in self.screen.active_bindings.items():
+            if active.binding.action == "inbox" and active.enabled:
+                return self.get_key_display(active.binding) or key
+        return None
+
     def _announce_pending(self, change: OrgChange) -> None:
         action = change.action
         loaded = self.loaded_session(change.session_id)
@@ -278,9 +330,12 @@ class SessionScopeApp(App[None]):
         )
         tool = action.tool if action else "an action"
         where = one_line(title or change.session_id, 80)
+        # Only where a key opens the inbox (the sessions list), say which.
+        inbox_key = self._inbox_key()
+        hint = f" Press {inbox_key} for the inbox." if inbox_key else ""
         # Agent-chosen text: markup=False so "[bold]" or "[@click=…]" shows literally.
         self.notify(
-            f"{one_line(tool, 40)} waits for a decision in “{where}”. Press a for the inbox.",
+            f"{one_line(tool, 40)} waits for a decision in “{where}”.{hint}",
             title="Pending action",
             severity="warning",
             timeout=8,

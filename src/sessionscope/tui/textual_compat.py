@@ -11,8 +11,10 @@ fails when the installed Textual is another version, so an upgrade re-verifies t
 from __future__ import annotations
 
 from importlib.metadata import version
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
+from textual.notifications import Notification
 from textual.scrollbar import ScrollBar
 from textual.widget import Widget
 from textual.widgets import Footer
@@ -64,6 +66,36 @@ def write_to_terminal(app: Any, data: str) -> None:
     driver = getattr(app, "_driver", None)
     if driver is not None:
         driver.write(data)
+
+
+def notification_showing(app: Any, notification: Any) -> bool:
+    """Whether the notification's toast is still up: neither expired nor dismissed (8.2: the
+    app's private ``_notifications``). Without it, whether it has expired."""
+    shown = getattr(app, "_notifications", None)
+    if shown is not None and notification not in shown:
+        return False
+    return not notification.has_expired
+
+
+def show_notification_now(app: Any, notification: Notification) -> bool:
+    """Add the toast at once rather than through a ``Notify`` message (what ``App._on_notify``
+    does, 8.2), so a notice given twice in a row finds the first one to fold into. Only on the
+    app's thread; False (nothing done) elsewhere or without those names."""
+    shown = getattr(app, "_notifications", None)
+    refresh = getattr(app, "_refresh_notifications", None)
+    if shown is None or refresh is None or getattr(app, "_thread_id", None) != get_ident():
+        return False
+    shown.add(notification)
+    refresh()
+    return True
+
+
+def drop_notification(app: Any, notification: Any) -> None:
+    """Take a toast down before its time (8.2: ``App._unnotify``, what a click on it does).
+    Without it the toast stays until it expires: two toasts instead of one, nothing lost."""
+    unnotify = getattr(app, "_unnotify", None)
+    if unnotify is not None and notification_showing(app, notification):
+        unnotify(notification, refresh=False)
 
 
 def custom_vertical_scrollbar(view: ScrollView, make: Callable[[], ScrollBar]) -> ScrollBar:
