@@ -19,11 +19,17 @@ from session_support import (
     wait_for,
 )
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable
+from textual.widgets import Button, DataTable, Input
 
+from sessionscope.models import PendingAction
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
-from sessionscope.tui.screens.action import ActionModal, ModalState, render_preview
+from sessionscope.tui.screens.action import (
+    ActionModal,
+    ModalState,
+    is_destructive,
+    render_preview,
+)
 from sessionscope.tui.screens.inbox import InboxScreen
 
 
@@ -59,7 +65,10 @@ async def test_confirm_shows_processing_then_outcome(server: Any) -> None:
             assert "expires in" in text
             # The safe button has the focus: enter would close, never confirm.
             assert app.focused is modal.query_one("#action-close", Button)
+            # Destructive: y asks for the tool's name; only typing it confirms.
             await pilot.press("y")
+            await wait_for(pilot, lambda: "type the tool name" in screen_text(app), "the ask")
+            await pilot.press(*"send_email", "enter")
             await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
             await wait_for(pilot, lambda: "Completed" in screen_text(app), "Completed")
             # Decided: the outcome shows, with nothing left to race or press.
@@ -248,3 +257,36 @@ def test_preview_shows_commands_verbatim_and_other_values_as_key_values() -> Non
     )
     assert "amount: 12" in other.plain and '"iban": "X"' in other.plain
     assert "s3cret" not in other.plain
+
+
+async def test_destructive_tool_name_needs_the_name_typed(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "Careful")
+        # Not flagged by the platform: the tool's name alone makes it destructive.
+        action = await create_action(client, session_id, tool="delete_user")
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            modal = await open_modal(pilot, session_id, action["id"])
+            await pilot.press("y")
+            await wait_for(pilot, lambda: "type the tool name" in screen_text(app), "the ask")
+            typed = modal.query_one("#action-typed", Input)
+            assert app.focused is typed
+            await pilot.press(*"delete", "enter")
+            await wait_for(pilot, lambda: "nothing was sent" in screen_text(app), "the refusal")
+            assert modal.state is ModalState.READY and modal.decisions_sent == 0
+            assert (await get_action(client, session_id, action["id"]))["status"] == "pending"
+            typed.value = ""
+            await pilot.press(*"delete_user", "enter")
+            await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
+            assert modal.decisions_sent == 1
+
+
+def test_destructive_words_in_tool_names() -> None:
+    def action(tool: str, destructive: bool = False) -> PendingAction:
+        return PendingAction(id="a", session_id="s", tool=tool, destructive=destructive)
+
+    for tool in ("delete_user", "bank.transfer", "rmTree", "rm -rf /", "DropTable"):
+        assert is_destructive(action(tool)), tool
+    for tool in ("deploy", "send_email", "formatted_report", "lookup"):
+        assert not is_destructive(action(tool)), tool
+    assert is_destructive(action("deploy", destructive=True))

@@ -228,6 +228,7 @@ async def test_action_outcome_arrives_live_and_buttons_look_inert(
             cancel = modal.query_one("#action-cancel", Button)
             active_look = confirm.styles.background
             await pilot.press("y")
+            await pilot.press(*"send_email", "enter")  # destructive: the name typed
             await wait_for(pilot, lambda: modal.state is ModalState.DONE, "the outcome")
             assert "Completed" in str(modal.query_one("#action-status", Static).render())
             await pilot.pause()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from enum import Enum
 from typing import Any, ClassVar
@@ -13,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from sessionscope.backends import Backend, BackendError, Conflict, Gone, NotFound, WatchState
 from sessionscope.models import ActionStatus, OrgChange, PendingAction
@@ -32,6 +33,27 @@ OUTCOME_POLL_SECONDS = 0.5
 LIVE_OUTCOME_POLL_SECONDS = 5.0
 #: How often an item that cannot be decided (an AgentInbox wait) is read again while it is open.
 WATCH_POLL_SECONDS = 2.0
+#: Words in a tool's name that make its action destructive even when the platform does not flag
+#: it: confirming one needs the tool's name typed, not one key.
+DESTRUCTIVE_TOOL_WORDS = frozenset(
+    {
+        "delete", "del", "drop", "rm", "remove", "destroy", "truncate", "purge", "wipe", "erase",
+        "transfer", "wire", "pay", "payment", "refund", "withdraw",
+        "terminate", "kill", "shutdown", "revoke", "reset", "format", "overwrite",
+    }
+)  # fmt: skip
+
+
+def is_destructive(action: PendingAction) -> bool:
+    """Flagged by the platform, or a tool whose name has a destructive word
+    (``delete_user``, ``bank.transfer``, ``rmTree``, ``rm -rf``)."""
+    if action.destructive:
+        return True
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", action.tool or "")
+    words = re.split(r"[^a-z0-9]+", spaced.lower())
+    return any(word in DESTRUCTIVE_TOOL_WORDS for word in words)
+
+
 _EMAIL_KEYS = ("from", "to", "cc", "bcc", "reply_to", "subject")
 _COMMAND_KEYS = ("command", "cmd", "shell", "script")
 
@@ -134,6 +156,7 @@ class ActionModal(ModalScreen[None]):
             with VerticalScroll(id="action-preview-scroll"):
                 yield Static("Loading…", id="action-preview")
             yield Static("", id="action-status")
+            yield Input(id="action-typed", compact=True)
             with Horizontal(id="action-buttons"):
                 yield Button("Close (esc)", id="action-close", variant="default")
                 yield Button(self._decision_label("Cancel action", "n"), id="action-cancel")
@@ -147,6 +170,7 @@ class ActionModal(ModalScreen[None]):
         self._set_buttons(enabled=False)
         # The safe choice has the focus: enter on a freshly opened modal never confirms.
         self.query_one("#action-close", Button).focus()
+        self.query_one("#action-typed", Input).display = False
         self._load()
 
     # -- loading --------------------------------------------------------------------------------
@@ -261,6 +285,7 @@ class ActionModal(ModalScreen[None]):
         Confirm/Cancel to press; Close keeps the focus."""
         self.query_one("#action-confirm", Button).display = False
         self.query_one("#action-cancel", Button).display = False
+        self.query_one("#action-typed", Input).display = False
         self.query_one(Countdown).display = keep_countdown
         self.query_one("#action-close", Button).focus()
 
@@ -299,17 +324,48 @@ class ActionModal(ModalScreen[None]):
         elif self.state is ModalState.READY:
             self._finish(ModalState.EXPIRED, "This action has expired; it can no longer run.")
 
-    def _decide(self, confirmed: bool) -> None:
+    def _decide(self, confirmed: bool, *, typed: bool = False) -> None:
         if self.read_only:
             self.notify("Read-only mode: decisions are disabled.", severity="warning", timeout=3)
             return
         if self.state is not ModalState.READY:
             # A second press while the first decision is under way (or after it) sends nothing.
             return
+        if confirmed and not typed and self.action is not None and is_destructive(self.action):
+            self._ask_for_tool_name(self.action.tool)
+            return
+        self.query_one("#action-typed", Input).display = False
         self.state = ModalState.DECIDING
         self._set_buttons(enabled=False)
         self._status("Confirming…" if confirmed else "Cancelling…")
         self._send_decision(confirmed)
+
+    def _ask_for_tool_name(self, tool: str) -> None:
+        """The second, deliberate step for a destructive action: one key is not enough."""
+        typed = self.query_one("#action-typed", Input)
+        typed.placeholder = f"type {one_line(tool, 40)} and press enter"
+        typed.value = ""
+        typed.display = True
+        typed.focus()
+        self._status(
+            f"Destructive: type the tool name “{one_line(tool, 60)}” and press enter to confirm. "
+            "Escape closes without deciding.",
+            error=True,
+        )
+
+    @on(Input.Submitted, "#action-typed")
+    def _tool_name_typed(self, submitted: Input.Submitted) -> None:
+        submitted.stop()
+        if self.action is None:
+            return
+        if submitted.value.strip() == self.action.tool:
+            self._decide(True, typed=True)
+        else:
+            self._status(
+                f"That is not “{one_line(self.action.tool, 60)}”: nothing was sent. Type it "
+                "exactly, or press escape.",
+                error=True,
+            )
 
     @work(exclusive=True, exit_on_error=False, group="action-decide")
     async def _send_decision(self, confirmed: bool) -> None:
