@@ -234,14 +234,19 @@ async def test_delete_only_after_an_explicit_yes(server: Any, backend: Backend) 
     async with app.run_test(size=SIZE) as pilot:
         delete_session(app, session.id, results.append)
         await wait_for(pilot, lambda: asking(app), "the question")
-        await pilot.press("enter")  # lands on the focused No
+        # Deleting asks for the title: enter and y alone delete nothing.
+        await pilot.press("enter", "y", "enter")
+        await pilot.pause()
+        assert asking(app) and not results
+        assert app.screen.query_one("#confirm-yes", Button).disabled
+        await pilot.press("escape")
         await wait_for(pilot, lambda: results, "the first answer")
         assert results == [False]
         await backend.get_session(session.id)  # still there
 
         delete_session(app, session.id, results.append)
         await wait_for(pilot, lambda: asking(app), "the question")
-        await pilot.press("y")
+        await pilot.press(*session.title, "enter")
         await wait_for(pilot, lambda: len(results) == 2, "the second answer")
     assert results == [False, True]
     with pytest.raises(NotFound):

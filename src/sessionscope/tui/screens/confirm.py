@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE, describe_error, notify_plain
 from sessionscope.tui.keys import bindings
@@ -32,8 +32,12 @@ class ConfirmationModal(ModalScreen[bool]):
         confirm_label: str = "Yes",
         refuse_label: str = "No",
         destructive: bool = True,
+        type_to_confirm: str | None = None,
     ) -> None:
         super().__init__()
+        #: When set (deleting a session: its title), Yes needs this text typed first; y alone
+        #: types a letter.
+        self._type_to_confirm = type_to_confirm
         self._title = title
         self._body = body
         self._confirm_label = confirm_label
@@ -45,6 +49,12 @@ class ConfirmationModal(ModalScreen[bool]):
         with Vertical(id="confirm-dialog", classes="dialog"):
             yield Static(plain(self._title, "bold"), id="confirm-title", classes="dialog-title")
             yield Static(plain(self._body), id="confirm-body")
+            if self._type_to_confirm is not None:
+                yield Static(
+                    plain(f"Type “{self._type_to_confirm}” and press enter to confirm."),
+                    id="confirm-typed-note",
+                )
+                yield Input(id="confirm-typed", compact=True)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     f"{self._confirm_label} (y)",
@@ -54,7 +64,29 @@ class ConfirmationModal(ModalScreen[bool]):
                 yield Button(f"{self._refuse_label} (n)", id="confirm-no", variant="default")
 
     def on_mount(self) -> None:
-        self.query_one("#confirm-no", Button).focus()
+        if self._type_to_confirm is not None:
+            self.query_one("#confirm-yes", Button).disabled = True
+            self.query_one("#confirm-typed", Input).focus()
+        else:
+            self.query_one("#confirm-no", Button).focus()
+
+    def _typed_right(self) -> bool:
+        if self._type_to_confirm is None:
+            return True
+        return self.query_one("#confirm-typed", Input).value.strip() == self._type_to_confirm
+
+    def on_input_changed(self, changed: Input.Changed) -> None:
+        changed.stop()
+        self.query_one("#confirm-yes", Button).disabled = not self._typed_right()
+
+    def on_input_submitted(self, submitted: Input.Submitted) -> None:
+        submitted.stop()
+        if self._typed_right():
+            self._answer(True)
+        else:
+            self.query_one("#confirm-typed-note", Static).update(
+                plain(f"Not “{self._type_to_confirm}”: type it exactly, or press escape.", "bold")
+            )
 
     def _answer(self, value: bool) -> None:
         # A key repeat or a double press must not dismiss twice (the second would pop the
@@ -65,7 +97,8 @@ class ConfirmationModal(ModalScreen[bool]):
         self.dismiss(value)
 
     def action_confirm(self) -> None:
-        self._answer(True)
+        if self._typed_right():
+            self._answer(True)
 
     def action_refuse(self) -> None:
         self._answer(False)
@@ -77,7 +110,9 @@ class ConfirmationModal(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self._answer(event.button.id == "confirm-yes")
+        yes = event.button.id == "confirm-yes"
+        if not yes or self._typed_right():
+            self._answer(yes)
 
 
 class InfoModal(ModalScreen[None]):

@@ -330,6 +330,8 @@ class SessionOperation(Generic[R]):
     refused: Any = None
     #: What the platform adds to the question (``Backend.close_note``: "stops billing").
     note: Callable[[Backend], str | None] | None = None
+    #: What the operator types to confirm (deleting: the title), instead of pressing y.
+    typed: Callable[[Session], str] | None = None
 
 
 async def run_session_operation(
@@ -345,8 +347,14 @@ async def run_session_operation(
     note = operation.note(_backend(app)) if operation.note is not None else None
     if note:
         question += f"\n{note}"
+    typed = operation.typed(session) if operation.typed is not None else None
     confirmed = await app.push_screen_wait(
-        ConfirmationModal(operation.title, question, confirm_label=operation.confirm_label)
+        ConfirmationModal(
+            operation.title,
+            question,
+            confirm_label=operation.confirm_label,
+            type_to_confirm=typed,
+        )
     )
     if not confirmed:
         return operation.refused
@@ -405,6 +413,8 @@ DELETE = SessionOperation[None](
     run=lambda backend, session_id: backend.delete_session(session_id),
     report=_report_deleted,
     refused=False,
+    # A title is what the operator recognises; a session without one has its id.
+    typed=lambda session: one_line(session.title, 80) or session.id,
 )
 
 
