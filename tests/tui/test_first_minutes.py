@@ -20,10 +20,11 @@ from test_session_screen import open_session
 from textual.pilot import Pilot
 from textual.widgets import Button, OptionList, Static
 
-from sessionscope.backends import WatchState
+from sessionscope.backends import Capability, WatchState
 from sessionscope.models import Event
 from sessionscope.tui.app import SessionScopeApp
 from sessionscope.tui.screens.action import ActionModal, ModalState
+from sessionscope.tui.screens.message import MessageScreen
 from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
 from sessionscope.tui.state.event_store import FilteredStore
 
@@ -158,3 +159,24 @@ async def test_pending_toast_names_the_inbox_key_only_where_it_works(server: Any
             )
             second = next(t for t in toast_texts(app) if "second_tool" in t)
             assert "for the inbox" not in second, second
+
+
+async def test_a_key_the_platform_does_not_offer_says_why(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(client, "No messages here")
+    app = make_app(server)
+    backend = app.console_context.backend
+    backend.capabilities = backend.capabilities - {Capability.MESSAGES}  # type: ignore[misc]
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_session(pilot, session_id, 1)
+        await pilot.press("m", "m")
+        # One line, folded: the second press counts instead of stacking a toast.
+        await wait_for(
+            pilot,
+            lambda: (
+                [t for t in toast_texts(app) if "Message" in t]
+                == [f"Message: not supported by {app.console_context.platform}. (2 times)"]
+            ),
+            "the reason, once",
+        )
+        assert not isinstance(app.screen, MessageScreen)

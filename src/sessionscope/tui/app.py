@@ -34,7 +34,13 @@ from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.commands import SessionScopeCommands
 from sessionscope.tui.context import ConsoleContext
 from sessionscope.tui.feedback import READ_ONLY_MESSAGE
-from sessionscope.tui.keys import KEYS_BY_ID, MUTATING_BINDING_IDS, bindings
+from sessionscope.tui.keys import (
+    KEYS_BY_ID,
+    MUTATING_BINDING_IDS,
+    READ_ONLY_REASON,
+    bindings,
+    unavailable,
+)
 from sessionscope.tui.messages import (
     FirstPageShown,
     ListStarted,
@@ -478,18 +484,18 @@ class SessionScopeApp(App[None]):
         self.sessions_screen.refresh_list()
 
     def on_key(self, event: events.Key) -> None:
-        """A key that reached the app unhandled: if it is a mutating key that read-only mode
-        turned off, say so in one line instead of doing nothing."""
-        if not self.read_only:
-            return
+        """A key that reached the app unhandled: if read-only mode or the platform turned it off,
+        say why in one line instead of doing nothing."""
         active = self.screen.active_bindings.get(event.key)
-        if active is None or active.enabled or active.binding.id not in MUTATING_BINDING_IDS:
+        if active is None or active.enabled:
             return
+        key = KEYS_BY_ID.get(active.binding.id or "")
+        reason = None if key is None else unavailable(key, self.console_context)
+        if reason is None:
+            return
+        why = READ_ONLY_MESSAGE if reason == READ_ONLY_REASON else f"{reason}."
         self.notify(
-            f"{active.binding.description}: {READ_ONLY_MESSAGE}",
-            severity="warning",
-            timeout=3,
-            markup=False,
+            f"{active.binding.description}: {why}", severity="warning", timeout=3, markup=False
         )
 
     # -- errors from any worker: shown, never a crash --------------------------------------------
