@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from sessionscope.models import Page, Session, SessionStatus
-from sessionscope.server import store
 from sessionscope.server.db import SCHEMA_VERSION
 from sessionscope.server.seed import seed_sessions
+from sessionscope.server.store import sessions as store
 
 SEEDED = 120
 ORG = "acme"  # the first test key's organisation (tests/conftest.py)
