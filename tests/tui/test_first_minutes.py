@@ -22,8 +22,10 @@ from textual.widgets import Button, OptionList, Static
 
 from sessionscope.backends import Capability, WatchState
 from sessionscope.models import Event
-from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.app import SessionScopeApp, human_screen_name
+from sessionscope.tui.feedback import count_of
 from sessionscope.tui.screens.action import ActionModal, ModalState
+from sessionscope.tui.screens.event_detail import EventDetailScreen
 from sessionscope.tui.screens.message import MessageScreen
 from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
 from sessionscope.tui.state.event_store import FilteredStore
@@ -180,3 +182,47 @@ async def test_a_key_the_platform_does_not_offer_says_why(server: Any) -> None:
             "the reason, once",
         )
         assert not isinstance(app.screen, MessageScreen)
+
+
+async def test_help_is_titled_with_a_human_name(server: Any) -> None:
+    app = make_app(server, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", "the list")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: "Keys — " in screen_text(app), "the help")
+        assert "Keys — Sessions" in screen_text(app)
+        assert "SessionsScreen" not in screen_text(app)
+    assert human_screen_name(TypeFilterModal([], None)) == "Type filter"
+
+
+async def test_reveal_says_when_the_server_stored_secrets_masked(server: Any) -> None:
+    def event(value: str) -> Event:
+        argument = {"name": "token", "value": value, "secret": True}
+        return Event(
+            id="evt_1",
+            session_id="ses_1",
+            sequence=1,
+            type="tool.started",
+            payload={"tool": "pay", "arguments": [argument]},
+        )
+
+    app = make_app(server, watch=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        for value, said in (
+            ("********", "Nothing to reveal: the server stored these secret values masked."),
+            ("tok-123", "Secrets revealed."),
+        ):
+            app.push_screen(EventDetailScreen(event(value)))
+            await wait_for(pilot, lambda: isinstance(app.screen, EventDetailScreen), "the JSON")
+            await pilot.press("s")
+            await wait_for(
+                pilot, lambda s=said: any(t.endswith(s) for t in toast_texts(app)), repr(said)
+            )
+            app.pop_screen()
+            app.clear_notifications()
+
+
+def test_counts_are_plural_only_when_more_than_one() -> None:
+    assert count_of(1, "artifact") == "1 artifact"
+    assert count_of(0, "variable") == "0 variables"
+    assert count_of(1_200, "event") == "1,200 events"

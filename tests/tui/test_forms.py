@@ -14,7 +14,7 @@ import pytest
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Button, Input, Static, TextArea
+from textual.widgets import Button, Checkbox, Input, Static, TextArea
 
 from sessionscope.backends import BackendConfig, NotFound, create_backend
 from sessionscope.backends.base import Backend
@@ -421,8 +421,16 @@ async def test_tool_result_secret_masked_revealed_masked_then_submitted(
         await wait_for(pilot, lambda: "tok-SECRET-99" not in arguments(), "the mask to return")
         assert SECRET_MASK in arguments()
 
-        screen.query_one("#tool-result-input", TextArea).text = '{"amount": 12.5}'
-        screen.query_one("#tool-result-json").value = True  # type: ignore[attr-defined]
+        result_input = screen.query_one("#tool-result-input", TextArea)
+        result_input.focus()
+        await pilot.press(*"ok")
+        parse = screen.query_one("#tool-result-json", Checkbox)
+        await pilot.pause()
+        assert not parse.value, "plain text goes as a string"
+        result_input.clear()
+        # Valid JSON: "Parse as JSON" turns on by itself, so the answer is not sent as a string.
+        await pilot.press(*'{"amount": 12.5}')
+        await wait_for(pilot, lambda: parse.value, "Parse as JSON on")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: answered, "the submission")
     calls = {c.id: c for c in await backend.list_tool_calls(session.id)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
@@ -616,12 +617,25 @@ class SessionScopeApp(App[None]):
             return
         read_only_ids = MUTATING_BINDING_IDS if self.read_only else frozenset()
         keys = collect_keys(self, read_only_ids)
-        title = getattr(self.screen, "help_title", None) or type(self.screen).__name__
+        title = getattr(self.screen, "help_title", None) or human_screen_name(self.screen)
         self.push_screen(HelpScreen(keys, str(title), about=self.about))
 
     def iter_mutating(self) -> Iterable[str]:
         """The ids of the bindings that change something on the server."""
         return sorted(MUTATING_BINDING_IDS)
+
+
+def human_screen_name(screen: object) -> str:
+    """``SessionsScreen`` → "Sessions", ``TypeFilterModal`` → "Type filter": the help's title
+    for a screen without a ``help_title`` of its own."""
+    name = type(screen).__name__
+    for suffix in ("Screen", "Modal", "Dialog"):
+        if name.endswith(suffix) and name != suffix:
+            name = name[: -len(suffix)]
+            break
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name)
+    text = " ".join(words).capitalize()
+    return text or type(screen).__name__
 
 
 def describe_fleet(fleet: FleetBackend) -> str:

@@ -95,6 +95,23 @@ def mask_secrets(value: Any) -> Any:
     return mask_secret_arguments(value, SECRET_MASK)
 
 
+def secret_values(value: Any) -> list[Any]:
+    """The values of every secret-flagged tool argument in ``value`` (as ``mask_secrets`` finds
+    them), to tell what revealing would show."""
+    if isinstance(value, dict):
+        if value.get("secret") is True and "value" in value:
+            return [value["value"]]
+        return [found for item in value.values() for found in secret_values(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in secret_values(item)]
+    return []
+
+
+def looks_masked(value: Any) -> bool:
+    """A value a server already masked before storing it ("********", "••••", "")."""
+    return isinstance(value, str) and not value.strip("*•·x ")
+
+
 def _first(payload: dict[str, Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
         value = payload.get(key)

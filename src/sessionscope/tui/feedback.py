@@ -12,6 +12,11 @@ from sessionscope.backends.base import BackendError, ValidationFailed
 READ_ONLY_MESSAGE = "Read-only mode: this console was started with --read-only and changes nothing."
 
 
+def count_of(count: int, noun: str, plural: str | None = None) -> str:
+    """ "1 artifact", "2 artifacts", "1,200 events": a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def describe_error(error: BaseException) -> str:
     """An operator-facing sentence for any failure; the result is untrusted text (it may quote
     the server), so render it with ``safe.plain``."""

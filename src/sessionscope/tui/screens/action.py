@@ -129,6 +129,7 @@ class ActionModal(ModalScreen[None]):
     CSS_PATH: ClassVar = [stylesheet("action.tcss")]
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("action")
+    help_title = "Pending action"
 
     @property
     def backend(self) -> Backend:

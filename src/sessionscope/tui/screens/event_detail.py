@@ -25,6 +25,7 @@ class EventDetailScreen(Screen[None]):
     CSS_PATH: ClassVar = [stylesheet("session.tcss")]
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("event")
+    help_title = "Event JSON"
 
     def __init__(self, event: Event) -> None:
         super().__init__()
@@ -79,4 +80,18 @@ class EventDetailScreen(Screen[None]):
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
         self._render_json()
-        self.notify("Secrets revealed." if self.reveal_secrets else "Secrets masked.", timeout=2)
+        self.notify(self._reveal_note(), timeout=3)
+
+    def _reveal_note(self) -> str:
+        """What the toggle really did: a server may have stored the values masked already."""
+        if not self.reveal_secrets:
+            return "Secrets masked."
+        values = event_summary.secret_values(self.event.payload)
+        if not values:
+            return "This event has no secret values."
+        masked = sum(1 for value in values if event_summary.looks_masked(value))
+        if masked == len(values):
+            return "Nothing to reveal: the server stored these secret values masked."
+        if masked:
+            return f"Secrets revealed; {masked} of {len(values)} the server stored masked."
+        return "Secrets revealed."

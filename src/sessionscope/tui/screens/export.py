@@ -25,7 +25,7 @@ from sessionscope.export import (
     safe_file_name,
 )
 from sessionscope.tui.context import console_of
-from sessionscope.tui.feedback import describe_error
+from sessionscope.tui.feedback import count_of, describe_error
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.styles import stylesheet
@@ -89,7 +89,10 @@ class ExportScreen(ModalScreen[ExportResult | None]):
                 detail += f" · {update.current}"
         else:
             bar.update(total=1, progress=1)
-            detail = f"done: {update.events_done:,} events, {update.artifacts_done:,} artifacts"
+            detail = (
+                f"done: {count_of(update.events_done, 'event')}, "
+                f"{count_of(update.artifacts_done, 'artifact')}"
+            )
         self.query_one("#export-detail", Static).update(plain(detail))
 
     @on(Input.Submitted, "#export-dir")
@@ -128,8 +131,9 @@ class ExportScreen(ModalScreen[ExportResult | None]):
         else:
             result = self.result
             self._status(
-                f"Exported {result.events_written:,} events ({result.events_added:,} new) and "
-                f"{result.artifacts_written + result.artifacts_skipped:,} artifacts to "
+                f"Exported {count_of(result.events_written, 'event')} "
+                f"({result.events_added:,} new) and "
+                f"{count_of(result.artifacts_written + result.artifacts_skipped, 'artifact')} to "
                 f"{result.out_dir}"
             )
         finally:

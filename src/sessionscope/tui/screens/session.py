@@ -43,6 +43,7 @@ from sessionscope.tui import clock
 from sessionscope.tui.coalesce import Coalescer
 from sessionscope.tui.context import console_of
 from sessionscope.tui.event_rate import EventRate
+from sessionscope.tui.feedback import count_of
 from sessionscope.tui.keys import GatedKeys, bindings
 from sessionscope.tui.messages import OpenAction
 from sessionscope.tui.safe import one_line, plain_line
@@ -530,7 +531,7 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         store = self.timeline.store
         parts = [
             "following" if self.timeline.follow else "paused (f follows)",
-            f"{store.row_count:,} rows" + ("+" if store.wants_more() else ""),
+            count_of(store.row_count, "row") + ("+" if store.wants_more() else ""),
             f"stream {self.watch_state.value}",
         ]
         if self.watch_detail and self.watch_state is not WatchState.LIVE:

@@ -56,6 +56,26 @@ class ToolResultScreen(TimedReveal, FormScreen[ToolCall | None]):
 
     def on_mount(self) -> None:
         self.query_one("#tool-result-input", TextArea).focus()
+        #: Until the operator ticks or unticks it, "Parse as JSON" follows the text: on while
+        #: the text is valid JSON, so a JSON answer is not sent as a string.
+        self._json_chosen = False
+        self._json_auto = False
+
+    @on(TextArea.Changed, "#tool-result-input")
+    def _result_text_changed(self, changed: TextArea.Changed) -> None:
+        if self._json_chosen:
+            return
+        checkbox = self.query_one("#tool-result-json", Checkbox)
+        valid = _is_json(changed.text_area.text)
+        self._json_auto = valid
+        checkbox.value = valid
+
+    @on(Checkbox.Changed, "#tool-result-json")
+    def _json_toggled(self, changed: Checkbox.Changed) -> None:
+        changed.stop()
+        # Our own setting comes back as a change too; only a different value is the operator's.
+        if changed.value != self._json_auto:
+            self._json_chosen = True
 
     # -- secrets --------------------------------------------------------------------------------
     def can_reveal(self) -> bool:
@@ -131,3 +151,13 @@ class ToolResultScreen(TimedReveal, FormScreen[ToolCall | None]):
     def _cancel_pressed(self, pressed: Button.Pressed) -> None:
         pressed.stop()
         self.action_cancel()
+
+
+def _is_json(text: str) -> bool:
+    if not text.strip():
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

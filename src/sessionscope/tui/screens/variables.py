@@ -20,7 +20,7 @@ from sessionscope.models import (
     SessionUpdate,
     validate_context_variables,
 )
-from sessionscope.tui.feedback import notify_plain
+from sessionscope.tui.feedback import count_of, notify_plain
 from sessionscope.tui.keys import bindings
 from sessionscope.tui.safe import plain
 from sessionscope.tui.screens.forms import FormScreen
@@ -177,7 +177,7 @@ class VariablesScreen(FormScreen[dict[str, str] | None]):
                 self.session_id, SessionUpdate(context_variables=variables)
             )
             saved = session.context_variables
-            self.show_status(f"Saved: the server now holds {len(saved)} variable(s).")
+            self.show_status(f"Saved: the server now holds {count_of(len(saved), 'variable')}.")
             notify_plain(self.app, "Context variables saved", title="Variables")
 
         self.submit(save)
