@@ -180,7 +180,8 @@ async def test_open_hands_a_binary_to_the_system_opener(
     received = tmp_path / "received"
     opener = bin_dir / "xdg-open"
     opener.write_text(
-        f'#!/bin/sh\ncp "$1" "{received}.part" && mv "{received}.part" "{received}"\n'
+        f'#!/bin/sh\necho "$1" > "{received}.from"\n'
+        f'cp "$1" "{received}.part" && mv "{received}.part" "{received}"\n'
     )
     opener.chmod(opener.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -192,6 +193,9 @@ async def test_open_hands_a_binary_to_the_system_opener(
         await pilot.press("o")
         await wait_for(pilot, received.exists, within=30)
     assert hashlib.sha256(received.read_bytes()).digest() == hashlib.sha256(UPLOADS[0][2]).digest()
+    # The temporary copy handed to the opener does not outlive the app.
+    handed = Path(Path(f"{received}.from").read_text().strip())
+    assert handed.name and not handed.parent.exists()
 
 
 async def test_open_sends_text_to_the_pager_and_says_where_the_file_is_when_it_cannot(

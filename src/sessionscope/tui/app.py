@@ -52,6 +52,7 @@ from sessionscope.tui.messages import (
 )
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
+from sessionscope.tui.preview.files import remove_temp_copies
 from sessionscope.tui.textual_compat import (
     drop_notification,
     notification_showing,
@@ -199,6 +200,7 @@ class SessionScopeApp(App[None]):
     async def on_unmount(self) -> None:
         if self._first_page is not None:
             self._first_page.cancel()  # still unused when the app quits that early
+        remove_temp_copies()
         try:
             await self.backend.aclose()
         except Exception:

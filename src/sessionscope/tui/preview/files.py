@@ -150,6 +150,20 @@ def pager_command() -> list[str] | None:
     return [found] if found else None
 
 
+#: The directories ``temp_copy_dir`` made in this process; ``remove_temp_copies`` deletes them.
+_TEMP_COPY_DIRS: list[Path] = []
+
+
 def temp_copy_dir() -> Path:
-    """A private directory for files handed to other programs (they outlive the call)."""
-    return Path(tempfile.mkdtemp(prefix="sessionscope-open-"))
+    """A private directory for files handed to other programs (they outlive the call, not the
+    app: the app removes them when it quits)."""
+    made = Path(tempfile.mkdtemp(prefix="sessionscope-open-"))
+    _TEMP_COPY_DIRS.append(made)
+    return made
+
+
+def remove_temp_copies() -> None:
+    """Delete every copy made for a pager or an opener (at quit; a viewer still showing one
+    keeps its open file on POSIX)."""
+    while _TEMP_COPY_DIRS:
+        shutil.rmtree(_TEMP_COPY_DIRS.pop(), ignore_errors=True)
