@@ -178,9 +178,10 @@ async def test_open_hands_a_binary_to_the_system_opener(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     received = tmp_path / "received"
+    handed_record = tmp_path / "received.from"
     opener = bin_dir / "xdg-open"
     opener.write_text(
-        f'#!/bin/sh\necho "$1" > "{received}.from"\n'
+        f'#!/bin/sh\necho "$1" > "{handed_record}"\n'
         f'cp "$1" "{received}.part" && mv "{received}.part" "{received}"\n'
     )
     opener.chmod(opener.stat().st_mode | stat.S_IEXEC)
@@ -194,7 +195,7 @@ async def test_open_hands_a_binary_to_the_system_opener(
         await wait_for(pilot, received.exists, within=30)
     assert hashlib.sha256(received.read_bytes()).digest() == hashlib.sha256(UPLOADS[0][2]).digest()
     # The temporary copy handed to the opener does not outlive the app.
-    handed = Path(Path(f"{received}.from").read_text().strip())
+    handed = Path(handed_record.read_text().strip())
     assert handed.name and not handed.parent.exists()
 
 

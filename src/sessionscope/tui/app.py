@@ -50,9 +50,9 @@ from sessionscope.tui.messages import (
     OpenSession,
     Retry,
 )
+from sessionscope.tui.preview.files import remove_temp_copies
 from sessionscope.tui.safe import one_line
 from sessionscope.tui.styles import stylesheet
-from sessionscope.tui.preview.files import remove_temp_copies
 from sessionscope.tui.textual_compat import (
     drop_notification,
     notification_showing,
