@@ -25,7 +25,7 @@ from sessionscope.models import Event
 from sessionscope.tui.app import SessionScopeApp, human_screen_name
 from sessionscope.tui.feedback import count_of
 from sessionscope.tui.screens.action import ActionModal, ModalState
-from sessionscope.tui.screens.event_detail import EventDetailScreen
+from sessionscope.tui.screens.event_detail import DescribeScreen, EventDetailScreen
 from sessionscope.tui.screens.message import MessageScreen
 from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
 from sessionscope.tui.state.event_store import FilteredStore
@@ -226,3 +226,28 @@ def test_counts_are_plural_only_when_more_than_one() -> None:
     assert count_of(1, "artifact") == "1 artifact"
     assert count_of(0, "variable") == "0 variables"
     assert count_of(1_200, "event") == "1,200 events"
+
+
+async def test_header_shows_tags_and_metadata_and_d_describes_the_session(server: Any) -> None:
+    async with agent_client(server) as client:
+        session_id = await create_session(
+            client,
+            "Described",
+            tags=["billing", "eu"],
+            metadata={"ticket": "T-42", "attempt": 2},
+            context_variables={"API_TOKEN": "tok-hush", "REGION": "eu-west"},
+        )
+    app = make_app(server, watch=False)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await open_session(pilot, session_id, 1)
+        await wait_for(pilot, lambda: "tags billing, eu" in screen_text(app), "the tags")
+        assert "metadata ticket=T-42, attempt=2" in screen_text(app)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen), "describe")
+        await pilot.pause()
+        text = str(app.screen.query_one("#describe-json", Static).render())
+        assert f'"id": "{session_id}"' in text and '"ticket": "T-42"' in text
+        assert '"REGION": "eu-west"' in text
+        assert "tok-hush" not in text, "a secret-looking variable is masked"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DescribeScreen), "back")

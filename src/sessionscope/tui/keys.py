@@ -151,6 +151,11 @@ KEYS: dict[str, tuple[Key, ...]] = {
     ),
     # InfoModal (screens.confirm)
     "info": (Key("info.close", "escape,enter", "close", "Close", "Close this message"),),
+    # DescribeScreen (screens.event_detail)
+    "describe": (
+        Key("describe.back", "escape,q", "back", "Back", "Return to the session"),
+        Key("describe.copy", "y", "copy", "Copy JSON", "Copy the JSON (secrets masked)"),
+    ),
     # EventDetailScreen (screens.event_detail)
     "event": (
         Key("event.back", "escape,q", "back", "Back", "Return to the timeline"),
@@ -433,6 +438,15 @@ KEYS: dict[str, tuple[Key, ...]] = {
             palette=("Session: export", "Export the session, events and artifacts to a folder"),
         ),
         Key("session.refresh", "r", "refresh", "Refresh", "Reload the session and retry"),
+        Key(
+            "session.describe",
+            "d",
+            "describe",
+            "Describe",
+            "The whole session object as JSON (secrets masked)",
+            show=False,
+            palette=("Session: describe", "The whole session object as JSON"),
+        ),
     ),
     # TypeFilterModal (screens.session)
     "type_filter": (

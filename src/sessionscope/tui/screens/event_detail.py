@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import ClassVar
 
 from rich.syntax import Syntax
@@ -12,10 +14,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from sessionscope.models import Event
+from sessionscope.models import Event, Session
 from sessionscope.tui import event_summary
 from sessionscope.tui.keys import bindings
-from sessionscope.tui.safe import neutralise, one_line, plain
+from sessionscope.tui.safe import SECRET_MASK, neutralise, one_line, plain, plain_line
 from sessionscope.tui.styles import stylesheet
 from sessionscope.tui.widgets.footer import AppFooter
 from sessionscope.tui.widgets.status import AppHeader
@@ -95,3 +97,53 @@ class EventDetailScreen(Screen[None]):
         if masked:
             return f"Secrets revealed; {masked} of {len(values)} the server stored masked."
         return "Secrets revealed."
+
+
+#: Context variables whose names say they hold a secret: masked in ``describe``.
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE|CREDENTIAL|AUTH", re.I)
+
+
+def session_json(session: Session) -> str:
+    """The whole session object as indented JSON, secrets masked: secret-flagged arguments and
+    context variables whose names say they are secrets."""
+    data = event_summary.mask_secrets(session.model_dump(mode="json"))
+    variables = data.get("context_variables")
+    if isinstance(variables, dict):
+        data["context_variables"] = {
+            key: SECRET_MASK if _SECRET_NAME.search(key) else value
+            for key, value in variables.items()
+        }
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+class DescribeScreen(Screen[None]):
+    """``d`` on a session: its whole object as plain-text JSON (server text, never markup)."""
+
+    CSS_PATH: ClassVar = [stylesheet("session.tcss")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("describe")
+    help_title = "Describe session"
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        title = Text("Session ", style="bold", end="")
+        title.append_text(plain_line(self.session.title or self.session.id, "bold", limit=80))
+        title.append(f"  {one_line(self.session.id, 60)}", style="dim")
+        yield AppHeader("Describe")
+        yield Static(title, id="event-title")
+        with VerticalScroll(id="event-json-scroll"):
+            yield Static(plain(session_json(self.session)), id="describe-json")
+        yield AppFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#event-json-scroll").focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_copy(self) -> None:
+        text = neutralise(session_json(self.session))
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the session's JSON ({len(text):,} characters).", timeout=2)

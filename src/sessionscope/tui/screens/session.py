@@ -8,6 +8,7 @@ in read-only mode the mutating ones are greyed out and labelled read-only."""
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from rich.text import Text
@@ -442,6 +443,14 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         if session.title:  # platforms without titles (Viben) would show the id twice
             header.append("  ")
             header.append_text(plain_line(session.id, style="dim", limit=40))
+        # What `e` edits, beside the title it edits too (d shows the whole object).
+        if session.tags:
+            header.append("  tags ", style="dim")
+            header.append_text(plain_line(", ".join(session.tags), limit=80))
+        if session.metadata:
+            pairs = (f"{key}={_compact(value)}" for key, value in session.metadata.items())
+            header.append("  metadata ", style="dim")
+            header.append_text(plain_line(", ".join(pairs), limit=120))
         self.query_one("#session-title", Static).update(header, layout=False)
         header = Text(end="")
         details = [
@@ -670,6 +679,14 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
         option_list.focus()
         if option_list.highlighted is None:
             option_list.highlighted = 0
+
+    def action_describe(self) -> None:
+        if self.session is None:
+            self.notify("The session has not loaded yet.", timeout=3)
+            return
+        from sessionscope.tui.screens.event_detail import DescribeScreen
+
+        self.app.push_screen(DescribeScreen(self.session))
 
     def action_refresh(self) -> None:
         self.timeline.retry_failed()
@@ -915,3 +932,10 @@ def _status_colour(session: Session) -> str:
     if session.status.is_terminal:
         return "bright_black"
     return "green"
+
+
+def _compact(value: object) -> str:
+    """A metadata value on one line: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
