@@ -3,6 +3,7 @@ server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from session_support import (
@@ -27,7 +28,7 @@ from sessionscope.tui.feedback import count_of
 from sessionscope.tui.screens.action import ActionModal, ModalState
 from sessionscope.tui.screens.event_detail import DescribeScreen, EventDetailScreen
 from sessionscope.tui.screens.message import MessageScreen
-from sessionscope.tui.screens.session import ALL_TYPES, TypeFilterModal
+from sessionscope.tui.screens.session import ALL_TYPES, SessionScreen, TypeFilterModal
 from sessionscope.tui.state.event_store import FilteredStore
 
 
@@ -251,3 +252,41 @@ async def test_header_shows_tags_and_metadata_and_d_describes_the_session(server
         assert "tok-hush" not in text, "a secret-looking variable is masked"
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, DescribeScreen), "back")
+
+
+async def test_enter_opens_the_highlighted_row_while_live_rows_arrive(server: Any) -> None:
+    """Hunting the one-time report "enter opened the row below the highlighted one while the
+    list was updating live": rows arrive above the cursor between key presses."""
+    async with agent_client(server) as client:
+        for n in range(8):
+            await create_session(client, f"hunt {n}")
+        app = make_app(server)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connection_state is WatchState.LIVE, "live")
+            table = app.sessions_screen.table
+            await wait_for(pilot, lambda: table.pages.started, "the first page")
+            await pilot.press("down", "down", "down")
+            target = table.cursor_session
+            assert target is not None
+
+            def highlighted_line() -> str:
+                return table.render_line(table.cursor_row - round(table.scroll_y) + 1).text
+
+            for n in range(6):
+                created = asyncio.create_task(create_session(client, f"live row {n}"))
+                await pilot.press("down", "up")
+                await created
+                assert table.cursor_session is not None
+                assert table.cursor_session.id == target.id
+            await wait_for(
+                pilot,
+                lambda: (table.pages.index_of(target.id) or 0) >= 9,
+                "the live rows above the cursor",
+            )
+            await pilot.press("down", "up")
+            assert table.cursor_session is not None and table.cursor_session.id == target.id
+            assert target.title in highlighted_line()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the session")
+            screen = app.screen
+            assert isinstance(screen, SessionScreen) and screen.session_id == target.id
