@@ -323,3 +323,16 @@ def test_inbox_snapshot(snapshot_server: Any, snap_compare: Any, theme: str) -> 
     """The organisation's inbox: the pending action with time waiting and time left."""
     app = snapshot_app(snapshot_server)
     assert snap_compare(app, terminal_size=SIZE, run_before=_inbox(theme))
+
+
+# -- a small terminal (80x24): the essential columns and keys stay ---------------------------
+
+
+def test_session_screen_snapshot_80x24(snapshot_server: Any, snap_compare: Any) -> None:
+    app = snapshot_app(snapshot_server)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_session_screen("textual-dark"))
+
+
+def test_action_modal_snapshot_80x24(snapshot_server: Any, snap_compare: Any) -> None:
+    app = snapshot_app(snapshot_server)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_action_modal("textual-dark"))

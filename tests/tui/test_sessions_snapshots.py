@@ -20,6 +20,12 @@ from sessionscope.backends.native import NativeBackend
 from sessionscope.server.seed import seed_sessions
 from sessionscope.tui import clock
 from sessionscope.tui.app import SessionScopeApp
+from sessionscope.tui.widgets.session_table import (
+    COLUMNS,
+    COMFORTABLE_TITLE,
+    MIN_AGENT,
+    column_widths,
+)
 
 SEED_START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 NOW = SEED_START + timedelta(hours=2)
@@ -101,3 +107,17 @@ def test_sessions_screen_read_only_help(
     assert snap_compare(
         app, terminal_size=(120, 36), run_before=ready("textual-dark", ("question_mark",))
     )
+
+
+def test_sessions_screen_80x24(snap_compare: Any, seeded_server: Any, frozen_clock: None) -> None:
+    """A small terminal: the title keeps room before the agent column gives up cells."""
+    app = make_app(seeded_server)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready("textual-dark", ("down",)))
+
+
+def test_at_80_columns_the_title_comes_before_the_agent() -> None:
+    widths = dict(zip((c.key for c in COLUMNS), column_widths(80), strict=True))
+    assert widths["title"] >= COMFORTABLE_TITLE - 4 and widths["agent"] >= MIN_AGENT
+    assert sum(widths.values()) + len(widths) - 1 + 2 <= 80
+    wide = dict(zip((c.key for c in COLUMNS), column_widths(160), strict=True))
+    assert wide["agent"] == 18, "a wide terminal keeps the agent column whole"

@@ -93,9 +93,23 @@ STATUS_GLYPH: dict[SessionStatus, str] = {
 }
 
 
+#: Below this many cells for the title, the agent column gives up cells (down to
+#: ``MIN_AGENT``): on a small terminal the title is what tells sessions apart.
+COMFORTABLE_TITLE = 32
+MIN_AGENT = 8
+
+
 def column_widths(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[int]:
     fixed = sum(c.width for c in columns) + _GAP * (len(columns) - 1) + 2
-    return [c.width if c.width else max(MIN_TITLE, width - fixed) for c in columns]
+    title = width - fixed
+    widths = [c.width for c in columns]
+    keys = [c.key for c in columns]
+    if title < COMFORTABLE_TITLE and "agent" in keys:
+        agent = keys.index("agent")
+        given = max(0, min(widths[agent] - MIN_AGENT, COMFORTABLE_TITLE - title))
+        widths[agent] -= given
+        title += given
+    return [w if c.width else max(MIN_TITLE, title) for c, w in zip(columns, widths, strict=True)]
 
 
 #: Drawing ahead waits this long after a frame: started at once, it held the interpreter lock
