@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sessionscope
-from sessionscope.server import openapi, readiness
-from sessionscope.server.api import router
+from sessionscope.server import api, openapi, readiness
 from sessionscope.server.broker import Broker
 from sessionscope.server.db import make_engine, prepare_schema
 from sessionscope.server.errors import install_error_handlers, problem
@@ -138,7 +137,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.org = first[0] if first else None
     app.state.api_key = first[1] if first else None
     install_error_handlers(app)
-    app.include_router(router)
+    for router in api.ROUTERS:
+        app.include_router(router)
     app.include_router(readiness.router)
     openapi.install(app)
 
