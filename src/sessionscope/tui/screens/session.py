@@ -235,13 +235,14 @@ class SessionScreen(GatedKeys, HostsDialogs, Screen[None]):
 
     def _unsupported_text(self, capability: Capability) -> str:
         return f"{capability.value.replace('_', ' ').capitalize()}: not supported by " + one_line(
-            self.backend.name, 40
+            self.backend.platform_label or self.backend.name, 40
         )
 
     def _mark_unsupported_tabs(self) -> None:
         for tab_id, capability in (
             (TAB_ARTIFACTS, Capability.ARTIFACTS),
             (TAB_TOOL_CALLS, Capability.TOOL_CALLS),
+            (TAB_VARIABLES, Capability.VARIABLES),
         ):
             if not self.backend.supports(capability):
                 self.tabs.disable_tab(tab_id)
