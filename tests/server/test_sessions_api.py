@@ -214,3 +214,10 @@ def test_total_comes_with_the_first_page_only_and_follows_inserts(api: httpx.Cli
     _create(api, title="counted 3", tags=[tag])
     again = api.get("/v1/sessions", params={"tag": tag, "limit": 2}).json()
     assert again["total"] == 4
+
+
+def test_a_status_filter_naming_no_status_is_refused(api: httpx.Client) -> None:
+    for blank in ("", " ", ",", " , "):
+        response = api.get("/v1/sessions", params={"status": blank})
+        assert response.status_code in (400, 422), (blank, response.status_code)
+        assert "status" in response.text

@@ -37,10 +37,11 @@ router = APIRouter(prefix=API_PREFIX, route_class=StrictJsonRoute)
 
 
 _STATUS_NAMES = "|".join(status.value for status in SessionStatus)
-#: ``status`` takes one status or several, comma separated (blanks ignored).
+#: ``status`` takes one status or several, comma separated (blanks between commas ignored); a
+#: value naming no status at all is refused, so that ``?status=`` is not taken for "any".
 _STATUSES_SCHEMA = {
     "type": "string",
-    "pattern": rf"^\s*(?:(?:{_STATUS_NAMES})\s*)?(?:,\s*(?:(?:{_STATUS_NAMES})\s*)?)*$",
+    "pattern": rf"^(?:\s*,)*\s*(?:{_STATUS_NAMES})\s*(?:,\s*(?:(?:{_STATUS_NAMES})\s*)?)*$",
 }
 
 
@@ -69,6 +70,8 @@ async def list_sessions(
     status, agent_id, task_id, tag = query.status, query.agent_id, query.task_id, query.tag
     q, cursor, limit, order = query.q, query.cursor, query.limit, query.order
     statuses: list[SessionStatus] = []
+    if status is not None and any(not split_values([value]) for value in status):
+        raise field_error("status", "name at least one status, e.g. status=active")
     for value in split_values(status):
         try:
             statuses.append(SessionStatus(value))
